@@ -1,0 +1,196 @@
+"""Configuration: yacs defaults in the release's schema, loaded strictly.
+
+``load_config(yaml_path, opts)`` merges a YAML file and ``KEY VALUE`` overrides into
+the defaults and returns a frozen ``CfgNode``. A misspelt key, a value of the wrong
+type or an inconsistent setting raises ``ConfigError`` with one line naming the key.
+"""
+
+import ast
+import difflib
+import os
+
+import yaml
+from yacs.config import CfgNode
+
+from ..errors import ConfigError
+from .defaults import default_config
+from .model_extras import MODEL_EXTRAS
+
+__all__ = ["load_config", "default_config", "config_for_model", "MODEL_EXTRAS"]
+
+# Lists in the release's schema that it also accepts as a single scalar.
+_PER_OUTPUT_KEYS = (
+    ("LOSS", "WITH_HEATMAPS_LOSS"),
+    ("LOSS", "HEATMAPS_LOSS_FACTOR"),
+    ("LOSS", "WITH_AE_LOSS"),
+    ("LOSS", "PUSH_LOSS_FACTOR"),
+    ("LOSS", "PULL_LOSS_FACTOR"),
+    ("TEST", "WITH_HEATMAPS"),
+    ("TEST", "WITH_AE"),
+)
+
+
+def config_for_model(name):
+    """Defaults with the ``MODEL.EXTRA`` schema of model ``name`` (mutable)."""
+    if name not in MODEL_EXTRAS:
+        known = ", ".join(sorted(MODEL_EXTRAS))
+        raise ConfigError(f"MODEL.NAME '{name}' is not a model of this project (known: {known})")
+    cfg = default_config()
+    cfg.MODEL.NAME = name
+    cfg.MODEL.EXTRA = MODEL_EXTRAS[name].clone()
+    return cfg
+
+
+def load_config(yaml_path=None, opts=()):
+    """Load ``yaml_path`` (may be None for the defaults) plus ``opts`` overrides.
+
+    ``opts`` is a flat sequence ``[KEY, VALUE, KEY, VALUE, ...]`` as typed after the
+    options of the scripts (``TEST.MODEL_FILE ckpt.pth``). Returns a frozen CfgNode.
+    """
+    data = _read_yaml(yaml_path) if yaml_path else {}
+    source = os.path.basename(yaml_path) if yaml_path else "overrides"
+    overrides = _pairs(opts)
+
+    model_name = data.get("MODEL", {}).get("NAME", default_config().MODEL.NAME)
+    for key, value in overrides:
+        if key == "MODEL.NAME":
+            model_name = _decode(value)
+    cfg = config_for_model(model_name)
+
+    _merge(data, cfg, [], source)
+    for key, value in overrides:
+        _set_override(cfg, key, _decode(value))
+
+    _finalize(cfg)
+    cfg.freeze()
+    return cfg
+
+
+def _read_yaml(path):
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, "r", encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _pairs(opts):
+    opts = list(opts or ())
+    if len(opts) % 2:
+        raise ConfigError(
+            f"config overrides must be KEY VALUE pairs; '{opts[-1]}' has no value"
+        )
+    return list(zip(opts[0::2], opts[1::2]))
+
+
+def _decode(value):
+    """Strings from the command line or YAML become Python literals when they parse as one
+    ('4e-3', '(True, False)', '[1, 2]'), otherwise stay strings (paths)."""
+    if isinstance(value, dict):
+        return {k: _decode(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        return value
+
+
+def _unknown_key(node, key, full_key):
+    close = difflib.get_close_matches(key, list(node.keys()), n=1)
+    hint = f" (did you mean {'.'.join(full_key.split('.')[:-1] + [close[0]])}?)" if close else ""
+    return ConfigError(f"unknown config key {full_key}{hint}")
+
+
+def _coerce(value, default, full_key):
+    """The value with the default's type, or ConfigError. Lossless conversions only."""
+    if isinstance(default, CfgNode):
+        raise ConfigError(f"config key {full_key} is a section; give its keys, not a value")
+    if default is None or value is None or type(value) is type(default):
+        return value
+    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        return type(default)(value)
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = type(default).__name__
+    raise ConfigError(
+        f"config key {full_key} must be {expected} (like {default!r}), got {value!r} ({type(value).__name__})"
+    )
+
+
+def _merge(data, node, path, source):
+    for key, raw in data.items():
+        full_key = ".".join(path + [str(key)])
+        if key not in node:
+            raise _unknown_key(node, str(key), full_key)
+        value = _decode(raw)
+        if isinstance(node[key], CfgNode):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: config key {full_key} is a section; give its keys, not {value!r}")
+            _merge(value, node[key], path + [str(key)], source)
+        else:
+            node[key] = _coerce(value, node[key], full_key)
+
+
+def _set_override(cfg, full_key, value):
+    node = cfg
+    parts = full_key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, CfgNode) or part not in node:
+            parent = node if isinstance(node, CfgNode) else CfgNode()
+            raise _unknown_key(parent, part, ".".join(parts[: depth + 1]))
+        if depth < len(parts) - 1:
+            node = node[part]
+    if isinstance(value, dict):
+        _merge(value, node[parts[-1]], parts, "overrides")
+    else:
+        node[parts[-1]] = _coerce(value, node[parts[-1]], full_key)
+
+
+def _finalize(cfg):
+    """The release's post-processing (DATA_DIR joins, scalar per-output keys) and the
+    consistency checks its ``check_config`` asserted, as clear errors."""
+    if cfg.DATA_DIR:
+        if cfg.DATASET.ROOT and not os.path.isabs(cfg.DATASET.ROOT):
+            cfg.DATASET.ROOT = os.path.join(cfg.DATA_DIR, cfg.DATASET.ROOT)
+        for section, key in (("MODEL", "PRETRAINED"), ("TEST", "MODEL_FILE")):
+            value = cfg[section][key]
+            if value and not os.path.isabs(value):
+                cfg[section][key] = os.path.join(cfg.DATA_DIR, value)
+
+    if not isinstance(cfg.DATASET.OUTPUT_SIZE, (list, tuple)):
+        cfg.DATASET.OUTPUT_SIZE = [cfg.DATASET.OUTPUT_SIZE]
+    for section, key in _PER_OUTPUT_KEYS:
+        value = cfg[section][key]
+        if not isinstance(value, (list, tuple)):
+            cfg[section][key] = (value,)
+        count = len(cfg[section][key])
+        if count != cfg.LOSS.NUM_STAGES:
+            raise ConfigError(
+                f"{section}.{key} has {count} entries but LOSS.NUM_STAGES is {cfg.LOSS.NUM_STAGES}"
+            )
+
+    if cfg.DATASET.WITH_CENTER:
+        raise ConfigError("DATASET.WITH_CENTER is not supported by the models of this project")
+    if cfg.MODEL.NUM_JOINTS != cfg.DATASET.NUM_JOINTS:
+        raise ConfigError(
+            f"MODEL.NUM_JOINTS ({cfg.MODEL.NUM_JOINTS}) differs from DATASET.NUM_JOINTS ({cfg.DATASET.NUM_JOINTS})"
+        )
+    if cfg.MODEL.NUM_JOINTS <= 0:
+        raise ConfigError(f"MODEL.NUM_JOINTS must be positive, got {cfg.MODEL.NUM_JOINTS}")
+    if cfg.LOSS.AE_LOSS_TYPE not in ("exp", "max"):
+        raise ConfigError(f"LOSS.AE_LOSS_TYPE must be 'exp' or 'max', got {cfg.LOSS.AE_LOSS_TYPE!r}")
+    if cfg.DEVICE != "auto" and not (cfg.DEVICE == "cpu" or cfg.DEVICE.startswith("cuda")):
+        raise ConfigError(f"DEVICE must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {cfg.DEVICE!r}")

@@ -1,0 +1,149 @@
+"""Default configuration: every key the release's experiment files use (the
+HigherHRNet schema) plus the few this project adds, each with a comment.
+
+A key that is not defined here is an error when a config file or an override
+names it, so a typo never passes silently. ``MODEL.EXTRA`` depends on the model
+and is defined per model in ``model_extras.py``.
+"""
+
+from yacs.config import CfgNode as CN
+
+_C = CN()
+
+_C.OUTPUT_DIR = "output"
+_C.LOG_DIR = "log"
+_C.DATA_DIR = ""
+_C.GPUS = (0,)
+_C.WORKERS = 4
+_C.PRINT_FREQ = 20
+_C.AUTO_RESUME = True
+_C.PIN_MEMORY = True
+_C.RANK = 0
+_C.VERBOSE = True
+_C.DIST_BACKEND = "nccl"
+_C.MULTIPROCESSING_DISTRIBUTED = True
+# New: where to run. 'auto' takes the GPU when there is one; 'cuda' fails clearly without one.
+_C.DEVICE = "auto"
+
+_C.FP16 = CN()
+_C.FP16.ENABLED = False
+_C.FP16.STATIC_LOSS_SCALE = 1.0
+_C.FP16.DYNAMIC_LOSS_SCALE = False
+
+_C.CUDNN = CN()
+_C.CUDNN.BENCHMARK = True
+_C.CUDNN.DETERMINISTIC = False
+_C.CUDNN.ENABLED = True
+
+_C.MODEL = CN()
+_C.MODEL.NAME = "pose_mobilenet"
+_C.MODEL.INIT_WEIGHTS = True
+_C.MODEL.PRETRAINED = ""
+_C.MODEL.NUM_JOINTS = 17
+_C.MODEL.TAG_PER_JOINT = True
+_C.MODEL.SYNC_BN = False
+# Replaced by the model's own schema (model_extras.py) when a config is loaded.
+_C.MODEL.EXTRA = CN()
+# EfficientHRNet's compound scaling (used by pose_efficient_hrnet only).
+_C.MODEL.SCALE_FACTOR = -1
+_C.MODEL.WIDTH_MULT = 1.0
+_C.MODEL.DEPTH_MULT = 1.0
+# New: architecture JSON used when no --superconfig is given ('' = the search space's widest).
+_C.MODEL.ARCH = ""
+
+# New: the supernet's search space. The defaults are the release's: widths and input
+# resolution are searched; every block keeps expansion 6 and a 7x7 kernel and every stage
+# its full depth (6, 8, 10, 10), which is what all released architectures use.
+_C.SEARCH_SPACE = CN()
+_C.SEARCH_SPACE.IMG_SIZES = [256, 320, 384, 448, 512]
+_C.SEARCH_SPACE.WIDTH_MULTS = [1.0, 0.75, 0.5, 0.25]
+_C.SEARCH_SPACE.INPUT_CHANNEL = 24
+_C.SEARCH_SPACE.STAGE_CHANNELS = [32, 64, 96, 160]
+_C.SEARCH_SPACE.STAGE_STRIDES = [2, 2, 2, 1]
+# Choices of blocks per stage; the largest is the supernet's depth.
+_C.SEARCH_SPACE.STAGE_BLOCKS = [[6], [8], [10], [10]]
+_C.SEARCH_SPACE.KERNEL_SIZES = [7]
+_C.SEARCH_SPACE.EXPANSIONS = [6]
+
+_C.LOSS = CN()
+# LitePose's two outputs: 1/4 (heatmaps + tags) and 1/2 (heatmaps).
+_C.LOSS.NUM_STAGES = 2
+_C.LOSS.WITH_HEATMAPS_LOSS = (True, True)
+_C.LOSS.HEATMAPS_LOSS_FACTOR = (1.0, 1.0)
+_C.LOSS.WITH_AE_LOSS = (True, False)
+_C.LOSS.AE_LOSS_TYPE = "exp"
+_C.LOSS.PUSH_LOSS_FACTOR = (0.001, 0.001)
+_C.LOSS.PULL_LOSS_FACTOR = (0.001, 0.001)
+
+_C.DATASET = CN()
+_C.DATASET.ROOT = ""
+_C.DATASET.DATASET = "coco_kpt"
+_C.DATASET.DATASET_TEST = "coco"
+_C.DATASET.NUM_JOINTS = 17
+_C.DATASET.MAX_NUM_PEOPLE = 30
+_C.DATASET.TRAIN = "train2017"
+_C.DATASET.TEST = "val2017"
+_C.DATASET.DATA_FORMAT = "jpg"
+_C.DATASET.MAX_ROTATION = 30
+_C.DATASET.MIN_SCALE = 0.75
+_C.DATASET.MAX_SCALE = 1.25
+_C.DATASET.SCALE_TYPE = "short"
+_C.DATASET.MAX_TRANSLATE = 40
+_C.DATASET.INPUT_SIZE = 512
+_C.DATASET.OUTPUT_SIZE = [128, 256]
+_C.DATASET.FLIP = 0.5
+_C.DATASET.SIGMA = -1
+_C.DATASET.SCALE_AWARE_SIGMA = False
+_C.DATASET.BASE_SIZE = 256.0
+_C.DATASET.BASE_SIGMA = 2.0
+_C.DATASET.INT_SIGMA = False
+_C.DATASET.WITH_CENTER = False
+
+_C.TRAIN = CN()
+_C.TRAIN.LR_FACTOR = 0.1
+_C.TRAIN.LR_STEP = [90, 110]
+_C.TRAIN.LR = 0.001
+_C.TRAIN.OPTIMIZER = "adam"
+_C.TRAIN.MOMENTUM = 0.9
+_C.TRAIN.WD = 0.0001
+_C.TRAIN.NESTEROV = False
+_C.TRAIN.GAMMA1 = 0.99
+_C.TRAIN.GAMMA2 = 0.0
+_C.TRAIN.BEGIN_EPOCH = 0
+_C.TRAIN.END_EPOCH = 140
+_C.TRAIN.RESUME = False
+_C.TRAIN.CHECKPOINT = ""
+_C.TRAIN.IMAGES_PER_GPU = 32
+_C.TRAIN.SHUFFLE = True
+
+_C.TEST = CN()
+_C.TEST.IMAGES_PER_GPU = 32
+_C.TEST.FLIP_TEST = False
+_C.TEST.ADJUST = True
+_C.TEST.REFINE = True
+_C.TEST.SCALE_FACTOR = [1]
+_C.TEST.DETECTION_THRESHOLD = 0.2
+_C.TEST.TAG_THRESHOLD = 1.0
+_C.TEST.USE_DETECTION_VAL = True
+_C.TEST.IGNORE_TOO_MUCH = False
+_C.TEST.MODEL_FILE = ""
+_C.TEST.IGNORE_CENTER = True
+_C.TEST.NMS_KERNEL = 3
+_C.TEST.NMS_PADDING = 1
+_C.TEST.PROJECT2IMAGE = False
+_C.TEST.WITH_HEATMAPS = (True, True)
+_C.TEST.WITH_AE = (True, False)
+_C.TEST.LOG_PROGRESS = False
+
+_C.DEBUG = CN()
+_C.DEBUG.DEBUG = True
+_C.DEBUG.SAVE_BATCH_IMAGES_GT = False
+_C.DEBUG.SAVE_BATCH_IMAGES_PRED = False
+_C.DEBUG.SAVE_HEATMAPS_GT = True
+_C.DEBUG.SAVE_HEATMAPS_PRED = True
+_C.DEBUG.SAVE_TAGMAPS_PRED = True
+
+
+def default_config():
+    """A fresh, mutable copy of the defaults (``MODEL.EXTRA`` still empty)."""
+    return _C.clone()

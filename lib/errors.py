@@ -1,0 +1,26 @@
+"""User-facing errors.
+
+Every error caused by what the user gave us (a file, a config value, a checkpoint)
+is raised as a ``LitePoseError`` whose message is one line naming the culprit. The
+command-line scripts print that line and exit non-zero instead of a traceback.
+"""
+
+
+class LitePoseError(Exception):
+    """Bad input from the user: the message names the file, key or value at fault."""
+
+
+class ConfigError(LitePoseError):
+    """A config file or override that cannot be used."""
+
+
+class ArchError(LitePoseError):
+    """An architecture description that is malformed or outside what a model supports."""
+
+
+class CheckpointError(LitePoseError):
+    """A checkpoint that is missing, unreadable or made for another model."""
+
+
+class DataError(LitePoseError):
+    """A dataset, annotation file or image that cannot be used."""

@@ -1,0 +1,15 @@
+"""Helpers with no better home; each exists exactly once in the package."""
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Round ``value`` to the nearest multiple of ``divisor``, never below ``min_value``
+    (default ``divisor``) and never more than 10 % below ``value``.
+
+    This is the MobileNetV2 rule the release uses for every width in its search space.
+    """
+    if min_value is None:
+        min_value = divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded

@@ -1,0 +1,35 @@
+"""Atomic file writes: a crash or a full disk never leaves a half-written file behind."""
+
+import os
+import tempfile
+
+
+def _atomic_write(path, write):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.unlink(tmp_path)
+        raise
+
+
+def atomic_write_bytes(path, data):
+    _atomic_write(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path, text):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_torch_save(obj, path):
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    import torch
+
+    _atomic_write(path, lambda handle: torch.save(obj, handle))
