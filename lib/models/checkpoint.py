@@ -1,0 +1,125 @@
+"""Checkpoint loading for the release's files and ours, with one clear error on mismatch.
+
+Accepted: a plain ``state_dict`` (the released models), a dict holding it under
+``state_dict`` (the release's and our training checkpoints, with optimizer state beside
+it), keys prefixed by ``module.`` (DataParallel / DDP) or ``1.`` (the release's FP16
+wrapper). Files are read with ``weights_only=True``: a checkpoint never runs code.
+"""
+
+import os
+
+import torch
+
+from ..errors import CheckpointError
+
+WRAPPER_PREFIXES = ("module.", "1.")
+_SHOWN = 3  # mismatches listed by name before the rest are counted
+
+
+def read_checkpoint(path, map_location="cpu"):
+    """The raw object stored at ``path`` (tensors on ``map_location``)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged or foreign file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason[:200]})") from None
+
+
+def extract_state_dict(checkpoint, source="checkpoint"):
+    """The model weights inside a loaded checkpoint, wrapper prefixes removed."""
+    state = checkpoint
+    if isinstance(checkpoint, dict) and isinstance(checkpoint.get("state_dict"), dict):
+        state = checkpoint["state_dict"]
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{source}: holds no model state_dict (expected a dict of tensors)")
+    return strip_wrapper_prefixes(state)
+
+
+def strip_wrapper_prefixes(state):
+    """Remove ``module.`` / ``1.`` prefixes that every key carries (repeatedly, as nested
+    wrappers stack them)."""
+    changed = True
+    while changed:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if state and all(key.startswith(prefix) for key in state):
+                state = {key[len(prefix):]: value for key, value in state.items()}
+                changed = True
+    return state
+
+
+def _shape(tensor):
+    return list(tensor.shape)
+
+
+def _listing(items, total):
+    text = "; ".join(items[:_SHOWN])
+    return text + (f"; and {total - _SHOWN} more" if total > _SHOWN else "")
+
+
+def describe_mismatch(model_state, state):
+    """One line listing keys with other shapes, missing and unexpected keys, or ''."""
+    shape_diffs = [
+        f"{key}: checkpoint {_shape(state[key])} vs model {_shape(value)}"
+        for key, value in model_state.items()
+        if key in state and state[key].shape != value.shape
+    ]
+    # Checkpoints from older PyTorch lack BN batch counters; they carry no weights.
+    missing = [k for k in model_state if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in model_state]
+    parts = []
+    if shape_diffs:
+        parts.append(f"{len(shape_diffs)} keys with other shapes ({_listing(shape_diffs, len(shape_diffs))})")
+    if missing:
+        parts.append(f"{len(missing)} missing ({_listing(missing, len(missing))})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_listing(unexpected, len(unexpected))})")
+    return ", ".join(parts)
+
+
+def _joint_hint(model, state):
+    """Name the joint counts when the output layers disagree (e.g. COCO weights, CrowdPose model)."""
+    key = "final_refined.1.conv.3.weight"
+    joints = getattr(model, "num_joints", None)
+    if joints is None or key not in state:
+        return ""
+    theirs = state[key].shape[0]
+    return f" [checkpoint is for {theirs} joints, model has {joints}]" if theirs != joints else ""
+
+
+def load_state_dict_checked(model, state, strict=True, source="checkpoint", skip=None):
+    """Load ``state`` into ``model``. With ``strict``, any mismatch is one CheckpointError;
+    without, only keys present in both with equal shapes are loaded. ``skip(key)`` drops keys
+    (the release skips the head when initialising from a pretrained backbone).
+    Returns the list of model keys that were not loaded."""
+    if skip is not None:
+        state = {key: value for key, value in state.items() if not skip(key)}
+    model_state = model.state_dict()
+    if strict:
+        problem = describe_mismatch(model_state, state)
+        if problem:
+            name = type(model).__name__
+            raise CheckpointError(f"{source} does not fit {name}{_joint_hint(model, state)}: {problem}")
+        state = {key: value for key, value in state.items() if key in model_state}
+    else:
+        state = {k: v for k, v in state.items() if k in model_state and v.shape == model_state[k].shape}
+    model.load_state_dict(state, strict=False)
+    return [key for key in model_state if key not in state]
+
+
+def load_checkpoint(model, checkpoint, strict=True, skip=None):
+    """Load weights into ``model`` from a path or an already loaded checkpoint object.
+
+    Works for the released checkpoints and for ours (training checkpoints carrying
+    optimizer state included). Returns the full checkpoint object, so a caller that
+    resumes training finds its optimizer, scheduler and epoch there.
+    """
+    source = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "checkpoint"
+    if isinstance(checkpoint, (str, os.PathLike)):
+        checkpoint = read_checkpoint(checkpoint)
+    state = extract_state_dict(checkpoint, source)
+    load_state_dict_checked(model, state, strict=strict, source=source, skip=skip)
+    return checkpoint

@@ -1,0 +1,47 @@
+"""Shared plumbing of the command-line scripts: argument conventions and error exits.
+
+Scripts stay thin: they parse arguments here, call the library, and let ``run_cli``
+turn a ``LitePoseError`` into one line on stderr and a non-zero exit code.
+"""
+
+import argparse
+import sys
+
+from ..errors import LitePoseError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def run_cli(main, argv=None):
+    """Run ``main(argv)``; exit 0, its return code, or 2 with one ``error:`` line."""
+    try:
+        code = main(argv)
+    except LitePoseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code or 0)
+
+
+def config_parser(description, require_cfg=True):
+    """A parser with the release's conventions: ``--cfg FILE`` and trailing ``KEY VALUE``
+    config overrides, which may be mixed with the script's own options."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cfg", required=require_cfg, help="experiment config (YAML)")
+    parser.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE",
+                        help="config overrides, e.g. TEST.MODEL_FILE ckpt.pth")
+    return parser
+
+
+def parse_args(parser, argv=None):
+    """``parse_intermixed_args`` so options may follow the overrides."""
+    return parser.parse_intermixed_args(argv)
+
+
+def load_cli_config(args):
+    from ..config import load_config
+
+    return load_config(args.cfg, args.opts)
