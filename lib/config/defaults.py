@@ -98,6 +98,16 @@ _C.DATASET.BASE_SIZE = 256.0
 _C.DATASET.BASE_SIGMA = 2.0
 _C.DATASET.INT_SIGMA = False
 _C.DATASET.WITH_CENTER = False
+# New: any COCO-format keypoint dataset (OCHuman and the like). Explicit files override the
+# standard layouts under ROOT; FLIP_PAIRS / SIGMAS / SKELETON (0-based joint indices) describe
+# joints of a dataset that is neither COCO nor CrowdPose.
+_C.DATASET.TRAIN_ANN_FILE = ""
+_C.DATASET.TRAIN_IMAGE_DIR = ""
+_C.DATASET.TEST_ANN_FILE = ""
+_C.DATASET.TEST_IMAGE_DIR = ""
+_C.DATASET.FLIP_PAIRS = []
+_C.DATASET.SIGMAS = []
+_C.DATASET.SKELETON = []
 
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1

@@ -1,0 +1,78 @@
+import json
+
+import pytest
+
+from conftest import SHARED
+from lib.config import load_config
+from lib.data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
+from lib.data.keypoints import COCO, CROWDPOSE
+from lib.errors import DataError
+
+COCO_MINI = SHARED / "data" / "coco_mini"
+CROWD_MINI = SHARED / "data" / "crowdpose_mini"
+needs_fixtures = pytest.mark.skipif(not COCO_MINI.is_dir(), reason="../shared/data fixtures absent")
+
+
+@needs_fixtures
+def test_reads_the_real_fixtures():
+    coco = KeypointAnnotations(COCO_MINI / "person_keypoints_mini.json", COCO_MINI / "images", COCO)
+    assert len(coco) == 4
+    people = sum(len(coco.keypoints(i)) for i in coco.image_ids)
+    assert people == 14
+    image = read_image(coco.image_path(coco.image_ids[0]))
+    assert image.shape[2] == 3 and (image.shape[1], image.shape[0]) == coco.image_size(coco.image_ids[0])
+    crowd = KeypointAnnotations(CROWD_MINI / "crowdpose_mini.json", CROWD_MINI / "images", CROWDPOSE)
+    assert sorted(crowd.crowd_index(i) for i in crowd.image_ids) == [0.33, 0.39]
+    assert crowd.keypoints(crowd.image_ids[0]).shape[1:] == (14, 3)
+
+
+def test_flip_index_tables():
+    assert COCO.flip_index == [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
+    assert CROWDPOSE.flip_index == [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13]
+
+
+def test_wrong_keypoint_count_names_file_annotation_and_field(tmp_path):
+    ann = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 77, "image_id": 1, "keypoints": [0] * 42}]}
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(ann))
+    with pytest.raises(DataError, match=r"ann\.json: annotation 77 field 'keypoints' has 42 values, expected 51"):
+        KeypointAnnotations(path, tmp_path, COCO)
+
+
+def test_truncated_json_and_missing_paths(tmp_path):
+    path = tmp_path / "ann.json"
+    path.write_text('{"images": [')
+    with pytest.raises(DataError, match=r"ann\.json: invalid JSON at line 1"):
+        KeypointAnnotations(path, tmp_path, COCO)
+    with pytest.raises(DataError, match="annotation file not found"):
+        KeypointAnnotations(tmp_path / "absent.json", tmp_path, COCO)
+    path.write_text('{"images": []}')
+    with pytest.raises(DataError, match="image folder not found"):
+        KeypointAnnotations(path, tmp_path / "nope", COCO)
+
+
+def test_corrupt_and_missing_images(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(DataError, match=r"cannot decode image .*bad\.jpg"):
+        read_image(str(bad))
+    with pytest.raises(DataError, match=r"image not found: .*none\.jpg"):
+        read_image(str(tmp_path / "none.jpg"))
+
+
+def test_standard_layouts_and_custom_datasets(tmp_path):
+    crowd = load_config("experiments/crowd_pose/mobilenet/mobile.yaml", ["DATASET.ROOT", str(tmp_path)])
+    assert dataset_files(crowd, "train") == (str(tmp_path / "json" / "crowdpose_trainval.json"),
+                                             str(tmp_path / "images"))
+    coco = load_config("experiments/coco/mobilenet/mobile.yaml", ["DATASET.ROOT", str(tmp_path)])
+    assert dataset_files(coco, "test") == (str(tmp_path / "annotations" / "person_keypoints_val2017.json"),
+                                           str(tmp_path / "images" / "val2017"))
+    missing = load_config("experiments/coco/mobilenet/mobile.yaml", ["DATASET.ROOT", str(tmp_path / "x")])
+    with pytest.raises(DataError, match="dataset root not found"):
+        dataset_files(missing, "train")
+    custom = load_config("experiments/coco/mobilenet/mobile.yaml", [
+        "DATASET.DATASET", "ochuman", "DATASET.NUM_JOINTS", "3", "MODEL.NUM_JOINTS", "3",
+        "DATASET.FLIP_PAIRS", "[[1, 2]]", "DATASET.SIGMAS", "[0.1, 0.2, 0.2]"])
+    info = keypoint_info_from_config(custom)
+    assert info.flip_index == [0, 2, 1] and info.sigmas == (0.1, 0.2, 0.2)
