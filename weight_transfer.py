@@ -1,17 +1,70 @@
 #!/usr/bin/env python
-"""Extract a sub-network's weights from a trained supernet.
+"""Extract a sub-network's weights from a trained supernet, verified, as a plain state_dict.
 
-Not yet available: this command arrives with issue #5. It exits with an error
-instead of pretending to work.
+    python weight_transfer.py --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
+        --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE supernet.pth --output xs.pth
+
+The result loads with ``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE
+xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED xs.pth``.
 """
 
+import os
 import sys
 
+from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
-def main():
-    print("error: weight_transfer.py is not yet available (issue #5)", file=sys.stderr)
-    return 2
+TOLERANCE = 1e-4
+
+
+def main(argv=None):
+    from lib.arch import describe_arch, load_arch
+    from lib.errors import ConfigError, LitePoseError
+    from lib.models import build_model, load_checkpoint
+    from lib.models.transfer import extract_subnet
+    from lib.search_space import SearchSpace
+    from lib.utils.device import resolve_device
+    from lib.utils.io import atomic_torch_save
+
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--superconfig", required=True, metavar="ARCH.json", help="architecture to extract")
+    parser.add_argument("--output", required=True, help="where to write the sub-network's state_dict")
+    parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
+                        help=f"largest output difference accepted (default {TOLERANCE})")
+    args = parse_args(parser, argv)
+
+    # Everything that can be wrong with the request is checked before any work.
+    cfg = load_cli_config(args)
+    if cfg.MODEL.NAME != "pose_supermobilenet":
+        raise ConfigError(f"{args.cfg}: MODEL.NAME is {cfg.MODEL.NAME}; weight transfer needs a supernet "
+                          "config (pose_supermobilenet)")
+    if not cfg.TEST.MODEL_FILE:
+        raise ConfigError("no supernet checkpoint: give TEST.MODEL_FILE path/to/supernet.pth")
+    if os.path.exists(args.output) and not args.force:
+        raise LitePoseError(f"{args.output} already exists (pass --force to overwrite)")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+        raise LitePoseError(f"output folder is missing or not writable: {out_dir}")
+    arch = SearchSpace.from_config(cfg).check(load_arch(args.superconfig), source=args.superconfig)
+    device = resolve_device(cfg.DEVICE)
+
+    supernet = build_model(cfg)
+    load_checkpoint(supernet, cfg.TEST.MODEL_FILE)
+    supernet.to(device)
+
+    subnet, difference = extract_subnet(supernet, arch)
+    print(f"extracted: {describe_arch(arch)}")
+    print(f"max abs difference, supernet vs extracted, on a random {arch['img_size']}x{arch['img_size']} "
+          f"input: {difference:.3e}")
+    if not difference <= args.tolerance:  # also catches NaN
+        print(f"error: the extracted network differs from the supernet by {difference:.3e} "
+              f"(> {args.tolerance:g}); nothing written", file=sys.stderr)
+        return 1
+    state = {key: value.detach().cpu() for key, value in subnet.state_dict().items()}
+    atomic_torch_save(state, args.output)
+    print(f"wrote {args.output}")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)
