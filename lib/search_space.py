@@ -117,6 +117,51 @@ class SearchSpace:
             lambda s, b: (max(self.expansions), max(self.kernel_sizes)),
         )
 
+    def mutate(self, arch, probability, rng):
+        """A copy of ``arch`` with each gene redrawn from its choices with ``probability``:
+        resolution, stem, every deconv and stage width, every stage depth, every block's
+        kernel and expansion (blocks a deeper stage gains are drawn fresh)."""
+        arch = validate_arch(arch)
+
+        def maybe(current, choices):
+            return rng.choice(choices) if rng.random() < probability else current
+
+        arch["img_size"] = maybe(arch["img_size"], self.img_sizes)
+        arch["input_channel"] = maybe(arch["input_channel"], self.width_choices(self.input_channel))
+        arch["deconv_setting"] = [maybe(w, self.width_choices(self.deconv_channels[i]))
+                                  for i, w in enumerate(arch["deconv_setting"])]
+        for s, stage in enumerate(arch["backbone_setting"]):
+            stage["channel"] = maybe(stage["channel"], self.width_choices(self.stage_channels[s]))
+            depth = maybe(stage["num_blocks"], self.stage_blocks[s])
+            blocks = stage["block_setting"][:depth]
+            blocks += [[rng.choice(self.expansions), rng.choice(self.kernel_sizes)]
+                       for _ in range(depth - len(blocks))]
+            stage["num_blocks"] = depth
+            stage["block_setting"] = [[maybe(e, self.expansions), maybe(k, self.kernel_sizes)] for e, k in blocks]
+        return arch
+
+    def crossover(self, first, second, rng):
+        """A child taking each gene from one parent or the other at random."""
+        first, second = validate_arch(first), validate_arch(second)
+        pick = lambda a, b: a if rng.random() < 0.5 else b  # noqa: E731
+        child = {
+            "img_size": pick(first["img_size"], second["img_size"]),
+            "input_channel": pick(first["input_channel"], second["input_channel"]),
+            "deconv_setting": [pick(a, b) for a, b in zip(first["deconv_setting"], second["deconv_setting"])],
+            "backbone_setting": [],
+        }
+        for stage_a, stage_b in zip(first["backbone_setting"], second["backbone_setting"]):
+            depth = pick(stage_a["num_blocks"], stage_b["num_blocks"])
+            blocks = []
+            for b in range(depth):
+                options = [s["block_setting"][b] for s in (stage_a, stage_b) if b < s["num_blocks"]]
+                blocks.append(list(pick(options[0], options[-1])))
+            child["backbone_setting"].append({
+                "num_blocks": depth, "stride": stage_a["stride"],
+                "channel": pick(stage_a["channel"], stage_b["channel"]), "block_setting": blocks,
+            })
+        return child
+
     def check(self, arch, source="architecture"):
         """Raise ``ArchError`` naming the first field of ``arch`` outside this space."""
         arch = validate_arch(arch, source)

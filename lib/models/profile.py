@@ -51,7 +51,7 @@ def _flatten(outputs):
 
 
 @torch.no_grad()
-def profile_model(model, input_size, batch_size=1):
+def profile_model(model, input_size, batch_size=1, channels=3):
     """Count MACs (per image) and parameters of ``model`` on a square or ``(h, w)`` input.
 
     A supernet is profiled as its active sub-network (the weights it would hand over).
@@ -60,7 +60,7 @@ def profile_model(model, input_size, batch_size=1):
         model = model.get_active_subnet()
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     parameter = next(model.parameters())
-    x = torch.zeros(batch_size, 3, height, width, device=parameter.device, dtype=parameter.dtype)
+    x = torch.zeros(batch_size, channels, height, width, device=parameter.device, dtype=parameter.dtype)
     totals = {}
 
     def hook(module, inputs, output):
