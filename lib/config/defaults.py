@@ -108,6 +108,8 @@ _C.DATASET.TEST_IMAGE_DIR = ""
 _C.DATASET.FLIP_PAIRS = []
 _C.DATASET.SIGMAS = []
 _C.DATASET.SKELETON = []
+# New: generate the embedded synthetic dataset (lib.data.synthetic) under ROOT when it is absent.
+_C.DATASET.SYNTHETIC = False
 
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1
@@ -125,6 +127,20 @@ _C.TRAIN.RESUME = False
 _C.TRAIN.CHECKPOINT = ""
 _C.TRAIN.IMAGES_PER_GPU = 32
 _C.TRAIN.SHUFFLE = True
+# New: seed of weight init, data order, augmentation and architecture sampling (same on every rank).
+_C.TRAIN.SEED = 0
+# New: torch.amp mixed precision (float16 + dynamic GradScaler on CUDA, bfloat16 on CPU); FP16.ENABLED does the same.
+_C.TRAIN.AMP = False
+# New: clip the gradients' global L2 norm to this value; 0 = no clipping.
+_C.TRAIN.CLIP_GRAD_NORM = 0.0
+# New: supernet only: train the largest, the smallest and one random sub-network every step.
+_C.TRAIN.SANDWICH = False
+# New: training input size in pixels; 0 = the architecture's img_size (each sampled one for the supernet).
+_C.TRAIN.INPUT_SIZE = 0
+# New: epochs between validation-loss passes on the test split (they choose model_best); 0 = none.
+_C.TRAIN.VAL_FREQ = 1
+# New: weight of the distillation loss (teacher heatmaps as targets; dist_train.py --teacher).
+_C.TRAIN.DISTILL_FACTOR = 1.0
 
 _C.TEST = CN()
 _C.TEST.IMAGES_PER_GPU = 32

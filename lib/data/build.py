@@ -1,0 +1,120 @@
+"""Datasets and loaders from a config: the one way training, validation loss, benchmarks and the
+supernet's BN recalibration get their batches.
+
+    from lib.data.build import training_batches
+    for batch in training_batches(cfg, input_size=256, device="cuda", num_batches=50):
+        model(batch.images)            # batch is a TrainBatch; batch[0] is the images
+"""
+
+import os
+
+import cv2
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from ..errors import ConfigError, DataError
+from .coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config
+from .dataset import KeypointDataset, check_batch, collate_samples
+from .synthetic import ensure_synthetic_dataset
+from .targets import SigmaConfig, prepare_batch
+from .transforms import AugmentConfig
+
+
+def ensure_dataset(cfg, show_progress=True):
+    """Generate the synthetic dataset under ``DATASET.ROOT`` when ``DATASET.SYNTHETIC`` asks for
+    it and it is absent. In distributed runs call it on one process, then wait for it."""
+    if cfg.DATASET.SYNTHETIC:
+        if not cfg.DATASET.ROOT:
+            raise ConfigError("DATASET.SYNTHETIC needs DATASET.ROOT: the folder to generate the dataset in")
+        return ensure_synthetic_dataset(cfg.DATASET.ROOT, show_progress=show_progress)
+    return False
+
+
+def build_dataset(cfg, input_size, split="train", augment=True, seed=None):
+    """A ``KeypointDataset`` of the configured training (``split='train'``) or test set.
+
+    ``augment`` applies the configured random affine and flip; without it every image is its
+    centred square (validation loss). ``seed`` defaults to ``TRAIN.SEED``.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    ann_file, image_dir = dataset_files(cfg, split)
+    info = keypoint_info_from_config(cfg, for_test=split == "test")
+    if info.num_joints != cfg.DATASET.NUM_JOINTS:
+        raise DataError(f"dataset '{info.name}' has {info.num_joints} joints but DATASET.NUM_JOINTS is "
+                        f"{cfg.DATASET.NUM_JOINTS}")
+    annotations = KeypointAnnotations(ann_file, image_dir, info)
+    dataset = KeypointDataset(
+        annotations, input_size, cfg.DATASET.MAX_NUM_PEOPLE,
+        augment=AugmentConfig.from_config(cfg) if augment else None,
+        seed=cfg.TRAIN.SEED if seed is None else seed,
+        require_people=split == "train",
+    )
+    if len(dataset) == 0:
+        raise DataError(f"{ann_file}: no images with annotations")
+    return dataset
+
+
+def _worker_init(_worker_id):
+    cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV's own threads would oversubscribe
+
+
+def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, world_size=1,
+                 drop_last=True, pin_memory=False):
+    """A ``DataLoader`` whose sampler splits the data between processes (``rank`` of
+    ``world_size``) and shuffles by ``seed`` and the epoch: call ``loader.sampler.set_epoch(e)``
+    and ``loader.dataset.set_epoch(e)`` before each epoch (``set_loader_epoch``)."""
+    if batch_size <= 0:
+        raise ConfigError(f"batch size must be positive, got {batch_size}")
+    per_rank = -(-len(dataset) // world_size)
+    if drop_last and per_rank < batch_size:
+        raise DataError(f"the dataset has {len(dataset)} images: fewer than one batch of {batch_size} "
+                        f"per process ({world_size} process(es)); lower TRAIN.IMAGES_PER_GPU")
+    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                                 drop_last=False)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                      collate_fn=collate_samples, pin_memory=pin_memory, drop_last=drop_last,
+                      worker_init_fn=_worker_init if workers > 0 else None,
+                      persistent_workers=False)  # workers must see each epoch's set_epoch
+
+
+def set_loader_epoch(loader, epoch):
+    loader.sampler.set_epoch(epoch)
+    loader.dataset.set_epoch(epoch)
+
+
+def iterate_loader(loader):
+    """The loader's batches, raising the one-line ``DataError`` a worker reported."""
+    for batch in loader:
+        yield check_batch(batch)
+
+
+def default_workers(cfg):
+    """``WORKERS``, but never more than the CPU cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(0, min(cfg.WORKERS, cores))
+
+
+def training_batches(cfg, input_size, device="cpu", num_batches=None, augment=True, seed=None,
+                     batch_size=None, workers=None, epoch=0, split="train", with_targets=True):
+    """Preprocessed training batches (``TrainBatch``) at ``input_size`` on ``device``.
+
+    What the trainer feeds the network, for code that needs it outside training: the BN
+    recalibration of sub-networks in the architecture search, benchmarks, tests. Stops after
+    ``num_batches`` (default: one pass over the data).
+    """
+    ensure_dataset(cfg, show_progress=False)
+    dataset = build_dataset(cfg, input_size, split=split, augment=augment, seed=seed)
+    loader = build_loader(dataset, batch_size or cfg.TRAIN.IMAGES_PER_GPU,
+                          default_workers(cfg) if workers is None else workers,
+                          shuffle=True, seed=cfg.TRAIN.SEED if seed is None else seed,
+                          pin_memory=torch.device(device).type == "cuda")
+    set_loader_epoch(loader, epoch)
+    sigma = SigmaConfig.from_config(cfg)
+    for index, batch in enumerate(iterate_loader(loader)):
+        if num_batches is not None and index >= num_batches:
+            break
+        yield prepare_batch(batch, sigma, input_size, device, with_targets=with_targets)

@@ -1,0 +1,168 @@
+"""The training dataset: any COCO-format keypoint dataset, augmented as HigherHRNet does.
+
+A sample is the augmented image at ``input_size`` with its joints in input pixels and the mask
+of pixels whose loss counts; the targets are built per batch by ``lib.data.targets`` at whatever
+resolution the network trains at.
+"""
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..errors import DataError, LitePoseError
+from .coco_format import read_image
+from .transforms import sample_transform, transform_keypoints, warp_image, warp_valid_mask
+
+
+def _visible_count(ann):
+    keypoints = ann.get("keypoints")
+    if keypoints is None:
+        return int(ann.get("num_keypoints", 0) or 0)
+    return int(sum(1 for v in keypoints[2::3] if v > 0))
+
+
+def is_person(ann):
+    """A person the network learns: not a crowd region, at least one labelled joint."""
+    return not ann.get("iscrowd", 0) and _visible_count(ann) > 0
+
+
+def ignore_mask(annotations, height, width, source="annotation file"):
+    """Boolean ``[H, W]``: True over crowd regions and people without labelled joints (their
+    polygon or RLE segmentation; their box where they have none), as HigherHRNet masks them."""
+    from pycocotools import mask as mask_api
+
+    ignored = np.zeros((height, width), dtype=bool)
+    for ann in annotations:
+        if is_person(ann):
+            continue
+        segmentation = ann.get("segmentation")
+        where = f"{source}: annotation {ann.get('id', '?')}"
+        try:
+            if isinstance(segmentation, list) and segmentation:
+                rles = mask_api.frPyObjects([p for p in segmentation if len(p) >= 6], height, width)
+                region = mask_api.decode(mask_api.merge(rles)).astype(bool) if rles else None
+            elif isinstance(segmentation, dict):
+                counts = segmentation.get("counts")
+                if isinstance(counts, list):
+                    rle = mask_api.frPyObjects(segmentation, *segmentation["size"])
+                else:
+                    rle = {"size": segmentation["size"],
+                           "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+                region = mask_api.decode(rle).astype(bool)
+            else:
+                region = None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where} has an unreadable segmentation ({exc})") from None
+        if region is not None and region.shape != (height, width):
+            import cv2
+
+            region = cv2.resize(region.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+        if region is None:
+            box = ann.get("bbox")
+            if not box or len(box) != 4:
+                continue  # nothing says where it is
+            x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+            x1, y1 = min(width, int(np.ceil(box[0] + box[2]))), min(height, int(np.ceil(box[1] + box[3])))
+            region = np.zeros((height, width), dtype=bool)
+            region[y0:y1, x0:x1] = True
+        ignored |= region
+    return ignored
+
+
+class KeypointDataset(Dataset):
+    """Samples of a ``KeypointAnnotations`` set at ``input_size`` (square).
+
+    Args:
+        annotations: a ``lib.data.coco_format.KeypointAnnotations``.
+        input_size: side of the network input in pixels.
+        max_people: people kept per image (``DATASET.MAX_NUM_PEOPLE``); beyond it, those with the
+            fewest labelled joints are dropped.
+        augment: an ``AugmentConfig``, or None for the plain centred view (validation).
+        seed: with the epoch and the index, seeds each sample's augmentation, so a run is
+            reproducible whatever the number of workers or processes.
+        require_people: keep only images with at least one annotation (HigherHRNet's training
+            rule); validation keeps every image.
+    """
+
+    def __init__(self, annotations, input_size, max_people=30, augment=None, seed=0, require_people=True):
+        self.annotations = annotations
+        self.input_size = int(input_size)
+        self.max_people = int(max_people)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self.flip_index = list(annotations.info.flip_index)
+        self.num_joints = annotations.info.num_joints
+        ids = annotations.image_ids
+        if require_people:
+            ids = [i for i in ids if annotations.annotations(i)]
+        self.image_ids = ids
+        missing = [annotations.image_path(i) for i in ids if not os.path.isfile(annotations.image_path(i))]
+        if missing:
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise DataError(f"image not found: {missing[0]}{more}")
+
+    def set_epoch(self, epoch):
+        """Select the epoch's augmentation (call before iterating; workers copy the dataset)."""
+        self.epoch = int(epoch)
+
+    def __len__(self):
+        return len(self.image_ids)
+
+    def __getitem__(self, index):
+        try:
+            return self.load(index)
+        except LitePoseError as exc:
+            # Travels to the main process as data: the loader's own exception wrapping would
+            # turn the one-line message into a traceback.
+            return {"error": f"{exc}"}
+
+    def load(self, index):
+        image_id = self.image_ids[index]
+        ann = self.annotations
+        image = read_image(ann.image_path(image_id))
+        height, width = image.shape[:2]
+        anns = ann.annotations(image_id)
+        people = [a for a in anns if is_person(a)]
+        people.sort(key=_visible_count, reverse=True)
+        people = people[: self.max_people]
+        keypoints = np.zeros((self.max_people, self.num_joints, 3), dtype=np.float32)
+        sizes = np.zeros(self.max_people, dtype=np.float32)
+        for p, person in enumerate(people):
+            keypoints[p] = np.asarray(person["keypoints"], dtype=np.float32).reshape(self.num_joints, 3)
+            box = person.get("bbox") or [0, 0, 0, 0]
+            sizes[p] = max(box[2], box[3])
+        valid = (~ignore_mask(anns, height, width, ann.ann_file)).astype(np.uint8)
+
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        matrix, flip = sample_transform(width, height, self.input_size, self.augment, rng)
+        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+        count = len(people)
+        keypoints[:count] = transform_keypoints(keypoints[:count], matrix, flip, self.flip_index)
+        # Absent joints stay absent wherever the transform moved their (0, 0) placeholder.
+        keypoints[..., :2] *= (keypoints[..., 2:3] > 0)
+        return {
+            "images": torch.from_numpy(warp_image(image, matrix, self.input_size)).permute(2, 0, 1).contiguous(),
+            "masks": torch.from_numpy(warp_valid_mask(valid, matrix, self.input_size)),
+            "keypoints": torch.from_numpy(keypoints),
+            "person_sizes": torch.from_numpy(sizes * scale),
+            "image_id": int(image_id),
+            "flipped": flip,
+        }
+
+
+def collate_samples(samples):
+    """Stack samples; a sample that failed to load makes the batch an ``{"error": message}``."""
+    for sample in samples:
+        if "error" in sample:
+            return {"error": sample["error"]}
+    return torch.utils.data.default_collate(samples)
+
+
+def check_batch(batch):
+    """Raise the ``DataError`` a worker reported instead of a batch."""
+    if "error" in batch:
+        raise DataError(batch["error"])
+    return batch

@@ -1,0 +1,186 @@
+"""Training data: augmentation moves image, joints and masks together; targets sit on the joints;
+flips swap sides; crowds are ignored; the synthetic dataset is deterministic."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from lib.data.coco_format import KeypointAnnotations
+from lib.data.dataset import KeypointDataset, collate_samples, ignore_mask
+from lib.data.keypoints import COCO
+from lib.data.synthetic import generate_synthetic_dataset
+from lib.data.targets import SigmaConfig, TrainBatch, joint_indices, prepare_batch, render_heatmaps
+from lib.data.transforms import AugmentConfig
+
+SIGMA = SigmaConfig(2.0, False, 256.0, 2.0, False)
+NO_AUGMENT = dict(max_rotation=0.0, min_scale=1.0, max_scale=1.0, max_translate=0.0)
+L_WRIST, R_WRIST = 9, 10
+
+
+def write_dataset(tmp_path, people, extra_annotations=(), size=(200, 160), markers=None):
+    """One image with ``people`` (``{joint: (x, y)}`` dicts) and optional coloured markers."""
+    width, height = size
+    image = np.full((height, width, 3), 40, np.uint8)
+    for (x, y), colour in (markers or {}).items():
+        cv2.circle(image, (x, y), 2, colour, -1)
+    (tmp_path / "images").mkdir(exist_ok=True)
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    annotations = []
+    for i, joints in enumerate(people):
+        keypoints = [0] * 51
+        for j, (x, y) in joints.items():
+            keypoints[3 * j: 3 * j + 3] = [x, y, 2]
+        annotations.append({"id": i + 1, "image_id": 1, "iscrowd": 0, "keypoints": keypoints,
+                            "num_keypoints": len(joints), "bbox": [0, 0, 50, 100]})
+    for k, ann in enumerate(extra_annotations):
+        annotations.append({"id": 100 + k, "image_id": 1, **ann})
+    content = {"images": [{"id": 1, "file_name": "a.png", "width": width, "height": height}],
+               "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(content))
+    return KeypointAnnotations(tmp_path / "ann.json", tmp_path / "images", COCO)
+
+
+def sample_batch(dataset, index=0, size=None):
+    batch = collate_samples([dataset[index]])
+    return batch, prepare_batch(batch, SIGMA, size or dataset.input_size)
+
+
+def peak(heatmap):
+    """(x, y) of a heatmap's maximum."""
+    y, x = np.unravel_index(int(torch.argmax(heatmap)), heatmap.shape)
+    return x, y
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_heatmap_peak_lands_on_the_transformed_joint(tmp_path, seed):
+    # A red dot marks the left wrist in the image; after a random affine (and maybe a flip) the
+    # heatmap of whichever joint now carries it must peak where the dot went.
+    annotations = write_dataset(tmp_path, [{L_WRIST: (120, 70), R_WRIST: (60, 90)}],
+                                markers={(120, 70): (255, 0, 0)})
+    dataset = KeypointDataset(annotations, 128, augment=AugmentConfig(max_rotation=30, min_scale=0.8, max_scale=1.2,
+                                                                     max_translate=20, flip=0.5), seed=seed)
+    raw, batch = sample_batch(dataset)
+    image = raw["images"][0].permute(1, 2, 0).numpy().astype(int)
+    redness = image[..., 0] - image[..., 1]
+    dot_y, dot_x = np.unravel_index(int(np.argmax(redness)), redness.shape)
+    joint = R_WRIST if raw["flipped"][0] else L_WRIST
+    for heatmaps in batch.heatmaps:
+        resolution = heatmaps.shape[-1]
+        x, y = peak(heatmaps[0, joint])
+        assert abs(x * 128 / resolution - dot_x) <= 128 / resolution + 1.5
+        assert abs(y * 128 / resolution - dot_y) <= 128 / resolution + 1.5
+        assert heatmaps[0, joint].max() > 0.85
+
+
+def test_flipped_sample_swaps_left_and_right(tmp_path):
+    annotations = write_dataset(tmp_path, [{L_WRIST: (150, 60), R_WRIST: (50, 100)}], size=(200, 200))
+    plain = KeypointDataset(annotations, 200, augment=AugmentConfig(**NO_AUGMENT, flip=0.0))[0]
+    flipped = KeypointDataset(annotations, 200, augment=AugmentConfig(**NO_AUGMENT, flip=1.0))[0]
+    assert flipped["flipped"] and not plain["flipped"]
+    # The person's left wrist (image x 150) is drawn at x 199 - 150 = 49 and is now labelled right.
+    np.testing.assert_allclose(flipped["keypoints"][0, R_WRIST, :2], [199 - 150, 60], atol=1e-3)
+    np.testing.assert_allclose(flipped["keypoints"][0, L_WRIST, :2], [199 - 50, 100], atol=1e-3)
+    np.testing.assert_allclose(plain["keypoints"][0, L_WRIST, :2], [150, 60], atol=1e-3)
+    assert torch.equal(flipped["images"], plain["images"].flip(-1))
+
+
+def test_ignore_masks_cover_crowds_and_people_without_keypoints(tmp_path):
+    crowd = {"iscrowd": 1, "segmentation": [[10, 10, 60, 10, 60, 60, 10, 60]], "bbox": [10, 10, 50, 50],
+             "keypoints": [0] * 51, "num_keypoints": 0}
+    no_joints = {"iscrowd": 0, "bbox": [120, 100, 40, 40], "keypoints": [0] * 51, "num_keypoints": 0}
+    annotations = write_dataset(tmp_path, [{L_WRIST: (100, 20)}], [crowd, no_joints], size=(200, 200))
+    dataset = KeypointDataset(annotations, 200, augment=AugmentConfig(**NO_AUGMENT, flip=0.0))
+    _, batch = sample_batch(dataset)
+    for mask in batch.masks:
+        r = mask.shape[-1] / 200
+        m = mask[0]
+        assert m[int(15 * r):int(55 * r), int(15 * r):int(55 * r)].sum() == 0          # crowd polygon
+        assert m[int(105 * r):int(135 * r), int(125 * r):int(155 * r)].sum() == 0      # box of the person
+        assert m[int(70 * r):int(95 * r), int(70 * r):int(110 * r)].min() == 1         # elsewhere counts
+    # The person with keypoints stays a target.
+    assert batch.heatmaps[0][0, L_WRIST].max() > 0.9
+
+
+def test_ignore_mask_reads_rle_segmentations(tmp_path):
+    from pycocotools import mask as mask_api
+
+    region = np.zeros((40, 50), np.uint8)
+    region[5:15, 20:30] = 1
+    compressed = mask_api.encode(np.asfortranarray(region))
+    compressed["counts"] = compressed["counts"].decode("ascii")
+    flat = region.flatten(order="F")        # COCO's uncompressed RLE: column-major runs, zeros first
+    changes = np.flatnonzero(np.diff(flat)) + 1
+    counts = np.diff(np.concatenate([[0], changes, [flat.size]])).tolist()
+    uncompressed = {"size": [40, 50], "counts": counts}
+    for segmentation in (compressed, uncompressed):
+        ignored = ignore_mask([{"iscrowd": 1, "segmentation": segmentation}], 40, 50)
+        assert ignored[5:15, 20].all() and not ignored[0, 0] and not ignored[20, 40]
+
+
+def test_resized_batch_equals_a_batch_loaded_at_that_size(tmp_path):
+    # The supernet trains each sub-network at its own size from one batch: the rebuilt targets
+    # must be those of loading at that size directly.
+    people = [{L_WRIST: (150, 60), R_WRIST: (50, 100), 0: (100, 30)}, {11: (30, 150), 12: (60, 170)}]
+    annotations = write_dataset(tmp_path, people, size=(200, 200))
+    augment = AugmentConfig(**NO_AUGMENT, flip=0.0)
+    _, big = sample_batch(KeypointDataset(annotations, 256, augment=augment), size=128)
+    _, small = sample_batch(KeypointDataset(annotations, 128, augment=augment))
+    assert big.images.shape == small.images.shape == (1, 3, 128, 128)
+    for a, b in zip(big.heatmaps, small.heatmaps):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=0)
+    for a, b in zip(big.joints, small.joints):
+        assert torch.equal(a, b)
+
+
+def test_targets_vectorised_over_people_and_batch():
+    keypoints = torch.zeros(2, 3, 17, 3)
+    keypoints[0, 0, 5] = torch.tensor([10.0, 20.0, 2])
+    keypoints[0, 2, 5] = torch.tensor([40.0, 20.0, 1])     # an occluded joint still counts
+    keypoints[1, 1, 3] = torch.tensor([63.0, 0.0, 2])
+    keypoints[1, 0, 4] = torch.tensor([70.0, 5.0, 2])      # outside a 64 px output: no target
+    heatmaps = render_heatmaps(keypoints, 64, torch.full((2, 3), 2.0))
+    assert peak(heatmaps[0, 5]) in ((10, 20), (40, 20)) and heatmaps[0, 5, 20, 40] == heatmaps[0, 5, 20, 10] == 1
+    assert heatmaps[1, 3, 0, 63] == 1 and heatmaps[1, 4].max() == 0
+    assert heatmaps[0, 5, 20, 25] == 0          # beyond 3 sigma + 1 from both peaks
+    joints = joint_indices(keypoints, 64)
+    assert joints[0, 0, 5].tolist() == [5 * 64 * 64 + 20 * 64 + 10, 1]
+    assert joints[1, 0, 4].tolist() == [0, 0] and joints[0, 1].sum() == 0
+
+
+def test_train_batch_is_a_tuple_with_images_first(tmp_path):
+    annotations = write_dataset(tmp_path, [{L_WRIST: (100, 80)}])
+    _, batch = sample_batch(KeypointDataset(annotations, 64))
+    assert isinstance(batch, TrainBatch) and batch[0] is batch.images
+    assert batch.images.dtype == torch.float32 and abs(float(batch.images.mean())) < 3
+
+
+def test_synthetic_dataset_is_deterministic_and_coco_shaped(tmp_path):
+    generate_synthetic_dataset(tmp_path / "a", {"train": 6, "val": 2}, seed=3, show_progress=False)
+    generate_synthetic_dataset(tmp_path / "b", {"train": 6, "val": 2}, seed=3, show_progress=False)
+    generate_synthetic_dataset(tmp_path / "c", {"train": 6}, seed=4, show_progress=False)
+    ann = "annotations/person_keypoints_train.json"
+    assert (tmp_path / "a" / ann).read_bytes() == (tmp_path / "b" / ann).read_bytes()
+    assert (tmp_path / "a" / ann).read_bytes() != (tmp_path / "c" / ann).read_bytes()
+    first = sorted((tmp_path / "a" / "images" / "train").iterdir())[0]
+    assert first.read_bytes() == (tmp_path / "b" / "images" / "train" / first.name).read_bytes()
+    data = KeypointAnnotations(tmp_path / "a" / ann, tmp_path / "a" / "images" / "train", COCO)
+    assert len(data) == 6
+    people = [data.keypoints(i) for i in data.image_ids]
+    assert sum(len(p) for p in people) >= 6
+    visibility = set(np.concatenate([p[..., 2].ravel() for p in people]).tolist())
+    assert visibility <= {0.0, 1.0, 2.0} and 2.0 in visibility
+
+
+def test_synthetic_generation_never_leaves_a_partial_dataset(tmp_path, monkeypatch):
+    import lib.data.synthetic as synthetic
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "write_split", fail)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synthetic_dataset(tmp_path / "d", {"train": 2}, show_progress=False)
+    assert list(tmp_path.iterdir()) == []
