@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .transforms import normalize_images
+from .normalize import normalize_tensor
 
 
 class SigmaConfig(NamedTuple):
@@ -132,7 +132,8 @@ def prepare_batch(batch, sigma_config, input_size=None, device=None, with_target
     images = batch["images"].to(device, non_blocking=non_blocking)
     loaded = images.shape[-1]
     size = int(input_size or loaded)
-    images = normalize_images(images, image_dtype)
+    # Loaders ship uint8 (a quarter of the bytes); normalised on the device (lib.data.normalize).
+    images = normalize_tensor(images.to(image_dtype) / 255.0)
     keypoints = batch["keypoints"].to(device, non_blocking=non_blocking).float()
     if size != loaded:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,

@@ -1,4 +1,4 @@
-"""Training augmentation (HigherHRNet's random affine and horizontal flip) and image normalisation.
+"""Training augmentation: HigherHRNet's random affine and horizontal flip.
 
 Every geometric step is one 2x3 matrix from ``lib.utils.affine`` (the module inference uses), so
 the image, the ignore mask and the joints move together exactly:
@@ -18,23 +18,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import torch
 
 from ..errors import ConfigError
 from ..utils.affine import get_affine_transform, transform_points
 
-# ImageNet statistics in RGB order, applied to images scaled to [0, 1] (as the release).
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
 # The release's translation unit: HigherHRNet measures scale in boxes of 200 pixels.
 TRANSLATE_UNIT = 200.0
-
-
-def normalize_images(images, dtype=torch.float32):
-    """``uint8 [B, 3, H, W]`` RGB (any device) to the network's input: ``(x / 255 - mean) / std``."""
-    mean = torch.tensor(IMAGE_MEAN, device=images.device, dtype=dtype).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGE_STD, device=images.device, dtype=dtype).view(1, 3, 1, 1)
-    return (images.to(dtype) / 255.0 - mean) / std
 
 
 @dataclass(frozen=True)
