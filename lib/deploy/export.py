@@ -1,0 +1,155 @@
+"""ONNX and TorchScript export, each checked against PyTorch before anything is written.
+
+Exports go to bytes in memory; the caller writes them (atomically) only after the
+checks pass. ONNX uses PyTorch's TorchScript-based exporter (``dynamo=False``): it needs
+no extra package and handles every model here, including dynamic input sizes.
+"""
+
+import io
+import warnings
+
+import numpy as np
+import torch
+
+from ..errors import LitePoseError
+
+DEFAULT_OPSET = 17
+INPUT_NAME = "input"
+
+
+class ExportError(LitePoseError):
+    """An export that failed or whose outputs disagree with PyTorch."""
+
+
+def output_names(count):
+    """``output0`` (1/4: heatmaps then tags), ``output1`` (1/2: heatmaps), ..."""
+    return [f"output{i}" for i in range(count)]
+
+
+def _as_tuple(outputs):
+    return tuple(outputs) if isinstance(outputs, (list, tuple)) else (outputs,)
+
+
+class _TupleOutputs(torch.nn.Module):
+    """Traced exports want a fixed output container: the model's list as a tuple."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return _as_tuple(self.model(x))
+
+
+def example_input(input_size, batch_size=1, device="cpu", seed=0):
+    """A reproducible random image batch ``[B, 3, H, W]`` (square when ``input_size`` is an int)."""
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch_size, 3, height, width, generator=generator).to(device)
+
+
+@torch.no_grad()
+def export_onnx(model, input_size, dynamic=False, opset=DEFAULT_OPSET):
+    """The ONNX bytes of ``model`` (eval mode, CPU) for a ``[1, 3, H, W]`` input.
+
+    ``dynamic``: batch, height and width are dynamic axes (any multiple of 32 then works).
+    """
+    model = model.eval()
+    x = example_input(input_size, device=next(model.parameters()).device)
+    names = output_names(len(_as_tuple(model(x))))
+    axes = None
+    if dynamic:
+        axes = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
+        axes.update({name: {0: "batch", 2: f"{name}_height", 3: f"{name}_width"} for name in names})
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The legacy exporter announces its own deprecation; it is chosen on purpose (module doc).
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(_TupleOutputs(model), (x,), buffer, dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=names, dynamic_axes=axes,
+                              do_constant_folding=True)
+        except Exception as exc:  # the exporter raises many types; report one line
+            raise ExportError(f"ONNX export of {type(model).__name__} failed: {_first_line(exc)}") from exc
+    return buffer.getvalue()
+
+
+def check_onnx(data):
+    """Validate ONNX bytes with ``onnx.checker``; returns the loaded ``onnx.ModelProto``."""
+    import onnx
+
+    try:
+        proto = onnx.load_from_string(data)
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ExportError(f"the exported ONNX model is invalid: {_first_line(exc)}") from exc
+    return proto
+
+
+def onnx_session(data, threads=None, device="cpu"):
+    """An ONNX Runtime session for ONNX bytes, on CPU (``threads`` intra-op threads) or
+    CUDA when ``device`` is a CUDA device and ONNX Runtime has its CUDA provider."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if str(device).startswith("cuda"):
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            raise ExportError("ONNX Runtime has no CUDA provider here (install onnxruntime-gpu)")
+        providers.insert(0, "CUDAExecutionProvider")
+    return ort.InferenceSession(data, sess_options=options, providers=providers)
+
+
+@torch.no_grad()
+def max_abs_diff_onnx(model, session, x):
+    """Largest absolute difference over all outputs between ``model(x)`` and ONNX Runtime."""
+    expected = _as_tuple(model.eval()(x))
+    actual = session.run(None, {INPUT_NAME: x.detach().cpu().numpy()})
+    if len(actual) != len(expected):
+        raise ExportError(f"ONNX model has {len(actual)} outputs, PyTorch {len(expected)}")
+    return _max_diff(expected, actual)
+
+
+@torch.no_grad()
+def export_torchscript(model, input_size):
+    """TorchScript bytes of ``model`` traced on a ``[1, 3, H, W]`` input (outputs as a tuple)."""
+    model = model.eval()
+    x = example_input(input_size, device=next(model.parameters()).device)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit.trace announces its deprecation
+        try:
+            traced = torch.jit.trace(_TupleOutputs(model), (x,), check_trace=False)
+            torch.jit.save(traced, buffer)
+        except Exception as exc:
+            raise ExportError(f"TorchScript export of {type(model).__name__} failed: {_first_line(exc)}") from exc
+    return buffer.getvalue()
+
+
+@torch.no_grad()
+def max_abs_diff_torchscript(model, data, x):
+    """Largest absolute difference between ``model(x)`` and the TorchScript bytes ``data``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded = torch.jit.load(io.BytesIO(data), map_location=x.device)
+    return _max_diff(_as_tuple(model.eval()(x)), _as_tuple(loaded(x)))
+
+
+def _max_diff(expected, actual):
+    diffs = []
+    for e, a in zip(expected, actual):
+        a = np.asarray(a.detach().cpu() if torch.is_tensor(a) else a)
+        e = e.detach().cpu().numpy()
+        if e.shape != a.shape:
+            raise ExportError(f"exported output shape {list(a.shape)} differs from PyTorch {list(e.shape)}")
+        diffs.append(float(np.abs(e - a).max()))
+    return max(diffs)
+
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

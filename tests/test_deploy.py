@@ -1,0 +1,212 @@
+"""BN folding, ONNX / TorchScript export and the export tool."""
+
+import runpy
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+
+from conftest import REPO, arch_path
+from helpers import max_abs_diff, randomize_
+from lib.config import load_config
+from lib.deploy import (batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript, fuse_bn,
+                        max_abs_diff_onnx, max_abs_diff_torchscript, onnx_session)
+from lib.models import build_model
+
+
+def litepose(name="XS", dataset="crowd_pose", supernet=False):
+    kind = "supermobile" if supernet else "mobile"
+    cfg = load_config(f"experiments/{dataset}/mobilenet/{kind}.yaml")
+    return randomize_(build_model(cfg, str(arch_path(name)))).eval()
+
+
+def baseline(config):
+    return randomize_(build_model(load_config(f"experiments/crowd_pose/{config}"))).eval()
+
+
+def relative_diff(a_outputs, b_outputs):
+    return max(((a - b).abs().max() / a.abs().max()).item() for a, b in zip(a_outputs, b_outputs))
+
+
+@pytest.fixture(scope="module")
+def xs_and_fused():
+    model = litepose("XS")
+    return model, fuse_bn(model)
+
+
+def test_fused_xs_agrees_and_has_no_batchnorm_left(xs_and_fused):
+    model, fused = xs_and_fused
+    assert batchnorm_names(fused) == []
+    x = example_input((256, 192), batch_size=2)
+    with torch.no_grad():
+        assert max_abs_diff(model(x), fused(x)) < 1e-4
+
+
+def test_fusion_leaves_the_input_model_untouched(xs_and_fused):
+    model, fused = xs_and_fused
+    assert len(batchnorm_names(model)) == 112
+    assert model.deconv_refined[0].bias is None and fused.deconv_refined[0].bias is not None
+    assert not torch.equal(model.deconv_raw[0].weight, fused.deconv_raw[0].weight)
+
+
+def test_head_sum_is_folded_into_both_deconvs(xs_and_fused):
+    _, fused = xs_and_fused
+    for i in range(3):
+        assert isinstance(fused.deconv_bnrelu[i][0], nn.Identity)
+        # The shift goes to one branch only, so the sum carries it once.
+        assert fused.deconv_refined[i].bias is not None and fused.deconv_raw[i].bias is None
+
+
+class _SumThenBN(nn.Module):
+    """BN after a sum of a grouped transposed conv and a biased one (weights [in, out/g, k, k])."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.ConvTranspose2d(8, 6, 4, 2, 1, groups=2, bias=False)
+        self.b = nn.ConvTranspose2d(4, 6, 4, 2, 1, bias=True)
+        self.bn = nn.BatchNorm2d(6)
+        self.conv = nn.Conv2d(6, 6, 3, padding=1, groups=3)
+        self.bn2 = nn.BatchNorm2d(6, affine=False)
+
+    def forward(self, x):
+        return self.bn2(self.conv(self.bn(self.a(x) + self.b(x[:, :4]))))
+
+
+def test_grouped_transposed_conv_and_unaffine_bn_fold_exactly():
+    model = _SumThenBN()
+    randomize_(model.bn)
+    with torch.no_grad():
+        model.bn2.running_mean.uniform_(-1, 1)
+        model.bn2.running_var.uniform_(0.5, 2)
+    model.eval()
+    fused = fuse_bn(model)
+    x = torch.randn(2, 8, 5, 7)
+    assert batchnorm_names(fused) == []
+    with torch.no_grad():
+        assert (model(x) - fused(x)).abs().max() < 1e-5
+
+
+class _Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+        self.conv = nn.Conv2d(4, 4, 1)
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        x = self.body(x)
+        return self.bn(self.conv(x)) if x.sum() > 0 else x
+
+
+def test_untraceable_model_falls_back_to_sequential_pairs():
+    model = randomize_(_Untraceable()).eval()
+    with pytest.warns(UserWarning, match="cannot be traced"):
+        fused = fuse_bn(model)
+    # The Sequential's pair is folded; the pair wired in forward() is left alone.
+    assert batchnorm_names(fused) == ["bn"]
+    x = torch.randn(1, 3, 8, 8)
+    with torch.no_grad():
+        assert (model(x) - fused(x)).abs().max() < 1e-5
+
+
+def test_supernet_is_fused_as_its_active_subnet():
+    supernet = litepose("XS", supernet=True)
+    fused = fuse_bn(supernet)
+    x = example_input(128)
+    assert batchnorm_names(fused) == [] and type(fused).__name__ == "LitePose"
+    with torch.no_grad():
+        assert max_abs_diff(supernet(x), fused(x)) < 1e-4
+
+
+@pytest.mark.parametrize("config", ["higher_hrnet/w24_512_adam_lr1e-3.yaml", "efficient_hrnet/H-1.yaml"])
+def test_baselines_fold_every_batchnorm(config):
+    model = baseline(config)
+    fused = fuse_bn(model)
+    assert batchnorm_names(fused) == []
+    x = example_input(128)
+    with torch.no_grad():
+        assert relative_diff(model(x), fused(x)) < 1e-4
+
+
+def test_onnx_export_agrees_with_pytorch_through_onnxruntime(xs_and_fused):
+    model, fused = xs_and_fused
+    data = export_onnx(fused, 256, dynamic=True)
+    proto = check_onnx(data)
+    assert [o.name for o in proto.graph.output] == ["output0", "output1"]
+    assert not any(node.op_type == "BatchNormalization" for node in proto.graph.node)
+    session = onnx_session(data, threads=1)
+    assert max_abs_diff_onnx(model, session, example_input(256)) < 1e-4
+    # Dynamic axes: another batch size and a non-square input run and agree as well.
+    assert max_abs_diff_onnx(model, session, example_input((192, 320), batch_size=2)) < 1e-4
+
+
+def test_static_onnx_export_rejects_other_sizes(xs_and_fused):
+    _, fused = xs_and_fused
+    session = onnx_session(export_onnx(fused, 128))
+    assert session.run(None, {"input": example_input(128).numpy()})[1].shape == (1, 14, 64, 64)
+    with pytest.raises(Exception):
+        session.run(None, {"input": example_input(160).numpy()})
+
+
+def test_torchscript_export_agrees_with_pytorch(xs_and_fused):
+    model, fused = xs_and_fused
+    data = export_torchscript(fused, 128)
+    assert max_abs_diff_torchscript(model, data, example_input(128)) < 1e-4
+
+
+# ------------------------------------------------------------------ tools/export_onnx.py
+
+@pytest.fixture(scope="module")
+def xs_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "xs.pth"
+    torch.save(litepose("XS").state_dict(), path)
+    return path
+
+
+def export_cli(*args):
+    return subprocess.run([sys.executable, "tools/export_onnx.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
+                           *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+def test_export_tool_writes_checked_onnx_and_torchscript(xs_checkpoint, tmp_path):
+    out, script = tmp_path / "xs.onnx", tmp_path / "xs.pt"
+    result = export_cli("--superconfig", "mobile_configs/search-XS.json", "TEST.MODEL_FILE", str(xs_checkpoint),
+                        "--output", str(out), "--dynamic", "--input-size", "128", "--torchscript", str(script))
+    assert result.returncode == 0, result.stderr
+    assert "folded 112 BatchNorm layers (0 left)" in result.stdout
+    assert "max |ONNX Runtime - PyTorch| at input 192x96" in result.stdout
+    assert out.stat().st_size > 1e6 and script.is_file()
+    check_onnx(out.read_bytes())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xs.onnx", "xs.pt"]  # no temporary files left
+
+    again = export_cli("--superconfig", "mobile_configs/search-XS.json", "TEST.MODEL_FILE", str(xs_checkpoint),
+                       "--output", str(out))
+    assert again.returncode == 2 and again.stderr.strip() == f"error: {out} exists; pass --force to overwrite it"
+
+
+def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint, tmp_path):
+    out = tmp_path / "s.onnx"
+    result = export_cli("--superconfig", "mobile_configs/search-S.json", "TEST.MODEL_FILE", str(xs_checkpoint),
+                        "--output", str(out))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: {xs_checkpoint} does not fit LitePose")
+    assert not out.exists()
+
+
+def test_export_tool_fails_and_writes_nothing_above_tolerance(xs_checkpoint, tmp_path, monkeypatch, capsys):
+    import lib.deploy
+
+    monkeypatch.setattr(lib.deploy, "max_abs_diff_onnx", lambda *args: 0.5)
+    monkeypatch.setattr(sys, "argv", ["export_onnx.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
+                                      "--superconfig", str(arch_path("XS")), "TEST.MODEL_FILE", str(xs_checkpoint),
+                                      "--output", str(tmp_path / "xs.onnx"), "--input-size", "64"])
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "tools" / "export_onnx.py"), run_name="__main__")
+    assert exit_info.value.code == 2
+    assert "differs from PyTorch by 0.5 (tolerance 0.001); nothing written" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
