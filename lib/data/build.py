@@ -89,13 +89,17 @@ def iterate_loader(loader):
         yield check_batch(batch)
 
 
+def available_cores():
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_workers(cfg):
     """``WORKERS``, but never more than the CPU cores this process may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(0, min(cfg.WORKERS, cores))
+    return max(0, min(cfg.WORKERS, available_cores()))
 
 
 def training_batches(cfg, input_size, device="cpu", num_batches=None, augment=True, seed=None,

@@ -1,0 +1,94 @@
+"""Process-group setup for one process or many (``torchrun``), on CPU or GPUs.
+
+``torchrun`` sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``;
+with ``WORLD_SIZE > 1`` the group is joined through the ``env://`` rendezvous: NCCL
+(``DIST_BACKEND``) between GPUs, Gloo between CPU processes. Each process drives the GPU of its
+local rank, or the CPU.
+"""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ..errors import ConfigError
+from ..utils.device import resolve_device
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    backend: str = ""
+
+    @property
+    def distributed(self):
+        return self.world_size > 1
+
+    @property
+    def is_main(self):
+        return self.rank == 0
+
+    def barrier(self):
+        if self.distributed:
+            if self.backend == "nccl":
+                dist.barrier(device_ids=[self.device.index])
+            else:
+                dist.barrier()
+
+    def all_reduce_sum(self, tensor):
+        """Sum of ``tensor`` over processes (in place; returned for chaining)."""
+        if self.distributed:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def all_true(self, flag):
+        """Whether ``flag`` holds on every process (every process must call it)."""
+        if not self.distributed:
+            return bool(flag)
+        value = torch.tensor([0.0 if flag else 1.0], device=self.device)
+        return self.all_reduce_sum(value).item() == 0
+
+    def close(self):
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _env_int(name, default):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"environment variable {name} must be an integer, got {value!r}") from None
+
+
+def setup_distributed(cfg):
+    """The process's ``DistContext``; joins the process group when started by ``torchrun``
+    with more than one process."""
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    device = resolve_device(cfg.DEVICE)
+    if device.type == "cuda":
+        if world_size > 1 or device.index is None:
+            # One GPU per process: the local rank's (an explicit cuda:N only applies to one process).
+            index = local_rank if world_size > 1 else 0
+            if index >= torch.cuda.device_count():
+                raise ConfigError(f"process with local rank {local_rank} has no GPU "
+                                  f"(only {torch.cuda.device_count()} present)")
+            device = torch.device("cuda", index)
+        torch.cuda.set_device(device)
+    context = DistContext(rank, world_size, local_rank, device)
+    if world_size > 1:
+        backend = cfg.DIST_BACKEND if device.type == "cuda" else "gloo"
+        context.backend = backend
+        if not dist.is_initialized():
+            kwargs = {"device_id": device} if device.type == "cuda" else {}
+            dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank,
+                                    **kwargs)
+    return context
