@@ -1,0 +1,401 @@
+"""Associative-embedding grouping: heatmaps and tag maps in, people out.
+
+The algorithm is the release's (HigherHRNet's ``HeatmapParser``), step for step:
+
+1. **Peaks.** Heatmap NMS by max-pooling (a pixel survives if it equals the maximum of its
+   ``nms_kernel`` window, borders padded with -inf), then the ``max_num_people`` strongest
+   survivors per joint; those above ``detection_threshold`` are detections.
+2. **Matching**, joint by joint in the release's joint order. The first joint with detections
+   starts one person per detection. Each later joint's detections are matched to the first
+   ``max_num_people`` people by an optimal assignment on the distance between a detection's tag
+   and the person's mean tag (with ``use_detection_val``: ``round(distance) * 100 - score``);
+   a detection whose assigned person is further than ``tag_threshold`` starts a new person.
+   People are identified by the first tag value of the detection that started them, as the
+   release's dictionary keys are (a detection starting a person with an existing key joins it).
+   ``ignore_too_much`` skips joints once ``max_num_people`` people exist.
+3. **Adjust**: each joint moves a quarter pixel toward its higher neighbour, horizontally and
+   vertically, and to the pixel centre (+0.5).
+4. **Scores**: a person's score is the mean of its joint scores (missing joints count 0),
+   taken before refinement.
+5. **Refine**: a missing joint takes the pixel maximising ``heatmap - round(|tag - mean tag|)``
+   over the whole map (quarter-pixel adjusted), if its heatmap value there is positive.
+
+It is vectorised: NMS is one dilation per joint (OpenCV), peak selection one sort, matching
+one ``scipy.optimize.linear_sum_assignment`` per joint, adjust one gather. Refinement finds the
+exact same maximum as a full-map search without computing it for every pixel: per 8x8 block
+it bounds ``heatmap - round(distance)`` from above (block maximum of the heatmap, the
+distance from the mean tag to the block's box of tags) and evaluates only the blocks whose
+bound reaches the best value found, so ties resolve to the first pixel as ``argmax`` does.
+"""
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..errors import ConfigError
+
+# The order in which the release matches joints (HigherHRNet's, in COCO numbering); for
+# fewer joints it keeps the indices that exist (CrowdPose: 0-6, 11, 12, 7-10, 13).
+RELEASE_JOINT_ORDER = (0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16)
+# Padding cost of assignment columns that stand for "start a new person".
+_NEW_PERSON_COST = 1e10
+# Side of the square blocks that bound the refinement search.
+_BLOCK = 8
+# Selected blocks evaluated per chunk during refinement (bounds memory on dense maps).
+_BLOCKS_PER_CHUNK = 4096
+
+
+def joint_order(num_joints):
+    """The release's matching order for ``num_joints`` joints (a permutation of them)."""
+    order = [j for j in RELEASE_JOINT_ORDER if j < num_joints]
+    return tuple(order + list(range(len(RELEASE_JOINT_ORDER), num_joints)))
+
+
+@dataclass(frozen=True)
+class GroupingParams:
+    num_joints: int
+    max_num_people: int = 30
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    use_detection_val: bool = True
+    ignore_too_much: bool = False
+    nms_kernel: int = 5
+    adjust: bool = True
+    refine: bool = True
+
+    def __post_init__(self):
+        if self.nms_kernel < 1 or self.nms_kernel % 2 == 0:
+            raise ConfigError(f"TEST.NMS_KERNEL must be a positive odd number, got {self.nms_kernel}")
+        if self.max_num_people < 1:
+            raise ConfigError(f"DATASET.MAX_NUM_PEOPLE must be positive, got {self.max_num_people}")
+        if self.detection_threshold < 0:
+            raise ConfigError(f"TEST.DETECTION_THRESHOLD must be >= 0, got {self.detection_threshold}")
+
+    @classmethod
+    def from_config(cls, cfg):
+        test = cfg.TEST
+        if test.NMS_PADDING != (test.NMS_KERNEL - 1) // 2:
+            raise ConfigError(f"TEST.NMS_PADDING must be (TEST.NMS_KERNEL - 1) / 2 = {(test.NMS_KERNEL - 1) // 2} "
+                              f"so that NMS keeps the map size, got {test.NMS_PADDING}")
+        return cls(num_joints=cfg.DATASET.NUM_JOINTS, max_num_people=cfg.DATASET.MAX_NUM_PEOPLE,
+                   detection_threshold=float(test.DETECTION_THRESHOLD), tag_threshold=float(test.TAG_THRESHOLD),
+                   use_detection_val=bool(test.USE_DETECTION_VAL), ignore_too_much=bool(test.IGNORE_TOO_MUCH),
+                   nms_kernel=int(test.NMS_KERNEL), adjust=bool(test.ADJUST), refine=bool(test.REFINE))
+
+
+def _as_numpy(array):
+    if hasattr(array, "detach"):
+        array = array.detach().cpu().numpy()
+    return np.asarray(array, dtype=np.float32)
+
+
+def group_keypoints(heatmaps, tags, params):
+    """Group one image's detections into people.
+
+    Args:
+        heatmaps: ``[J, H, W]`` (tensor or array).
+        tags: ``[J, H, W, D]`` tag vectors (``[1, H, W, D]`` when one tag map serves all
+            joints); any strides: ``[D, J, H, W]`` storage permuted to this order costs no copy.
+        params: ``GroupingParams``.
+
+    Returns:
+        ``(people, scores)``: ``[P, J, 3 + D]`` float32 rows ``x, y, score, tag...`` in map
+        pixels (missing joints all zero) and ``[P]`` person scores, in the release's order.
+    """
+    maps = _Maps(heatmaps, tags, params.nms_kernel)
+    if maps.num_joints != params.num_joints:
+        raise ValueError(f"heatmaps have {maps.num_joints} joints, grouping expects {params.num_joints}")
+    joints, ys, xs, vals = find_peaks(maps, params.detection_threshold, params.max_num_people)
+    peak_tags = np.stack([plane[maps.tag_joint(joints), ys, xs] for plane in maps.tags], axis=1)
+    people = match_peaks(joints, xs, ys, vals, peak_tags, params)
+    if params.adjust:
+        adjust_people(people, maps.det)
+    scores = people[:, :, 2].mean(axis=1) if len(people) else np.zeros(0, np.float32)
+    if params.refine and len(people):
+        refine_people(people, maps)
+    return people, scores.astype(np.float32)
+
+
+class _Maps:
+    """One image's heatmaps ``det [J, H, W]`` and tag planes (one ``[J or 1, H, W]`` array per
+    tag dimension), float32 and C-contiguous, with the NMS max filter of each joint computed
+    once and shared by peak finding and refinement."""
+
+    def __init__(self, heatmaps, tags, kernel):
+        self.det = np.ascontiguousarray(_as_numpy(heatmaps))
+        if hasattr(tags, "detach"):
+            tags = tags.detach().cpu()
+            planes = [tags[..., d].numpy() for d in range(tags.shape[-1])]
+        else:
+            tags = np.asarray(tags, dtype=np.float32)
+            planes = [tags[..., d] for d in range(tags.shape[-1])]
+        self.tags = [np.ascontiguousarray(plane, dtype=np.float32) for plane in planes]
+        self.num_joints, self.height, self.width = self.det.shape
+        shape = self.tags[0].shape if self.tags else None
+        if not self.tags or shape[0] not in (1, self.num_joints) or shape[1:] != self.det.shape[1:]:
+            raise ValueError(f"tags {shape} x {len(self.tags)} do not match heatmaps {self.det.shape}")
+        self.kernel = kernel
+        self._element = np.ones((kernel, kernel), np.uint8)
+        self._pooled = {}
+
+    def tag_joint(self, joints):
+        """Index into the tag planes for these joints (one shared map: always 0)."""
+        return joints if self.tags[0].shape[0] > 1 else np.zeros_like(joints)
+
+    def pooled(self, joint):
+        """Max over the NMS window at every pixel; cv2's default border ignores outside pixels,
+        which is max-pooling's -inf padding."""
+        if joint not in self._pooled:
+            self._pooled[joint] = cv2.dilate(self.det[joint], self._element)
+        return self._pooled[joint]
+
+
+def find_peaks(maps, threshold, max_per_joint):
+    """NMS peaks above ``threshold``: ``(joint, y, x, value)`` arrays, per joint strongest
+    first (at most ``max_per_joint``), joints in index order; ties keep raster order."""
+    det, width = maps.det, maps.width
+    above = np.flatnonzero(det > threshold)
+    if above.size == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0, np.float32)
+    plane_size = maps.height * width
+    cand_joints = above // plane_size
+    is_max = np.zeros(above.size, bool)
+    for joint in np.unique(cand_joints):
+        lo, hi = np.searchsorted(cand_joints, [joint, joint + 1])
+        local = above[lo:hi] - joint * plane_size
+        is_max[lo:hi] = det[joint].ravel()[local] >= maps.pooled(joint).ravel()[local]
+    peaks = above[is_max]
+    values = det.ravel()[peaks]
+    joints = peaks // plane_size
+    order = np.lexsort((peaks, -values, joints))
+    peaks, values, joints = peaks[order], values[order], joints[order]
+    starts = np.searchsorted(joints, joints, side="left")
+    keep = (np.arange(peaks.size) - starts) < max_per_joint
+    peaks, values, joints = peaks[keep], values[keep], joints[keep]
+    within = peaks - joints * plane_size
+    return joints, within // width, within % width, values
+
+
+def match_peaks(joints, xs, ys, vals, peak_tags, params):
+    """Joint-by-joint tag matching (step 2): ``[P, J, 3 + D]`` float32 people."""
+    num_joints = params.num_joints
+    tag_dim = peak_tags.shape[1]
+    rows = np.concatenate([xs[:, None], ys[:, None], vals[:, None], peak_tags], axis=1).astype(np.float64)
+    capacity = max(len(rows), 1)
+    people = np.zeros((capacity, num_joints, 3 + tag_dim), np.float64)
+    tag_sum = np.zeros((capacity, tag_dim), np.float64)
+    tag_count = np.zeros(capacity, np.float64)
+    keys = {}  # first tag value of the detection that started a person -> person index
+    count = 0
+    bounds = np.searchsorted(joints, np.arange(num_joints + 1))
+    for joint in joint_order(num_joints):
+        block = rows[bounds[joint]:bounds[joint + 1]]
+        if len(block) == 0:
+            continue
+        tags = block[:, 3:]
+        assigned = np.full(len(block), -1)
+        if count:
+            grouped = min(count, params.max_num_people)
+            if params.ignore_too_much and grouped == params.max_num_people:
+                continue
+            means = tag_sum[:grouped] / tag_count[:grouped, None]
+            distance = np.linalg.norm(tags[:, None, :] - means[None, :, :], axis=2)
+            cost = np.round(distance) * 100 - block[:, 2:3] if params.use_detection_val else distance.copy()
+            if len(block) > grouped:
+                cost = np.hstack([cost, np.full((len(block), len(block) - grouped), _NEW_PERSON_COST)])
+            row_ind, col_ind = linear_sum_assignment(cost)
+            ok = col_ind < grouped
+            ok[ok] = distance[row_ind[ok], col_ind[ok]] < params.tag_threshold
+            assigned[row_ind[ok]] = col_ind[ok]
+        new_keys = [float(value) for value in np.float32(tags[assigned < 0, 0])]
+        if any(key in keys for key in new_keys) or len(set(new_keys)) != len(new_keys):
+            count = _apply_in_order(block, assigned, joint, people, tag_sum, tag_count, keys, count)
+            continue
+        matched = assigned >= 0
+        people[assigned[matched], joint] = block[matched]
+        tag_sum[assigned[matched]] += tags[matched]
+        tag_count[assigned[matched]] += 1
+        fresh = np.flatnonzero(~matched)
+        new = np.arange(count, count + fresh.size)
+        people[new, joint] = block[fresh]
+        tag_sum[new] = tags[fresh]
+        tag_count[new] = 1
+        keys.update(zip(new_keys, new.tolist()))
+        count += fresh.size
+    return people[:count].astype(np.float32)
+
+
+def _apply_in_order(block, assigned, joint, people, tag_sum, tag_count, keys, count):
+    """The release's dictionary updates, row by row, for the rare joint where a new
+    person's key already exists (identical tag values): that detection replaces the joint
+    of the person with that key and restarts its tag list."""
+    for row, person in enumerate(assigned):
+        if person >= 0:
+            tag_sum[person] += block[row, 3:]
+            tag_count[person] += 1
+        else:
+            key = float(np.float32(block[row, 3]))
+            person = keys.get(key)
+            if person is None:
+                person = keys[key] = count
+                count += 1
+            tag_sum[person] = block[row, 3:]
+            tag_count[person] = 1
+        people[person, joint] = block[row]
+    return count
+
+
+def _quarter_shift(det, joints, ys, xs):
+    """The release's quarter-pixel step toward the higher neighbour, per axis."""
+    _, height, width = det.shape
+    right = det[joints, ys, np.minimum(xs + 1, width - 1)]
+    left = det[joints, ys, np.maximum(xs - 1, 0)]
+    down = det[joints, np.minimum(ys + 1, height - 1), xs]
+    up = det[joints, np.maximum(ys - 1, 0), xs]
+    return np.where(right > left, 0.25, -0.25), np.where(down > up, 0.25, -0.25)
+
+
+def adjust_people(people, det):
+    """Step 3 in place: detected joints move to the pixel centre plus a quarter pixel."""
+    person_idx, joint_idx = np.nonzero(people[:, :, 2] > 0)
+    xs = people[person_idx, joint_idx, 0].astype(np.int64)
+    ys = people[person_idx, joint_idx, 1].astype(np.int64)
+    dx, dy = _quarter_shift(det, joint_idx, ys, xs)
+    people[person_idx, joint_idx, 0] = xs + dx + 0.5
+    people[person_idx, joint_idx, 1] = ys + dy + 0.5
+
+
+def refine_people(people, maps):
+    """Step 5 in place: fill missing joints from each person's mean tag."""
+    det = maps.det
+    detected = people[:, :, 2] > 0
+    has_any = detected.any(axis=1)
+    person_idx, joint_idx = np.nonzero(~detected & has_any[:, None])
+    if person_idx.size == 0:
+        return
+    # Mean tag of the detected joints, in float32 like the release's torch mean. The release
+    # reads the tag map at the (truncated) adjusted position: the peak, whose tags the row holds.
+    mean_tags = (people[:, :, 3:] * detected[:, :, None]).sum(axis=1) / detected.sum(axis=1).clip(1)[:, None]
+    best_flat, best_det = _refine_argmax(maps, joint_idx, mean_tags.astype(np.float32)[person_idx])
+    ys, xs = best_flat // maps.width, best_flat % maps.width
+    dx, dy = _quarter_shift(det, joint_idx, ys, xs)
+    fill = best_det > 0
+    people[person_idx[fill], joint_idx[fill], 0] = (xs + 0.5 + dx)[fill]
+    people[person_idx[fill], joint_idx[fill], 1] = (ys + 0.5 + dy)[fill]
+    people[person_idx[fill], joint_idx[fill], 2] = best_det[fill]
+
+
+def _tag_distance(tag_values, mean_tags):
+    """``round(|tag - mean|)`` in float32, dimension by dimension in a fixed order (the block
+    bounds use the same arithmetic, which is what makes them exact bounds)."""
+    square = np.zeros(tag_values[0].shape, np.float32)
+    for values, mean in zip(tag_values, mean_tags):
+        diff = values - mean
+        square += diff * diff
+    return np.round(np.sqrt(square))
+
+
+class _Blocks:
+    """The maps cut into ``_BLOCK`` x ``_BLOCK`` blocks (padded when the size is not a
+    multiple: padded pixels have heatmap -inf, so they never win), with per-block heatmap
+    maxima and tag ranges computed for the joints that need them."""
+
+    def __init__(self, maps, joints):
+        size = _BLOCK
+        self.maps = maps
+        pad_h, pad_w = -maps.height % size, -maps.width % size
+        self.padded = bool(pad_h or pad_w)
+        if self.padded:
+            self.det = np.pad(maps.det, ((0, 0), (0, pad_h), (0, pad_w)), constant_values=-np.inf)
+            self.tags = [np.pad(p, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge") for p in maps.tags]
+        else:
+            self.det, self.tags = maps.det, maps.tags
+        self.height, self.width = self.det.shape[1:]
+        self.rows, self.cols = self.height // size, self.width // size
+        # First raster index of every block (ties between blocks resolve by it).
+        self.first_flat = ((np.arange(self.rows)[:, None] * size * self.width)
+                           + np.arange(self.cols)[None, :] * size).ravel()
+        tag_index = maps.tag_joint(joints)
+        self.det_max = np.stack([self._det_max(j) for j in joints])
+        # Whole planes reduce faster than copying out the needed joints first.
+        self.tag_lo = [_block_reduce(p, np.minimum)[tag_index] for p in self.tags]
+        self.tag_hi = [_block_reduce(p, np.maximum)[tag_index] for p in self.tags]
+
+    def _det_max(self, joint):
+        if self.padded or self.maps.kernel > _BLOCK:
+            return _block_reduce(self.det[joint][None], np.maximum)[0]
+        # The NMS max filter already holds window maxima: a few samples per block cover it.
+        half, size = self.maps.kernel // 2, _BLOCK
+        offsets = sorted({min(half + i * self.maps.kernel, size - 1 - half)
+                          for i in range(-(-size // self.maps.kernel))})
+        view = self.maps.pooled(joint).reshape(self.rows, size, self.cols, size)
+        out = None
+        for oy in offsets:
+            for ox in offsets:
+                out = view[:, oy, :, ox].copy() if out is None else np.maximum(out, view[:, oy, :, ox], out=out)
+        return out.ravel()
+
+
+def _block_reduce(planes, op):
+    """``[J, H, W]`` -> ``[J, H / B * W / B]`` block-wise ``op`` (H, W multiples of B)."""
+    joints, height, width = planes.shape
+    rows = op.reduce(planes.reshape(joints * height // _BLOCK, _BLOCK, width), axis=1)
+    # Across columns: B strided slices reduced at once (a short last axis reduces slowly).
+    return op.reduce([rows[:, i::_BLOCK] for i in range(_BLOCK)]).reshape(joints, -1)
+
+
+def _refine_argmax(maps, joint_idx, mean_tags):
+    """For pairs (joint j, mean tag t): the first raster-order pixel maximising
+    ``det[j] - round(|tag[j] - t|)``, and ``det[j]`` there. Exact, block-pruned."""
+    needed, pair_row = np.unique(joint_idx, return_inverse=True)
+    blocks = _Blocks(maps, needed)
+    # Upper bound of every block for every pair: [pairs, blocks].
+    square = np.zeros((len(joint_idx), blocks.rows * blocks.cols), np.float32)
+    for lo, hi, d in zip(blocks.tag_lo, blocks.tag_hi, range(len(blocks.tags))):
+        mean = mean_tags[:, d, None]
+        excess = np.maximum(np.maximum(lo[pair_row] - mean, mean - hi[pair_row]), 0)
+        square += excess * excess
+    bound = blocks.det_max[pair_row] - np.round(np.sqrt(square))
+
+    # A first value per pair from its most promising block; then only blocks whose bound
+    # beats it, or ties it and starts earlier in raster order, can hold the first maximum.
+    pairs = np.arange(len(joint_idx))
+    first = np.argmax(bound, axis=1)
+    best_val, best_flat, best_det = _evaluate_blocks(blocks, joint_idx, mean_tags, pairs, first)
+    pair_sel, block_sel = np.nonzero((bound > best_val[:, None]) | (
+        (bound == best_val[:, None]) & (blocks.first_flat[None, :] < best_flat[:, None])))
+    for start in range(0, pair_sel.size, _BLOCKS_PER_CHUNK):
+        chunk = slice(start, start + _BLOCKS_PER_CHUNK)
+        sel = pair_sel[chunk]
+        value, flat, det_value = _evaluate_blocks(blocks, joint_idx, mean_tags, sel, block_sel[chunk])
+        # Per pair: highest value, then lowest raster index.
+        order = np.lexsort((flat, -value, sel))
+        sel, value, flat, det_value = sel[order], value[order], flat[order], det_value[order]
+        head = np.ones(sel.size, bool)
+        head[1:] = sel[1:] != sel[:-1]
+        sel, value, flat, det_value = sel[head], value[head], flat[head], det_value[head]
+        better = (value > best_val[sel]) | ((value == best_val[sel]) & (flat < best_flat[sel]))
+        sel = sel[better]
+        best_val[sel], best_flat[sel], best_det[sel] = value[better], flat[better], det_value[better]
+    # Back from padded raster indices to the map's own.
+    return (best_flat // blocks.width) * maps.width + best_flat % blocks.width, best_det
+
+
+def _evaluate_blocks(blocks, joint_idx, mean_tags, pairs, block_ids):
+    """Exact ``det - round(distance)`` over whole blocks: per (pair, block), the best value,
+    its first raster index in the padded map and the heatmap value there."""
+    size, width = _BLOCK, blocks.width
+    offsets = (np.arange(size)[:, None] * width + np.arange(size)[None, :]).ravel()
+    flat = blocks.first_flat[block_ids][:, None] + offsets[None, :]
+    plane_size = blocks.height * width
+    joints = joint_idx[pairs, None]
+    det_values = blocks.det.reshape(-1)[joints * plane_size + flat]
+    tag_base = blocks.maps.tag_joint(joints) * plane_size
+    tag_values = [p.reshape(-1)[tag_base + flat] for p in blocks.tags]
+    value = det_values - _tag_distance(tag_values, [mean_tags[pairs, d, None] for d in range(len(blocks.tags))])
+    best = np.argmax(value, axis=1)  # first maximum = lowest raster index inside a block
+    pick = np.arange(len(pairs))
+    return value[pick, best], flat[pick, best], det_values[pick, best]
