@@ -1,0 +1,32 @@
+"""Evaluation: COCO / CrowdPose keypoint AP, results files, the evaluation loop, the decoding ceiling.
+
+    from lib.evaluation import evaluate
+    result = evaluate(cfg, model, limit=100)          # or image_ids=[...]
+    result.ap, result.metrics, result.ms_per_image    # AP, the release's columns, timings
+
+Results files alone: ``evaluate_keypoints(gt_file_or_dict, results, 'coco' | 'crowdpose')``.
+"""
+
+from .keypoint_eval import (COCO_COLUMNS, CROWD_INDEX_SPLIT, CROWDPOSE_COLUMNS, PROTOCOLS, evaluate_keypoints,
+                            load_ground_truth, metrics_table, protocol_for_dataset)
+from .results import check_results, image_results, load_results, write_results
+from .runner import EvalResult, evaluate, select_image_ids, summary_lines
+
+__all__ = [
+    "COCO_COLUMNS",
+    "CROWDPOSE_COLUMNS",
+    "CROWD_INDEX_SPLIT",
+    "EvalResult",
+    "PROTOCOLS",
+    "check_results",
+    "evaluate",
+    "evaluate_keypoints",
+    "image_results",
+    "load_ground_truth",
+    "load_results",
+    "metrics_table",
+    "protocol_for_dataset",
+    "select_image_ids",
+    "summary_lines",
+    "write_results",
+]
