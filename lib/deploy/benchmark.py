@@ -1,0 +1,344 @@
+"""Side-by-side latency of LitePose and its baselines, in one process.
+
+``run_benchmark`` builds each model from its experiment config, counts its MACs and
+parameters, prepares every backend (PyTorch eager, PyTorch with BN folded, ONNX Runtime on
+the folded model, and forward + grouping end to end), and times all of them interleaved
+(``latency.time_interleaved``) so the figures of one run are comparable with each other.
+``markdown_table``, ``speedups`` and ``plot_latency`` present the result.
+
+Weights do not change the work a network does, so models get random weights of realistic
+scale (``realistic_weights_``): untrained HRNet weights (std 0.001) would make activations
+denormal floats, which some CPUs process many times slower.
+"""
+
+import dataclasses
+import io
+import math
+import os
+import statistics
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from ..config import load_config
+from ..errors import ConfigError
+from ..models import build_model, profile_model
+from ..utils.device import resolve_device
+from .export import export_onnx, onnx_session
+from .fuse import fuse_bn
+from .latency import onnx_runner, time_interleaved, torch_runner
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+BACKENDS = ("eager", "fused", "onnx", "e2e")
+BACKEND_TITLES = {
+    "eager": "PyTorch eager",
+    "fused": "PyTorch, BN folded",
+    "onnx": "ONNX Runtime",
+    "e2e": "end to end (folded, grouping)",
+}
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A benchmarked model: experiment config (``{dataset}`` is filled in) and LitePose arch."""
+
+    name: str
+    config: str
+    arch: str = None
+
+    @property
+    def is_litepose(self):
+        return self.arch is not None
+
+
+_MOBILE = "experiments/{dataset}/mobilenet/mobile.yaml"
+ZOO = {entry.name: entry for entry in (
+    ZooEntry("LitePose-XS", _MOBILE, "mobile_configs/search-XS.json"),
+    ZooEntry("LitePose-S", _MOBILE, "mobile_configs/search-S.json"),
+    ZooEntry("LitePose-M", _MOBILE, "mobile_configs/search-M.json"),
+    ZooEntry("LitePose-L", _MOBILE, "mobile_configs/search-L.json"),
+    ZooEntry("HigherHRNet-W24", "experiments/{dataset}/higher_hrnet/w24_512_adam_lr1e-3.yaml"),
+    ZooEntry("HigherHRNet-W32", "experiments/{dataset}/higher_hrnet/w32_512_adam_lr1e-3.yaml"),
+    ZooEntry("HigherHRNet-W48", "experiments/{dataset}/higher_hrnet/w48_640_adam_lr1e-3.yaml"),
+    ZooEntry("EfficientHRNet-H-1", "experiments/{dataset}/efficient_hrnet/H-1.yaml"),
+)}
+DEFAULT_MODELS = ("LitePose-XS", "LitePose-S", "LitePose-M", "LitePose-L", "HigherHRNet-W24", "EfficientHRNet-H-1")
+# The paper's comparison: every LitePose against these two.
+REFERENCE_BASELINES = ("HigherHRNet-W24", "EfficientHRNet-H-1")
+
+
+def _key(name):
+    return name.lower().replace("-", "").replace("_", "")
+
+
+_ALIASES = {_key(name): name for name in ZOO}
+_ALIASES.update({_key(name.split("-", 1)[1]): name for name in ZOO})  # XS, W24, H-1, ...
+
+
+def resolve_models(names):
+    """Zoo entries for names like ``LitePose-S``, ``S``, ``W24``, ``h1`` (case and dashes
+    ignored), or custom ``CONFIG.yaml`` / ``CONFIG.yaml:ARCH.json`` entries."""
+    entries = []
+    for name in names:
+        if name.endswith((".yaml", ".json")) or ".yaml:" in name:
+            config, _, arch = name.partition(":")
+            label = os.path.splitext(os.path.basename(arch or config))[0]
+            entries.append(ZooEntry(label, config, arch or None))
+        elif _key(name) in _ALIASES:
+            entries.append(ZOO[_ALIASES[_key(name)]])
+        else:
+            raise ConfigError(f"unknown model '{name}' (known: {', '.join(ZOO)}; or CONFIG.yaml[:ARCH.json])")
+    return entries
+
+
+def _repo_path(path):
+    return path if os.path.isabs(path) or os.path.exists(path) else os.path.join(REPO_ROOT, path)
+
+
+@torch.no_grad()
+def realistic_weights_(model, seed=0):
+    """Random weights of trained-network scale: He-normal convs, unit BN statistics."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            fan_in = module.weight[0].numel() if isinstance(module, nn.Conv2d) else \
+                module.weight.shape[0] // module.groups * module.weight[0, 0].numel()
+            module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * math.sqrt(1.0 / fan_in))
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()
+    return model
+
+
+@dataclass
+class ModelResult:
+    name: str
+    device: str
+    input_size: int
+    macs: int
+    params: int
+    is_litepose: bool
+    timings: dict = field(default_factory=dict)  # backend -> Timing
+    notes: list = field(default_factory=list)
+    stages_ms: dict = field(default_factory=dict)  # end to end: median ms of network, aggregate, grouping
+
+
+@dataclass
+class BenchmarkSettings:
+    models: tuple = DEFAULT_MODELS
+    dataset: str = "crowd_pose"
+    backends: tuple = ("eager", "fused", "onnx", "e2e")
+    devices: tuple = ("cpu",)
+    threads: int = None
+    input_size: int = None  # None: each model's own size
+    repeats: int = 20
+    warmup: int = 2
+    progress: bool = True
+
+
+def available_devices(requested="all"):
+    """``all``: the CPU, plus the first GPU when there is one; else the named device."""
+    if requested == "all":
+        return ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
+    return (str(resolve_device(requested)),)
+
+
+def _prepare(entry, settings):
+    """(config, model, input size, MACs profile) for one zoo entry."""
+    cfg = load_config(_repo_path(entry.config.format(dataset=settings.dataset)))
+    model = build_model(cfg, _repo_path(entry.arch) if entry.arch else None)
+    if hasattr(model, "get_active_subnet"):
+        model = model.get_active_subnet()
+    realistic_weights_(model).eval()
+    arch = getattr(model, "arch", None)
+    size = settings.input_size or (arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
+    return cfg, model, size, profile_model(model, size)
+
+
+def _runners(entry, cfg, model, size, device, settings):
+    """``{backend: callable}`` for the backends that exist for this model and device."""
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    runners, notes = {}, []
+    model = model.to(device)
+    fused = fuse_bn(model).to(device) if {"fused", "onnx", "e2e"} & set(settings.backends) else None
+    if "eager" in settings.backends:
+        runners["eager"] = torch_runner(model, x)
+    if "fused" in settings.backends:
+        runners["fused"] = torch_runner(fused, x)
+    if "onnx" in settings.backends:
+        try:
+            session = onnx_session(export_onnx(fused.cpu(), size), settings.threads, device)
+            runners["onnx"] = onnx_runner(session, x)
+        except Exception as exc:  # a missing provider is a note in the table, not a failed run
+            notes.append(f"ONNX Runtime skipped: {str(exc).splitlines()[0][:120]}")
+        fused.to(device)
+    if "e2e" in settings.backends:
+        runner = end_to_end_runner(fused, cfg, size, device)
+        if runner is None:
+            notes.append("end to end skipped: grouping (lib.inference) is not available")
+        else:
+            runners["e2e"] = runner
+    return runners, notes
+
+
+def end_to_end_runner(model, cfg, size, device):
+    """Time per image of the whole test-time pipeline of ``lib.inference``: resize and
+    normalise a ``size`` x ``size`` RGB image, the network, map aggregation and
+    associative-embedding grouping, as deployed (one scale, no flip test). Returns
+    ``None`` when ``lib.inference`` is not available. The runner keeps the per-stage times
+    of every call in ``runner.stage_times``."""
+    try:
+        from ..inference import TestSettings, predict
+    except ImportError:
+        return None
+    settings = dataclasses.replace(TestSettings.from_config(cfg, model, input_size=size), flip=False, scales=(1.0,))
+    image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    stage_times = []
+
+    def run():
+        prediction = predict(model, image, settings, device=device)
+        stage_times.append(prediction.times)
+        return prediction
+
+    run.stage_times = stage_times
+    return run
+
+
+def run_benchmark(settings):
+    """Measure every model of ``settings`` on every device; returns ``[ModelResult]``."""
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    entries = resolve_models(settings.models)
+    prepared = []
+    for entry in tqdm(entries, desc="building models", disable=not settings.progress, leave=False):
+        prepared.append((entry, *_prepare(entry, settings)))
+    results = []
+    for device in settings.devices:
+        if device.startswith("cuda"):
+            torch.backends.cudnn.benchmark = True
+        runners, device_results = {}, []
+        for entry, cfg, model, size, profile in tqdm(prepared, desc=f"preparing backends ({device})",
+                                                     disable=not settings.progress, leave=False):
+            model_runners, notes = _runners(entry, cfg, model, size, device, settings)
+            result = ModelResult(entry.name, device, size, profile.macs, profile.params, entry.is_litepose,
+                                 notes=notes)
+            device_results.append(result)
+            runners.update({(result.name, backend): run for backend, run in model_runners.items()})
+        timings = time_interleaved(runners, settings.repeats, settings.warmup, settings.progress,
+                                   description=f"timing ({device})")
+        for result in device_results:
+            result.timings = {backend: timings[(result.name, backend)] for backend in settings.backends
+                              if (result.name, backend) in timings}
+            stage_times = getattr(runners.get((result.name, "e2e")), "stage_times", None)
+            if stage_times:
+                stage_times = stage_times[-settings.repeats:]  # the timed calls, not the warm-up
+                result.stages_ms = {stage: 1000.0 * statistics.median(t[stage] for t in stage_times)
+                                    for stage in stage_times[0]}
+        results.extend(device_results)
+        for entry, cfg, model, size, profile in prepared:
+            model.cpu()
+    return results
+
+
+def speedups(results, baselines=REFERENCE_BASELINES):
+    """``[(device, backend, litepose, baseline, factor)]``: baseline median / LitePose median."""
+    rows = []
+    for base in (r for r in results if r.name in baselines):
+        for lite in (r for r in results if r.is_litepose and r.device == base.device):
+            for backend, timing in lite.timings.items():
+                if backend in base.timings:
+                    rows.append((lite.device, backend, lite.name, base.name,
+                                 base.timings[backend].median_ms / timing.median_ms))
+    return rows
+
+
+def markdown_table(results, backends=BACKENDS):
+    """One Markdown table per device: MACs, parameters, median / p90 latency per backend."""
+    lines = []
+    for device in dict.fromkeys(r.device for r in results):
+        rows = [r for r in results if r.device == device]
+        shown = [b for b in backends if any(b in r.timings for r in rows)]
+        lines.append(f"Device: {device}. Latency in ms, median / p90, batch 1.")
+        lines.append("")
+        stages = any(r.stages_ms for r in rows)
+        titles = [BACKEND_TITLES[b] for b in shown] + (["end to end: network / aggregate / grouping"] if stages else [])
+        lines.append("| model | input | GMACs | params (M) | " + " | ".join(titles) + " |")
+        lines.append("|---|---|---|---|" + "---|" * len(titles))
+        for r in rows:
+            cells = [f"{r.timings[b].median_ms:.1f} / {r.timings[b].p90_ms:.1f}" if b in r.timings else "n/a"
+                     for b in shown]
+            if stages:
+                cells.append(" / ".join(f"{ms:.1f}" for ms in r.stages_ms.values()) if r.stages_ms else "n/a")
+            lines.append(f"| {r.name} | {r.input_size} | {r.macs / 1e9:.2f} | {r.params / 1e6:.2f} | "
+                         + " | ".join(cells) + " |")
+        notes = {}
+        for r in rows:
+            for note in r.notes:
+                notes.setdefault(note, []).append(r.name)
+        if notes:
+            lines.append("")
+            lines.extend(f"- {note} ({'all models' if len(names) == len(rows) else ', '.join(names)})"
+                         for note, names in notes.items())
+        lines.append("")
+    ups = speedups(results)
+    if ups:
+        lines.append("Speed-up (baseline median / LitePose median):")
+        lines.append("")
+        lines.append("| device | backend | LitePose | baseline | speed-up |")
+        lines.append("|---|---|---|---|---|")
+        lines.extend(f"| {d} | {BACKEND_TITLES[b]} | {lite} | {base} | {factor:.2f}x |"
+                     for d, b, lite, base, factor in ups)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_latency(results, backends=BACKENDS):
+    """PNG bytes: median latency against GMACs, one marker shape per model, one colour per
+    backend, one panel per device (log-log axes)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    devices = list(dict.fromkeys(r.device for r in results))
+    figure, axes = plt.subplots(1, len(devices), figsize=(7 * len(devices), 5), squeeze=False)
+    markers = "os^Dv<>pPX*h"
+    names = list(dict.fromkeys(r.name for r in results))
+    colours = dict(zip(backends, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for axis, device in zip(axes[0], devices):
+        for r in (r for r in results if r.device == device):
+            marker = markers[names.index(r.name) % len(markers)]
+            for backend, timing in r.timings.items():
+                axis.scatter(r.macs / 1e9, timing.median_ms, marker=marker, color=colours[backend], s=50)
+            if r.timings:
+                top = max(t.median_ms for t in r.timings.values())
+                axis.annotate(r.name, (r.macs / 1e9, top), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        for backend in backends:
+            if any(backend in r.timings for r in results if r.device == device):
+                axis.scatter([], [], color=colours[backend], marker="o", label=BACKEND_TITLES[backend])
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("GMACs")
+        axis.set_ylabel("median latency (ms), batch 1")
+        axis.set_title(f"latency vs MACs on {device}")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def results_as_dict(results):
+    """JSON-ready results (every sample kept, so other statistics can be computed later)."""
+    return [dict(model=r.name, device=r.device, input_size=r.input_size, macs=r.macs, params=r.params,
+                 notes=r.notes, end_to_end_stages_ms=r.stages_ms, timings_ms={b: dict(median=t.median_ms, p90=t.p90_ms,
+                                                    samples=[s * 1000.0 for s in t.samples])
+                                            for b, t in r.timings.items()})
+            for r in results]
