@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..data.coco_format import keypoint_info_from_config
 from ..data.targets import SigmaConfig, render_heatmaps
 from ..errors import DataError
-from ..inference.pipeline import TestSettings, compute_maps, decode
+from ..inference.pipeline import InferenceSettings, compute_maps, decode
 from ..utils.affine import transform_points
 from .keypoint_eval import check_ground_truth, evaluate_keypoints, load_ground_truth, protocol_for_dataset
 from .results import PERSON_CATEGORY, image_results
@@ -98,7 +98,7 @@ def oracle_evaluate(cfg, ann_file, input_size=None, limit=None, progress=True, b
     protocol = protocol_for_dataset(cfg.DATASET.DATASET_TEST)
     data = load_ground_truth(ann_file)
     check_ground_truth(data, protocol, source=str(ann_file))
-    settings = TestSettings.from_config(cfg, None, input_size)
+    settings = InferenceSettings.from_config(cfg, None, input_size)
     sigma_config = SigmaConfig.from_config(cfg)
     if sigma_config.scale_aware:
         raise DataError("the decoding ceiling renders fixed-sigma targets; DATASET.SCALE_AWARE_SIGMA is not supported")

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
 from ..errors import DataError
-from ..inference.pipeline import TestSettings, predict
+from ..inference.pipeline import InferenceSettings, predict
 from ..utils.device import resolve_device
 from ..utils.io import atomic_write_text
 from .keypoint_eval import evaluate_keypoints, metrics_table, protocol_for_dataset
@@ -85,7 +85,7 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
     ids = select_image_ids(annotations, image_ids, limit)
     protocol = protocol_for_dataset(cfg.DATASET.DATASET_TEST)
     device = resolve_device(cfg.DEVICE) if device is None else device
-    settings = TestSettings.from_config(cfg, model, input_size)
+    settings = InferenceSettings.from_config(cfg, model, input_size)
     if (save_vis or save_maps) and not output_dir:
         raise DataError("saving pictures needs an output folder")
     vis_dir = os.path.join(output_dir, "vis") if output_dir else None

@@ -1,7 +1,7 @@
 """Test-time inference: resize and flip, aggregation of the network's maps, grouping.
 
-    from lib.inference import TestSettings, predict
-    settings = TestSettings.from_config(cfg, model)      # input size from the model's arch
+    from lib.inference import InferenceSettings, predict
+    settings = InferenceSettings.from_config(cfg, model)      # input size from the model's arch
     prediction = predict(model.eval(), rgb_image, settings)
     prediction.keypoints, prediction.scores              # [P, J, 3] image pixels, [P]
 
@@ -9,15 +9,15 @@ Grouping alone: ``group_keypoints(heatmaps [J, H, W], tags [J, H, W, D], Groupin
 """
 
 from .group import GroupingParams, group_keypoints, joint_order
-from .pipeline import Prediction, TestMaps, TestSettings, compute_maps, decode, model_input_size, predict, run_model
-from .transforms import TestGeometry, test_geometry, warp_image
+from .pipeline import Prediction, InferenceMaps, InferenceSettings, compute_maps, decode, model_input_size, predict, run_model
+from .transforms import ResizeGeometry, resize_geometry, warp_image
 
 __all__ = [
     "GroupingParams",
     "Prediction",
-    "TestGeometry",
-    "TestMaps",
-    "TestSettings",
+    "ResizeGeometry",
+    "InferenceMaps",
+    "InferenceSettings",
     "compute_maps",
     "decode",
     "group_keypoints",
@@ -25,6 +25,6 @@ __all__ = [
     "model_input_size",
     "predict",
     "run_model",
-    "test_geometry",
+    "resize_geometry",
     "warp_image",
 ]

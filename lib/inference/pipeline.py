@@ -3,7 +3,7 @@
 Follows the release (HigherHRNet's ``get_multi_stage_outputs`` / ``aggregate_results``):
 
 - each scale of ``TEST.SCALE_FACTOR`` (largest first) resizes the image with the short side to
-  the input size aligned up to 64 (``transforms.test_geometry``), normalised as in training;
+  the input size aligned up to 64 (``transforms.resize_geometry``), normalised as in training;
 - every network output is brought to the last (finest) output's resolution; heatmaps of the
   outputs selected by ``TEST.WITH_HEATMAPS`` are averaged, tags are taken from the outputs in
   ``TEST.WITH_AE``;
@@ -31,11 +31,11 @@ from ..data.normalize import image_to_tensor
 from ..errors import ConfigError
 from ..utils.affine import transform_points
 from .group import GroupingParams, group_keypoints
-from .transforms import test_geometry, warp_image
+from .transforms import resize_geometry, warp_image
 
 
 @dataclass(frozen=True)
-class TestSettings:
+class InferenceSettings:
     """Everything the test-time pipeline needs, resolved from a config once."""
     input_size: int
     scales: tuple
@@ -84,7 +84,7 @@ def model_input_size(model):
 
 
 @dataclass
-class TestMaps:
+class InferenceMaps:
     """Aggregated maps of one image, ready for grouping.
 
     ``heatmaps [J, H, W]``; ``tags [Jt, H, W, D]`` (a view of ``[D, Jt, H, W]`` storage);
@@ -111,7 +111,7 @@ class Prediction:
     keypoints: np.ndarray
     scores: np.ndarray
     times: dict = field(default_factory=dict)
-    maps: TestMaps = None
+    maps: InferenceMaps = None
 
 
 def _sync(device):
@@ -165,12 +165,12 @@ def compute_maps(forward, image_wh, settings):
     outputs of the same layout (the decoding-ceiling tool renders ground truth)."""
     scales = sorted(settings.scales, reverse=True)
     min_scale = min(scales)
-    base = test_geometry(image_wh, settings.input_size, 1.0, min_scale)
+    base = resize_geometry(image_wh, settings.input_size, 1.0, min_scale)
     base_hw = (base.input_wh[1], base.input_wh[0])
     final, tag_maps, geometry = None, [], None
     forward_s = aggregate_s = 0.0
     for scale in scales:
-        geometry = test_geometry(image_wh, settings.input_size, scale, min_scale)
+        geometry = resize_geometry(image_wh, settings.input_size, scale, min_scale)
         start = time.perf_counter()
         outputs = forward(geometry)
         device = outputs[-1].device
@@ -201,7 +201,7 @@ def compute_maps(forward, image_wh, settings):
             final /= float(len(scales))
         tags = torch.cat(tag_maps, dim=0).contiguous()
     aggregate_s += time.perf_counter() - start
-    return TestMaps(final.contiguous(), tags.permute(1, 2, 3, 0), geometry, forward_s, aggregate_s)
+    return InferenceMaps(final.contiguous(), tags.permute(1, 2, 3, 0), geometry, forward_s, aggregate_s)
 
 
 def decode(maps, settings, keep_maps=False):
@@ -219,7 +219,7 @@ def predict(model, image, settings, device=None, keep_maps=False):
 
     Example::
 
-        settings = TestSettings.from_config(cfg, model)
+        settings = InferenceSettings.from_config(cfg, model)
         prediction = predict(model.eval(), read_image(path), settings)
         prediction.keypoints  # [P, J, 3] x, y, score in image pixels
     """

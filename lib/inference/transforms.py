@@ -15,7 +15,7 @@ ALIGN = 64
 
 
 @dataclass(frozen=True)
-class TestGeometry:
+class ResizeGeometry:
     """Where one test scale puts the image: ``matrix`` maps source pixels to the network
     input of ``input_wh = (w, h)`` pixels; ``center`` and ``box`` (source pixels, the box's
     width then height) describe the same mapping for any output size."""
@@ -36,7 +36,7 @@ def aligned_size(input_size, min_scale=1.0):
     return int((min_scale * input_size + ALIGN - 1) // ALIGN * ALIGN)
 
 
-def test_geometry(image_wh, input_size, scale=1.0, min_scale=1.0):
+def resize_geometry(image_wh, input_size, scale=1.0, min_scale=1.0):
     """The release's test-time resize of an image of ``image_wh = (w, h)`` pixels at ``scale``
     (with ``min_scale`` the smallest of the test scales): the short side becomes
     ``aligned_size * scale / min_scale``, the long side keeps the aspect ratio aligned up to a
@@ -58,7 +58,7 @@ def test_geometry(image_wh, input_size, scale=1.0, min_scale=1.0):
         box_w = w_resized / h_resized * height / _BOX_UNIT
     box = (box_w * _BOX_UNIT, box_h * _BOX_UNIT)
     matrix = get_affine_transform(center, box, 0, (w_resized, h_resized))
-    return TestGeometry(center, box, (w_resized, h_resized), matrix)
+    return ResizeGeometry(center, box, (w_resized, h_resized), matrix)
 
 
 def warp_image(image, geometry):
