@@ -1,17 +1,68 @@
 #!/usr/bin/env python
-"""Evaluate a checkpoint on COCO or CrowdPose.
+"""Evaluate a checkpoint on COCO or CrowdPose with the official protocols.
 
-Not yet available: this command arrives with issue #4. It exits with an error
-instead of pretending to work.
+    python valid.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+        --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE xs.pth [--limit N] \
+        [--save-vis N [--save-maps]] [--output-dir DIR] [--input-size N]
+
+Loads the release's checkpoints and ours, on CPU or GPU (DEVICE). Writes the results JSON and
+a Markdown table of the metrics (the release's columns) into the output folder (default
+OUTPUT_DIR/<dataset>/<model>/<cfg name>[-<arch name>]/, as training), prints the table and
+the milliseconds per image of the network and of grouping. --save-vis N draws the predictions
+on the first N images (vis/ in the output folder); --save-maps adds their heatmaps and tags.
 """
 
-import sys
+from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
-def main():
-    print("error: valid.py is not yet available (issue #4)", file=sys.stderr)
-    return 2
+def main(argv=None):
+    from lib.arch import describe_arch
+    from lib.errors import ConfigError
+    from lib.evaluation import evaluate, summary_lines
+    from lib.inference import InferenceSettings
+    from lib.models import build_model, load_checkpoint
+    from lib.train.checkpoint import run_dirs
+    from lib.utils.device import resolve_device
+
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
+    parser.add_argument("--save-vis", type=int, default=0, metavar="N", help="draw predictions on the first N images")
+    parser.add_argument("--save-maps", action="store_true", help="with --save-vis: also save heatmaps and tag maps")
+    parser.add_argument("--output-dir", metavar="DIR", help="where results go (default: the run's output folder)")
+    parser.add_argument("--input-size", type=int, default=None, metavar="N",
+                        help="test input size (default: the architecture's img_size)")
+    args = parse_args(parser, argv)
+    if args.limit is not None and args.limit <= 0:
+        parser.error(f"--limit must be positive, got {args.limit}")
+    if args.save_vis < 0:
+        parser.error(f"--save-vis must not be negative, got {args.save_vis}")
+    if args.input_size is not None and args.input_size <= 0:
+        parser.error(f"--input-size must be positive, got {args.input_size}")
+
+    cfg = load_cli_config(args)
+    if not cfg.TEST.MODEL_FILE:
+        raise ConfigError("no checkpoint to evaluate: give TEST.MODEL_FILE path/to/model.pth")
+    device = resolve_device(cfg.DEVICE)
+    model = build_model(cfg, args.superconfig)
+    load_checkpoint(model, cfg.TEST.MODEL_FILE)
+    arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
+    output_dir = args.output_dir or run_dirs(cfg, args.cfg, args.superconfig)[0]
+    settings = InferenceSettings.from_config(cfg, model, args.input_size)
+    print(f"model: {cfg.MODEL.NAME}" + (f" ({describe_arch(arch)})" if arch else "") + f", {cfg.TEST.MODEL_FILE}")
+    print(f"test: input {settings.input_size}, scales {list(settings.scales)}, flip {settings.flip}, device {device}")
+
+    result = evaluate(cfg, model, limit=args.limit, device=device, input_size=args.input_size,
+                      output_dir=output_dir, save_vis=args.save_vis, save_maps=args.save_maps,
+                      arch_name=cfg.MODEL.NAME)
+    for line in summary_lines(result, cfg.MODEL.NAME):
+        print(line)
+    for path in result.files.values():
+        print(f"wrote {path}")
+    if args.save_vis:
+        print(f"pictures in {output_dir}/vis")
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_cli(main)

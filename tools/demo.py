@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Draw the poses a model finds in images, a folder of images or a video.
+
+    python tools/demo.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+        --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE xs.pth \
+        --input IMAGE_OR_DIR_OR_VIDEO --output DIR
+
+Each person is drawn in its own colour with the dataset's limbs. Images are written to DIR
+under their own names; a video becomes DIR/<name>_pose.mp4.
+"""
+
+import os
+
+from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+
+
+def _inputs(path):
+    """``('video', path)`` or ``('images', [paths])``; a clear error for anything else."""
+    from lib.errors import DataError
+
+    if os.path.isdir(path):
+        images = sorted(os.path.join(path, name) for name in os.listdir(path)
+                        if name.lower().endswith(IMAGE_EXTENSIONS))
+        if not images:
+            raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+        return "images", images
+    if not os.path.isfile(path):
+        raise DataError(f"input not found: {path}")
+    if path.lower().endswith(VIDEO_EXTENSIONS):
+        return "video", path
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        return "images", [path]
+    raise DataError(f"{path}: not an image ({', '.join(IMAGE_EXTENSIONS)}) or video ({', '.join(VIDEO_EXTENSIONS)})")
+
+
+def main(argv=None):
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    from lib.data.coco_format import keypoint_info_from_config, read_image
+    from lib.errors import ConfigError, DataError
+    from lib.inference import InferenceSettings, predict
+    from lib.models import build_model, load_checkpoint
+    from lib.utils.device import resolve_device
+    from lib.utils.vis import draw_people, write_image
+
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
+    parser.add_argument("--input", required=True, help="an image, a folder of images, or a video")
+    parser.add_argument("--output", required=True, metavar="DIR", help="folder for the drawn images or video")
+    parser.add_argument("--min-score", type=float, default=0.05, help="joints scoring below are not drawn")
+    parser.add_argument("--input-size", type=int, default=None, metavar="N",
+                        help="test input size (default: the architecture's img_size)")
+    args = parse_args(parser, argv)
+    if args.input_size is not None and args.input_size <= 0:
+        parser.error(f"--input-size must be positive, got {args.input_size}")
+
+    cfg = load_cli_config(args)
+    kind, source = _inputs(args.input)
+    if not cfg.TEST.MODEL_FILE:
+        raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
+    info = keypoint_info_from_config(cfg, for_test=True)
+    device = resolve_device(cfg.DEVICE)
+    model = build_model(cfg, args.superconfig)
+    load_checkpoint(model, cfg.TEST.MODEL_FILE)
+    model.to(device).eval()
+    settings = InferenceSettings.from_config(cfg, model, args.input_size)
+    os.makedirs(args.output, exist_ok=True)
+
+    def draw(image):
+        prediction = predict(model, image, settings, device)
+        return draw_people(image, prediction.keypoints, info.skeleton, args.min_score), prediction
+
+    people = frames = 0
+    seconds = 0.0
+    if kind == "images":
+        skipped = []
+        for path in tqdm(source, desc="images", unit="img", dynamic_ncols=True):
+            try:
+                image = read_image(path)
+            except DataError as exc:
+                skipped.append(str(exc))
+                continue
+            drawn, prediction = draw(image)
+            write_image(os.path.join(args.output, os.path.basename(path)), drawn)
+            people, frames = people + len(prediction.scores), frames + 1
+            seconds += sum(prediction.times.values())
+        for reason in skipped:
+            print(f"warning: skipped {reason}")
+        print(f"wrote {frames} images to {args.output}")
+    else:
+        capture = cv2.VideoCapture(source)
+        if not capture.isOpened():
+            raise DataError(f"cannot open video: {source}")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        target = os.path.join(args.output, os.path.splitext(os.path.basename(source))[0] + "_pose.mp4")
+        partial = os.path.join(args.output, "." + os.path.basename(target) + ".part.mp4")
+        writer = None
+        try:
+            with tqdm(total=total, desc="frames", unit="frame", dynamic_ncols=True) as bar:
+                while True:
+                    ok, frame = capture.read()
+                    if not ok:
+                        break
+                    drawn, prediction = draw(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+                    if writer is None:
+                        height, width = drawn.shape[:2]
+                        writer = cv2.VideoWriter(partial, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+                        if not writer.isOpened():
+                            raise DataError(f"cannot write video {target} (no mp4v encoder)")
+                    writer.write(cv2.cvtColor(np.ascontiguousarray(drawn), cv2.COLOR_RGB2BGR))
+                    people, frames = people + len(prediction.scores), frames + 1
+                    seconds += sum(prediction.times.values())
+                    bar.update(1)
+            if writer is None:
+                raise DataError(f"no frame could be read from {source}")
+            writer.release()
+            writer = None
+            os.replace(partial, target)  # only a complete video gets the real name
+        finally:
+            capture.release()
+            if writer is not None:
+                writer.release()
+            if os.path.exists(partial):
+                os.unlink(partial)
+        print(f"wrote {target} ({frames} frames)")
+    if frames:
+        print(f"{people / frames:.1f} people per {'image' if kind == 'images' else 'frame'}, "
+              f"{1000 * seconds / frames:.0f} ms each on {device}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
