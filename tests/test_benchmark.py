@@ -32,6 +32,9 @@ def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path):
         samples = entry["timings_ms"][backend]["samples"]
         assert len(samples) == 2 and all(s > 0 for s in samples)
     assert "| LitePose-XS | 256 |" in result.stdout
+    # End to end through lib.inference: the whole test-time pipeline, with its stage breakdown.
+    assert len(entry["timings_ms"]["e2e"]["samples"]) == 2
+    assert set(entry["end_to_end_stages_ms"]) == {"network", "aggregate", "grouping"}
 
 
 def test_bad_arguments_exit_with_one_line(tmp_path):

@@ -178,25 +178,23 @@ def _runners(entry, cfg, model, size, device, settings):
             notes.append(f"ONNX Runtime skipped: {str(exc).splitlines()[0][:120]}")
         fused.to(device)
     if "e2e" in settings.backends:
-        runner = end_to_end_runner(fused, cfg, size, device)
-        if runner is None:
-            notes.append("end to end skipped: grouping (lib.inference) is not available")
-        else:
-            runners["e2e"] = runner
+        try:
+            runners["e2e"] = end_to_end_runner(fused, cfg, size, device)
+        except ImportError as exc:
+            notes.append(f"end to end skipped: the lib.inference pipeline is not available ({exc})")
     return runners, notes
 
 
 def end_to_end_runner(model, cfg, size, device):
-    """Time per image of the whole test-time pipeline of ``lib.inference``: resize and
-    normalise a ``size`` x ``size`` RGB image, the network, map aggregation and
-    associative-embedding grouping, as deployed (one scale, no flip test). Returns
-    ``None`` when ``lib.inference`` is not available. The runner keeps the per-stage times
-    of every call in ``runner.stage_times``."""
-    try:
-        from ..inference import TestSettings, predict
-    except ImportError:
-        return None
-    settings = dataclasses.replace(TestSettings.from_config(cfg, model, input_size=size), flip=False, scales=(1.0,))
+    """A runner for the time per image of the whole test-time pipeline of ``lib.inference``
+    (``predict``): resize and normalise a ``size`` x ``size`` RGB image, the network, map
+    aggregation and associative-embedding grouping, as deployed (one scale, no flip test).
+    The runner keeps the per-stage times of every call in ``runner.stage_times``. Raises
+    ImportError when ``lib.inference`` does not provide the pipeline."""
+    from ..inference import InferenceSettings, predict
+
+    settings = InferenceSettings.from_config(cfg, model, input_size=size)
+    settings = dataclasses.replace(settings, flip=False, scales=(1.0,))
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     stage_times = []
 
