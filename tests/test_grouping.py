@@ -139,12 +139,19 @@ def test_joint_order_is_the_releases():
 
 
 @pytest.mark.parametrize("kernel", [1, 3, 5, 7])
-def test_nms_keeps_what_max_pooling_keeps(kernel):
+@pytest.mark.parametrize("shape", [(3, 37, 53), (3, 40, 56)])  # untiled and 8x8-tiled maps
+@pytest.mark.parametrize("sparse", [True, False])  # candidate tests, or whole-map max filters
+def test_nms_keeps_what_max_pooling_keeps(kernel, shape, sparse, monkeypatch):
+    import lib.inference.group as group
+
+    if not sparse:
+        monkeypatch.setattr(group, "_NMS_SPARSE_LIMIT", 0)
     rng = np.random.default_rng(kernel)
-    det = np.round(rng.normal(size=(3, 37, 53)), 1).astype(np.float32)  # plateaus and borders
-    joints, ys, xs, vals = find_peaks(_Maps(det, det[..., None], kernel), -np.inf, 10 ** 6)
+    det = np.round(rng.normal(size=shape), 1).astype(np.float32)  # plateaus and borders
+    threshold = 0.3
+    joints, ys, xs, vals = find_peaks(_Maps(det, det[..., None], kernel), threshold, 10 ** 6)
     pooled = torch.nn.functional.max_pool2d(torch.from_numpy(det)[None], kernel, 1, kernel // 2)[0].numpy()
-    expected = np.argwhere(det == pooled)
+    expected = np.argwhere((det == pooled) & (det > threshold))
     assert sorted(zip(joints, ys, xs)) == sorted(map(tuple, expected))
     np.testing.assert_array_equal(vals, det[joints, ys, xs])
 

@@ -20,12 +20,15 @@ The algorithm is the release's (HigherHRNet's ``HeatmapParser``), step for step:
 5. **Refine**: a missing joint takes the pixel maximising ``heatmap - round(|tag - mean tag|)``
    over the whole map (quarter-pixel adjusted), if its heatmap value there is positive.
 
-It is vectorised: NMS is one dilation per joint (OpenCV), peak selection one sort, matching
-one ``scipy.optimize.linear_sum_assignment`` per joint, adjust one gather. Refinement finds the
-exact same maximum as a full-map search without computing it for every pixel: per 8x8 block
-it bounds ``heatmap - round(distance)`` from above (block maximum of the heatmap, the
-distance from the mean tag to the block's box of tags) and evaluates only the blocks whose
-bound reaches the best value found, so ties resolve to the first pixel as ``argmax`` does.
+It is vectorised. Heatmap maxima of 8x8 blocks are computed once; only blocks above the
+detection threshold are searched for peaks, and each candidate is compared with its NMS window
+nearest neighbour first, dropping out at the first larger one (dense maps use one OpenCV max
+filter per joint instead). Peaks are selected with one sort, matched with one
+``scipy.optimize.linear_sum_assignment`` per joint, adjusted with one gather. Refinement finds
+the same maximum as the release's full-map search without evaluating every pixel: per block it
+bounds ``heatmap - round(distance)`` from above (block maximum of the heatmap, distance from the
+mean tag to the block's box of tags) and evaluates only blocks whose bound reaches the best value
+found, so ties resolve to the first pixel in raster order as ``argmax`` does.
 """
 
 from dataclasses import dataclass
@@ -45,6 +48,8 @@ _NEW_PERSON_COST = 1e10
 _BLOCK = 8
 # Selected blocks evaluated per chunk during refinement (bounds memory on dense maps).
 _BLOCKS_PER_CHUNK = 4096
+# Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
+_NMS_SPARSE_LIMIT = 200_000
 
 
 def joint_order(num_joints):
@@ -120,8 +125,8 @@ def group_keypoints(heatmaps, tags, params):
 
 class _Maps:
     """One image's heatmaps ``det [J, H, W]`` and tag planes (one ``[J or 1, H, W]`` array per
-    tag dimension), float32 and C-contiguous, with the NMS max filter of each joint computed
-    once and shared by peak finding and refinement."""
+    tag dimension), float32 and C-contiguous, with the per-block heatmap maxima computed once
+    and shared by peak finding and refinement."""
 
     def __init__(self, heatmaps, tags, kernel):
         self.det = np.ascontiguousarray(_as_numpy(heatmaps))
@@ -137,36 +142,84 @@ class _Maps:
         if not self.tags or shape[0] not in (1, self.num_joints) or shape[1:] != self.det.shape[1:]:
             raise ValueError(f"tags {shape} x {len(self.tags)} do not match heatmaps {self.det.shape}")
         self.kernel = kernel
-        self._element = np.ones((kernel, kernel), np.uint8)
-        self._pooled = {}
+        # Maps of the pipeline are multiples of 64 pixels; other sizes take the padded path.
+        self.tiled = self.height % _BLOCK == 0 and self.width % _BLOCK == 0
+        self._det_max = None
 
     def tag_joint(self, joints):
         """Index into the tag planes for these joints (one shared map: always 0)."""
         return joints if self.tags[0].shape[0] > 1 else np.zeros_like(joints)
 
-    def pooled(self, joint):
-        """Max over the NMS window at every pixel; cv2's default border ignores outside pixels,
-        which is max-pooling's -inf padding."""
-        if joint not in self._pooled:
-            self._pooled[joint] = cv2.dilate(self.det[joint], self._element)
-        return self._pooled[joint]
+    def det_block_max(self):
+        """``[J, blocks]`` heatmap maximum of every ``_BLOCK`` x ``_BLOCK`` block (tiled maps)."""
+        if self._det_max is None:
+            self._det_max = _block_reduce(self.det, np.maximum)
+        return self._det_max
+
+    def block_pixels(self, joints, blocks):
+        """Flat indices into ``det`` of the pixels of these (joint, block) pairs: ``[n, B*B]``."""
+        cols = self.width // _BLOCK
+        offsets = (np.arange(_BLOCK)[:, None] * self.width + np.arange(_BLOCK)[None, :]).ravel()
+        origin = (blocks // cols) * _BLOCK * self.width + (blocks % cols) * _BLOCK
+        return (joints * self.height * self.width + origin)[:, None] + offsets[None, :]
+
+
+def _candidates(maps, threshold):
+    """Flat indices of the pixels above ``threshold``, in raster order."""
+    if not maps.tiled:
+        return np.flatnonzero(maps.det > threshold)
+    # Only blocks whose maximum passes can hold candidates: no full-map pass on sparse maps.
+    active = np.flatnonzero(maps.det_block_max().ravel() > threshold)
+    blocks_per_joint = maps.det_block_max().shape[1]
+    pixels = maps.block_pixels(active // blocks_per_joint, active % blocks_per_joint).ravel()
+    return np.sort(pixels[maps.det.ravel()[pixels] > threshold])
+
+
+def _local_maxima(flat_det, pixels, height, width, kernel):
+    """Whether each of ``pixels`` (flat indices) equals the maximum of its ``kernel`` window.
+    Neighbours are compared nearest first and a pixel drops out at its first larger neighbour,
+    so most pixels cost a few reads. Clipping at the border repeats edge pixels, which leaves the
+    maximum as -inf padding would."""
+    plane_size = height * width
+    base = pixels - pixels % plane_size
+    ys, xs = (pixels % plane_size) // width, pixels % width
+    values = flat_det[pixels]
+    half = kernel // 2
+    offsets = sorted(((dy, dx) for dy in range(-half, half + 1) for dx in range(-half, half + 1) if dy or dx),
+                     key=lambda o: (max(abs(o[0]), abs(o[1])), abs(o[0]) + abs(o[1])))
+    alive = np.arange(pixels.size)
+    for dy, dx in offsets:
+        rows = np.clip(ys[alive] + dy, 0, height - 1)
+        cols = np.clip(xs[alive] + dx, 0, width - 1)
+        alive = alive[values[alive] >= flat_det[base[alive] + rows * width + cols]]
+        if alive.size == 0:
+            break
+    is_max = np.zeros(pixels.size, bool)
+    is_max[alive] = True
+    return is_max
 
 
 def find_peaks(maps, threshold, max_per_joint):
     """NMS peaks above ``threshold``: ``(joint, y, x, value)`` arrays, per joint strongest
     first (at most ``max_per_joint``), joints in index order; ties keep raster order."""
-    det, width = maps.det, maps.width
-    above = np.flatnonzero(det > threshold)
+    det, height, width = maps.det, maps.height, maps.width
+    above = _candidates(maps, threshold)
     if above.size == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, np.zeros(0, np.float32)
-    plane_size = maps.height * width
+    plane_size = height * width
     cand_joints = above // plane_size
-    is_max = np.zeros(above.size, bool)
-    for joint in np.unique(cand_joints):
-        lo, hi = np.searchsorted(cand_joints, [joint, joint + 1])
-        local = above[lo:hi] - joint * plane_size
-        is_max[lo:hi] = det[joint].ravel()[local] >= maps.pooled(joint).ravel()[local]
+    if above.size <= _NMS_SPARSE_LIMIT:
+        is_max = _local_maxima(det.ravel(), above, height, width, maps.kernel)
+    else:
+        # Dense: one max filter per joint (cv2's default border ignores outside pixels, which is
+        # max-pooling's -inf padding).
+        element = np.ones((maps.kernel, maps.kernel), np.uint8)
+        is_max = np.zeros(above.size, bool)
+        for joint in np.unique(cand_joints):
+            lo, hi = np.searchsorted(cand_joints, [joint, joint + 1])
+            local = above[lo:hi] - joint * plane_size
+            is_max[lo:hi] = det[joint].ravel()[local] >= cv2.dilate(det[joint], element).ravel()[local]
     peaks = above[is_max]
     values = det.ravel()[peaks]
     joints = peaks // plane_size
@@ -301,42 +354,35 @@ def _tag_distance(tag_values, mean_tags):
 class _Blocks:
     """The maps cut into ``_BLOCK`` x ``_BLOCK`` blocks (padded when the size is not a
     multiple: padded pixels have heatmap -inf, so they never win), with per-block heatmap
-    maxima and tag ranges computed for the joints that need them."""
+    maxima and tag ranges of the joints that need them."""
 
     def __init__(self, maps, joints):
         size = _BLOCK
         self.maps = maps
-        pad_h, pad_w = -maps.height % size, -maps.width % size
-        self.padded = bool(pad_h or pad_w)
-        if self.padded:
+        tag_index = maps.tag_joint(joints)
+        if maps.tiled:
+            self.det, self.tags = maps.det, maps.tags
+            self.det_max = maps.det_block_max()[joints]
+        else:
+            pad_h, pad_w = -maps.height % size, -maps.width % size
             self.det = np.pad(maps.det, ((0, 0), (0, pad_h), (0, pad_w)), constant_values=-np.inf)
             self.tags = [np.pad(p, ((0, 0), (0, pad_h), (0, pad_w)), mode="edge") for p in maps.tags]
-        else:
-            self.det, self.tags = maps.det, maps.tags
+            self.det_max = _block_reduce(self.det, np.maximum)[joints]
         self.height, self.width = self.det.shape[1:]
         self.rows, self.cols = self.height // size, self.width // size
         # First raster index of every block (ties between blocks resolve by it).
         self.first_flat = ((np.arange(self.rows)[:, None] * size * self.width)
                            + np.arange(self.cols)[None, :] * size).ravel()
-        tag_index = maps.tag_joint(joints)
-        self.det_max = np.stack([self._det_max(j) for j in joints])
-        # Whole planes reduce faster than copying out the needed joints first.
-        self.tag_lo = [_block_reduce(p, np.minimum)[tag_index] for p in self.tags]
-        self.tag_hi = [_block_reduce(p, np.maximum)[tag_index] for p in self.tags]
-
-    def _det_max(self, joint):
-        if self.padded or self.maps.kernel > _BLOCK:
-            return _block_reduce(self.det[joint][None], np.maximum)[0]
-        # The NMS max filter already holds window maxima: a few samples per block cover it.
-        half, size = self.maps.kernel // 2, _BLOCK
-        offsets = sorted({min(half + i * self.maps.kernel, size - 1 - half)
-                          for i in range(-(-size // self.maps.kernel))})
-        view = self.maps.pooled(joint).reshape(self.rows, size, self.cols, size)
-        out = None
-        for oy in offsets:
-            for ox in offsets:
-                out = view[:, oy, :, ox].copy() if out is None else np.maximum(out, view[:, oy, :, ox], out=out)
-        return out.ravel()
+        # Joint by joint, both reductions of a plane while it is in cache.
+        planes, row_of = np.unique(tag_index, return_inverse=True)
+        lows = [np.empty((len(planes), self.rows * self.cols), np.float32) for _ in self.tags]
+        highs = [np.empty((len(planes), self.rows * self.cols), np.float32) for _ in self.tags]
+        for row, joint in enumerate(planes):
+            for plane, lo, hi in zip(self.tags, lows, highs):
+                lo[row] = _block_reduce(plane[joint][None], np.minimum)[0]
+                hi[row] = _block_reduce(plane[joint][None], np.maximum)[0]
+        self.tag_lo = [lo[row_of] for lo in lows]
+        self.tag_hi = [hi[row_of] for hi in highs]
 
 
 def _block_reduce(planes, op):
