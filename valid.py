@@ -37,6 +37,8 @@ def main(argv=None):
         parser.error(f"--limit must be positive, got {args.limit}")
     if args.save_vis < 0:
         parser.error(f"--save-vis must not be negative, got {args.save_vis}")
+    if args.save_maps and not args.save_vis:
+        parser.error("--save-maps saves the maps of the --save-vis images: give --save-vis N")
     if args.input_size is not None and args.input_size <= 0:
         parser.error(f"--input-size must be positive, got {args.input_size}")
 

@@ -86,7 +86,7 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
     protocol = protocol_for_dataset(cfg.DATASET.DATASET_TEST)
     device = resolve_device(cfg.DEVICE) if device is None else device
     settings = InferenceSettings.from_config(cfg, model, input_size)
-    if (save_vis or save_maps) and not output_dir:
+    if save_vis and not output_dir:
         raise DataError("saving pictures needs an output folder")
     vis_dir = os.path.join(output_dir, "vis") if output_dir else None
     category = (annotations.data.get("categories") or [{"id": PERSON_CATEGORY}])[0]["id"]
@@ -105,7 +105,7 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
                 unreadable.append((image_id, str(exc)))
                 bar.set_postfix(unreadable=len(unreadable))
                 continue
-            keep_maps = save_maps and position < max(save_vis, 1)
+            keep_maps = save_maps and position < save_vis
             prediction = predict(model, image, settings, device, keep_maps=keep_maps)
             results.extend(image_results(image_id, prediction.keypoints, prediction.scores, category))
             for stage in TIMED_STAGES:
