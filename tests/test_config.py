@@ -145,3 +145,8 @@ def test_missing_and_invalid_files(tmp_path):
         load_config(str(tmp_path / "absent.yaml"))
     with pytest.raises(ConfigError, match="invalid YAML at line"):
         load_config(write(tmp_path, "TRAIN:\n  LR: [1,\n"))
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"invalid YAML at line 4: key 'LR' is given twice"):
+        load_config(write(tmp_path, "TRAIN:\n  LR: 0.1\n  WD: 0.0\n  LR: 0.2\n"))
