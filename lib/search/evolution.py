@@ -118,6 +118,13 @@ class EvolutionSearch:
         atomic_write_text(self.state_path, json.dumps(state))
 
     # -- candidates ----------------------------------------------------------------------
+    def _check_reachable(self):
+        smallest = self.space.smallest()
+        cost = self.cost_fn(smallest)
+        if cost > self.budget:
+            raise SearchError(f"even the smallest architecture costs {cost:.4g} > budget {self.budget:.4g}: "
+                              "the budget is below what the search space can reach")
+
     def _within_budget(self, make):
         for _ in range(self.max_tries):
             arch = make()
@@ -153,6 +160,7 @@ class EvolutionSearch:
     # -- search --------------------------------------------------------------------------
     def run(self):
         """Run (or resume) the search; return the best ``Candidate`` found."""
+        self._check_reachable()
         bar = tqdm(total=self.generations + 1, initial=min(self.generation, self.generations + 1),
                    desc="search generations", disable=not self.progress)
         try:

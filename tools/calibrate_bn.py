@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""Re-estimate the BatchNorm statistics of a network on training images and save it.
+
+    # a member of a trained supernet: extracted, then recalibrated
+    python tools/calibrate_bn.py --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
+        --superconfig mobile_configs/search-S.json TEST.MODEL_FILE supernet.pth --images 2000 --output s.pth
+    # an extracted or fixed network
+    python tools/calibrate_bn.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+        --superconfig mobile_configs/search-S.json TEST.MODEL_FILE s.pth --images 2000 --output s_bn.pth
+
+Statistics a supernet shares between its members are wrong for any one of them; the
+weights are not changed. The output is a plain state_dict for the fixed network
+(``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
+"""
+
+import os
+
+from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+
+
+def main(argv=None):
+    from lib.arch import describe_arch, load_arch
+    from lib.errors import ConfigError, LitePoseError
+    from lib.evaluation.runner import evaluate
+    from lib.models import build_model, load_checkpoint
+    from lib.search.scoring import calibrate_network
+    from lib.utils.device import resolve_device
+    from lib.utils.io import atomic_torch_save
+
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.add_argument("--superconfig", metavar="ARCH.json", help="the architecture (required for a supernet)")
+    parser.add_argument("--images", type=int, default=2000, help="training images to estimate on (default 2000)")
+    parser.add_argument("--batch-size", type=int, default=None, help="default TRAIN.IMAGES_PER_GPU")
+    parser.add_argument("--val-images", type=int, default=0,
+                        help="also report val AP on this many images before and after (default: skip)")
+    parser.add_argument("--output", required=True, help="where to write the calibrated state_dict")
+    parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parse_args(parser, argv)
+    if args.images <= 0 or args.val_images < 0 or (args.batch_size is not None and args.batch_size <= 0):
+        parser.error("--images and --batch-size must be positive, --val-images not negative")
+
+    cfg = load_cli_config(args)
+    if not cfg.TEST.MODEL_FILE:
+        raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/weights.pth")
+    if cfg.MODEL.NAME == "pose_supermobilenet" and not args.superconfig:
+        raise ConfigError("a supernet config needs --superconfig: the member to calibrate")
+    if os.path.exists(args.output) and not args.force:
+        raise LitePoseError(f"{args.output} already exists (pass --force to overwrite)")
+    out_dir = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+        raise LitePoseError(f"output folder is missing or not writable: {out_dir}")
+    device = resolve_device(cfg.DEVICE)
+
+    if cfg.MODEL.NAME == "pose_supermobilenet":
+        supernet = build_model(cfg)
+        load_checkpoint(supernet, cfg.TEST.MODEL_FILE)
+        supernet.set_active_arch(load_arch(args.superconfig))
+        model = supernet.get_active_subnet()
+    else:
+        model = build_model(cfg, args.superconfig)
+        load_checkpoint(model, cfg.TEST.MODEL_FILE)
+    arch = getattr(model, "arch", None)
+    size = arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE
+    if arch:
+        print(f"network: {describe_arch(arch)}")
+
+    def report(when):
+        if args.val_images:
+            ap = evaluate(cfg, model, limit=args.val_images, device=device, progress=False).ap
+            print(f"val AP on {args.val_images} images {when} recalibration: {ap:.4f}")
+
+    report("before")
+    seen = calibrate_network(cfg, model, size, args.images, args.batch_size, device, args.seed, progress=True)
+    print(f"recalibrated BatchNorm statistics on {seen} training images at {size}x{size}")
+    report("after")
+    atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
