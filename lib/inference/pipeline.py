@@ -140,22 +140,25 @@ def _combine_outputs(outputs, settings):
     ``[Jt, h, w]`` (non-flipped ones first), at the finest output's resolution."""
     joints = settings.num_joints
     finest = outputs[-1].shape[-2:]
-    heat_sum, heat_count, tags = 0, 0, []
+    heat, count, tags = None, 0, []
     for i, output in enumerate(outputs):
         if not (settings.heatmap_outputs[i] or settings.tag_outputs[i]):
             continue
         output = _resize(output, finest)
         if settings.heatmap_outputs[i]:
-            heat_sum, heat_count = heat_sum + output[:, :joints], heat_count + 1
+            part = output[:, :joints]
+            heat = part.clone() if heat is None else heat.add_(part)
+            count += 1
         if settings.tag_outputs[i]:
             tags.append(output[:, settings.tag_offsets[i]:])
-    heatmaps = heat_sum / heat_count
     if not settings.flip:
-        return heatmaps[0], [t[0] for t in tags]
-    index = torch.as_tensor(settings.flip_index, device=heatmaps.device)
-    heatmaps = (heatmaps[0] + heatmaps[1].flip(-1).index_select(0, index)) / 2
-    flipped = [t[1].flip(-1).index_select(0, index) if settings.tag_per_joint else t[1].flip(-1) for t in tags]
-    return heatmaps, [t[0] for t in tags] + flipped
+        return heat[0].mul_(1.0 / count), [t[0] for t in tags]
+    # Mirror the flipped pass back and swap left/right joints (advanced indexing: index_select
+    # along dim 0 is several times slower on CPU), then average the two passes.
+    index = torch.as_tensor(settings.flip_index, device=heat.device)
+    averaged = heat[0].add_(heat[1].flip(-1)[index]).mul_(0.5 / count)
+    flipped = [t[1].flip(-1)[index] if settings.tag_per_joint else t[1].flip(-1) for t in tags]
+    return averaged, [t[0] for t in tags] + flipped
 
 
 def compute_maps(forward, image_wh, settings):
