@@ -84,5 +84,6 @@ def test_speedups_compare_each_litepose_with_each_reference_baseline():
                     ("onnx", "LitePose-S", "HigherHRNet-W24"): pytest.approx(2.0),
                     ("eager", "LitePose-S", "EfficientHRNet-H-1"): pytest.approx(3.0)}
     table = markdown_table(results)
-    assert "| cpu | PyTorch eager | LitePose-S | HigherHRNet-W24 | 4.00x |" in table
+    assert "| cpu | LitePose-S | HigherHRNet-W24 | 4.00x | 2.00x |" in table
+    assert "| cpu | LitePose-S | EfficientHRNet-H-1 | 3.00x | n/a |" in table
     assert "| EfficientHRNet-H-1 | 512 | 1.00 | 1.00 | 300.0 / 300.0 | n/a |" in table

@@ -285,12 +285,16 @@ def markdown_table(results, backends=BACKENDS):
         lines.append("")
     ups = speedups(results)
     if ups:
-        lines.append("Speed-up (baseline median / LitePose median):")
+        shown = [b for b in backends if any(u[1] == b for u in ups)]
+        factors = {(d, lite, base, b): f for d, b, lite, base, f in ups}
+        lines.append("Speed-up of each LitePose (baseline median / LitePose median):")
         lines.append("")
-        lines.append("| device | backend | LitePose | baseline | speed-up |")
-        lines.append("|---|---|---|---|---|")
-        lines.extend(f"| {d} | {BACKEND_TITLES[b]} | {lite} | {base} | {factor:.2f}x |"
-                     for d, b, lite, base, factor in ups)
+        lines.append("| device | LitePose | against | " + " | ".join(BACKEND_TITLES[b] for b in shown) + " |")
+        lines.append("|---|---|---|" + "---|" * len(shown))
+        for device, lite, base in dict.fromkeys((d, lite, base) for d, _, lite, base, _ in ups):
+            cells = [f"{factors[(device, lite, base, b)]:.2f}x" if (device, lite, base, b) in factors else "n/a"
+                     for b in shown]
+            lines.append(f"| {device} | {lite} | {base} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -321,6 +325,8 @@ def plot_latency(results, backends=BACKENDS):
                 axis.scatter([], [], color=colours[backend], marker="o", label=BACKEND_TITLES[backend])
         axis.set_xscale("log")
         axis.set_yscale("log")
+        _plain_log_ticks(axis.xaxis, [r.macs / 1e9 for r in results if r.device == device])
+        _plain_log_ticks(axis.yaxis, [t.median_ms for r in results if r.device == device for t in r.timings.values()])
         axis.set_xlabel("GMACs")
         axis.set_ylabel("median latency (ms), batch 1")
         axis.set_title(f"latency vs MACs on {device}")
@@ -331,6 +337,19 @@ def plot_latency(results, backends=BACKENDS):
     figure.savefig(buffer, format="png", dpi=120)
     plt.close(figure)
     return buffer.getvalue()
+
+
+def _plain_log_ticks(axis, values):
+    """Ticks 1, 2, 5 x 10^k printed as plain numbers on a log axis."""
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    if not values:
+        return
+    low, high = min(values) / 1.5, max(values) * 1.5
+    ticks = [m * 10 ** e for e in range(-2, 6) for m in (1, 2, 5) if low <= m * 10 ** e <= high]
+    axis.set_ticks(ticks)
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def results_as_dict(results):
