@@ -36,6 +36,8 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
     parser.add_argument("--baseline", action="store_true", help="also time the release-style grouping")
     parser.add_argument("--repeat", type=int, default=1, metavar="R", help="decode each image R times, keep the fastest")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="threads for torch and OpenCV (default: theirs); 1 steadies timings on a busy machine")
     args = parse_args(parser, argv)
     for name in ("input_size", "limit"):
         value = getattr(args, name)
@@ -43,6 +45,13 @@ def main(argv=None):
             parser.error(f"--{name.replace('_', '-')} must be positive, got {value}")
     if args.repeat <= 0:
         parser.error(f"--repeat must be positive, got {args.repeat}")
+    if args.threads is not None:
+        if args.threads <= 0:
+            parser.error(f"--threads must be positive, got {args.threads}")
+        import cv2
+
+        torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)
     cfg = load_cli_config(args)
     baseline = None
     if args.baseline:
@@ -63,7 +72,8 @@ def main(argv=None):
         print(f"release-style grouping + mapping back: {base['grouping_ms']:.1f} ms/image; "
               f"ours is {base['grouping_ms'] / result.grouping_ms:.1f}x faster; "
               f"identical predictions on {base['identical_images']}/{len(result.image_ids)} images")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs{load}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); {time.time() - started:.0f} s")
     return 0
 
