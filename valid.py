@@ -12,12 +12,15 @@ the milliseconds per image of the network and of grouping. --save-vis N draws th
 on the first N images (vis/ in the output folder); --save-maps adds their heatmaps and tags.
 """
 
+import os
+
 from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
     from lib.arch import describe_arch
-    from lib.errors import ConfigError
+    from lib.data.coco_format import dataset_files
+    from lib.errors import ConfigError, DataError, LitePoseError
     from lib.evaluation import evaluate, summary_lines
     from lib.inference import InferenceSettings
     from lib.models import build_model, load_checkpoint
@@ -49,8 +52,19 @@ def main(argv=None):
     model = build_model(cfg, args.superconfig)
     load_checkpoint(model, cfg.TEST.MODEL_FILE)
     arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
-    output_dir = args.output_dir or run_dirs(cfg, args.cfg, args.superconfig)[0]
     settings = InferenceSettings.from_config(cfg, model, args.input_size)
+    ann_file, image_dir = dataset_files(cfg, "test")
+    if not os.path.isfile(ann_file):
+        raise DataError(f"annotation file not found: {ann_file}")
+    if not os.path.isdir(image_dir):
+        raise DataError(f"image folder not found: {image_dir}")
+    output_dir = args.output_dir or run_dirs(cfg, args.cfg, args.superconfig)[0]
+    try:  # fail now rather than after the whole evaluation
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as exc:
+        raise LitePoseError(f"cannot create the output folder {output_dir}: {exc.strerror}") from None
+    if not os.access(output_dir, os.W_OK):
+        raise LitePoseError(f"output folder is not writable: {output_dir}")
     print(f"model: {cfg.MODEL.NAME}" + (f" ({describe_arch(arch)})" if arch else "") + f", {cfg.TEST.MODEL_FILE}")
     print(f"test: input {settings.input_size}, scales {list(settings.scales)}, flip {settings.flip}, device {device}")
 
