@@ -76,3 +76,20 @@ def test_standard_layouts_and_custom_datasets(tmp_path):
         "DATASET.FLIP_PAIRS", "[[1, 2]]", "DATASET.SIGMAS", "[0.1, 0.2, 0.2]"])
     info = keypoint_info_from_config(custom)
     assert info.flip_index == [0, 2, 1] and info.sigmas == (0.1, 0.2, 0.2)
+
+
+def test_exif_orientation_is_ignored(tmp_path):
+    """Keypoints are annotated in the stored pixel grid; a rotation tag must not turn the image."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.zeros((20, 40, 3), dtype=np.uint8)
+    pixels[:, :20] = 255
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif.tobytes())
+    assert cv2.imread(str(path)).shape[:2] == (40, 20)  # OpenCV would rotate it by default
+    assert read_image(str(path)).shape[:2] == (20, 40)

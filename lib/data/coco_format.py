@@ -153,7 +153,9 @@ def read_image(path):
     if not os.path.isfile(path):
         raise DataError(f"image not found: {path}")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    # Annotations are in the stored pixel grid: an EXIF rotation tag must not turn the image.
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
         raise DataError(f"cannot decode image (corrupt or not an image): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -4,6 +4,13 @@ import os
 import tempfile
 
 
+def _default_mode():
+    """The permissions a plain ``open(path, 'w')`` would give (mkstemp makes files 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def _atomic_write(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -13,6 +20,7 @@ def _atomic_write(path, write):
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_path, _default_mode())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
