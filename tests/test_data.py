@@ -104,6 +104,16 @@ def test_ignore_masks_cover_crowds_and_people_without_keypoints(tmp_path):
     assert batch.heatmaps[0][0, L_WRIST].max() > 0.9
 
 
+def test_padding_outside_the_image_counts_as_background(tmp_path):
+    # Test inputs are padded, so the loss must teach the network that padding holds no one.
+    crowd = {"iscrowd": 1, "segmentation": [[0, 0, 200, 0, 200, 200, 0, 200]], "keypoints": [0] * 51}
+    annotations = write_dataset(tmp_path, [{L_WRIST: (100, 20)}], [crowd], size=(200, 200))
+    augment = AugmentConfig(max_rotation=0.0, min_scale=1.5, max_scale=1.5, max_translate=0.0, flip=0.0)
+    mask = KeypointDataset(annotations, 300, augment=augment)[0]["masks"]   # image at 50..250
+    assert mask[:40].min() == 1 and mask[-40:].min() == 1 and mask[:, :40].min() == 1   # padding
+    assert mask[60:240, 60:240].max() == 0                                              # the crowd
+
+
 def test_ignore_mask_reads_rle_segmentations(tmp_path):
     from pycocotools import mask as mask_api
 

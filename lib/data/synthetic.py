@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import DataError
 from .keypoints import COCO
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_COUNTS = {"train": 1500, "val": 100}
 DEFAULT_SEED = 0
 SPLITS = ("train", "val")
@@ -62,10 +62,10 @@ def sample_person(rng, height, pelvis):
     shoulder, hip = 1.0 * u * rng.uniform(0.9, 1.15), 0.7 * u * rng.uniform(0.9, 1.1)
     joints[L_SHO], joints[R_SHO] = neck + side * shoulder, neck - side * shoulder
     joints[L_HIP], joints[R_HIP] = pelvis + side * hip, pelvis - side * hip
-    head = neck + up * 0.95 * u
-    joints[NOSE] = head - up * 0.1 * u
-    joints[L_EYE], joints[R_EYE] = head + up * 0.12 * u + side * 0.22 * u, head + up * 0.12 * u - side * 0.22 * u
-    joints[L_EAR], joints[R_EAR] = head + side * 0.48 * u, head - side * 0.48 * u
+    head = neck + up * 1.0 * u
+    joints[NOSE] = head - up * 0.12 * u
+    joints[L_EYE], joints[R_EYE] = head + up * 0.15 * u + side * 0.27 * u, head + up * 0.15 * u - side * 0.27 * u
+    joints[L_EAR], joints[R_EAR] = head + side * 0.6 * u, head - side * 0.6 * u
 
     def limb(start, outward, angle, bend, first, second):
         # angle: from straight down, positive away from the body; bend: the joint's flexion.
@@ -75,13 +75,15 @@ def sample_person(rng, height, pelvis):
         direction = _unit(down_angle - outward * (angle + bend))
         return middle, middle + direction * second
 
+    # Limbs stay on their own side of the body, so left and right follow from the layout
+    # (figures face the camera; horizontal flips keep that true).
     for sign, (sho, elb, wri) in ((1, (L_SHO, L_ELB, L_WRI)), (-1, (R_SHO, R_ELB, R_WRI))):
-        angle = rng.uniform(-25, 170)
-        bend = rng.uniform(-30, 130) * rng.choice((-1, 1))
+        angle = rng.uniform(-5, 150)
+        bend = rng.uniform(-100, 100)
         joints[elb], joints[wri] = limb(joints[sho], sign, angle, bend, 1.5 * u, 1.3 * u)
     for sign, (hip_j, knee, ankle) in ((1, (L_HIP, L_KNEE, L_ANK)), (-1, (R_HIP, R_KNEE, R_ANK))):
-        angle = rng.uniform(-15, 55)
-        bend = rng.uniform(0, 80) * rng.choice((-1, 1))
+        angle = rng.uniform(-5, 45)
+        bend = rng.uniform(-70, 70)
         joints[knee], joints[ankle] = limb(joints[hip_j], sign, angle, bend, 2.0 * u, 2.0 * u)
     return joints, u
 
@@ -90,7 +92,8 @@ def draw_person(canvas, mask, joints, u, rng):
     """Draw a figure on ``canvas`` (RGB) and its silhouette on ``mask`` (uint8)."""
     shirt, trousers = _random_colour(rng), _random_colour(rng)
     skin = tuple(int(c) for c in np.clip(np.array([224, 172, 140]) * rng.uniform(0.55, 1.1), 0, 255))
-    limb = max(2, int(round(0.42 * u)))
+    limb = max(2, int(round(0.5 * u)))
+    caps = tuple(int(c * 0.6) for c in shirt), tuple(int(c * 0.6) for c in trousers)
 
     def line(a, b, colour, thickness):
         pa, pb = tuple(int(round(v)) for v in joints[a]), tuple(int(round(v)) for v in joints[b])
@@ -103,26 +106,33 @@ def draw_person(canvas, mask, joints, u, rng):
         if on_mask:
             cv2.circle(mask, c, max(1, int(round(radius))), 255, -1)
 
+    # Joints are drawn as darker caps (a jointed mannequin), hands and shoes as discs.
     for hip_j, knee, ankle in ((L_HIP, L_KNEE, L_ANK), (R_HIP, R_KNEE, R_ANK)):
         line(hip_j, knee, trousers, limb + 1)
         line(knee, ankle, trousers, limb)
+        dot(joints[knee], 0.3 * u, caps[1])
         dot(joints[ankle], 0.3 * u, (40, 40, 40))
     torso = np.round(joints[[L_SHO, R_SHO, R_HIP, L_HIP]]).astype(np.int32)
     cv2.fillConvexPoly(canvas, torso, shirt, cv2.LINE_AA)
     cv2.fillConvexPoly(mask, torso, 255)
+    for hip_j in (L_HIP, R_HIP):
+        dot(joints[hip_j], 0.28 * u, caps[1])
     for sho, elb, wri in ((L_SHO, L_ELB, L_WRI), (R_SHO, R_ELB, R_WRI)):
         line(sho, elb, shirt, limb)
         line(elb, wri, skin, max(2, limb - 1))
-        dot(joints[wri], 0.22 * u, skin)
+        dot(joints[sho], 0.28 * u, caps[0])
+        dot(joints[elb], 0.26 * u, caps[0])
+        dot(joints[wri], 0.26 * u, skin)
     neck = (joints[L_SHO] + joints[R_SHO]) / 2
     head = joints[NOSE] + (neck - joints[NOSE]) * -0.12
     cv2.line(canvas, tuple(int(v) for v in neck), tuple(int(v) for v in joints[NOSE]), skin, limb, cv2.LINE_AA)
-    dot(head, 0.5 * u, skin)
-    dot(joints[L_EAR], 0.13 * u, skin)
-    dot(joints[R_EAR], 0.13 * u, skin)
+    dot(head, 0.6 * u, skin)
+    ear = tuple(int(c * 0.8) for c in skin)
+    dot(joints[L_EAR], 0.16 * u, ear)
+    dot(joints[R_EAR], 0.16 * u, ear)
     for eye in (L_EYE, R_EYE):
-        dot(joints[eye], max(1.0, 0.07 * u), (20, 20, 20), on_mask=False)
-    dot(joints[NOSE], max(1.0, 0.06 * u), (150, 60, 50), on_mask=False)
+        dot(joints[eye], max(1.0, 0.09 * u), (20, 20, 20), on_mask=False)
+    dot(joints[NOSE], max(1.0, 0.08 * u), (170, 50, 40), on_mask=False)
 
 
 def draw_background(rng, width, height):

@@ -8,8 +8,8 @@ From keypoints in input pixels (after augmentation), for each output of resoluti
   overlapping people take the maximum;
 - joint indices ``[B, P, J, 2]`` for the associative-embedding loss: ``(j R^2 + y R + x, 1)`` at the
   joint's nearest pixel, ``(0, 0)`` where there is no joint;
-- masks ``[B, R, R]``: 1 where the loss counts, 0 over crowd regions, people without keypoints
-  and padding (the input-resolution mask averaged down and thresholded at 0.5).
+- masks ``[B, R, R]``: 1 where the loss counts, 0 over crowd regions and people without
+  keypoints (the input-resolution mask averaged down and thresholded at 0.5).
 
 Targets are built here rather than in the data workers so a supernet step can train any
 sub-network at its own resolution from the same batch (``prepare_batch``), and so that every

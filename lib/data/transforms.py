@@ -84,10 +84,13 @@ def warp_image(image, matrix, input_size):
 
 
 def warp_valid_mask(valid, matrix, input_size):
-    """Warp the ``uint8`` mask of pixels whose loss counts (1); outside the source is 0, as in
-    HigherHRNet, so padding never trains the network to see nothing there."""
+    """Warp the ``uint8`` mask of pixels whose loss counts (1).
+
+    Unlike HigherHRNet, the black padding outside the source image counts, as background: test
+    inputs are padded too (sides aligned to multiples of 64), and a network never told that
+    padding holds no one fired there and filled its predictions with false detections."""
     warped = cv2.warpAffine(valid * 255, matrix, (input_size, input_size), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=255)
     return (warped > 127).astype(np.uint8)
 
 

@@ -475,7 +475,7 @@ class Trainer:
         return means, images / max(1e-9, elapsed), elapsed
 
     def _all_mean(self, meter):
-        keys = sorted(meter.sums)
+        keys = sorted(meter.sums, key=lambda k: (k != "loss", k))  # the total first
         values = torch.tensor([meter.sums[k] for k in keys] + [meter.count], dtype=torch.float64, device=self.device)
         values = self.ctx.all_reduce_sum(values)
         count = max(1.0, values[-1].item())
