@@ -6,6 +6,7 @@ with ``WORLD_SIZE > 1`` the group is joined through the ``env://`` rendezvous: N
 local rank, or the CPU.
 """
 
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -88,7 +89,9 @@ def setup_distributed(cfg):
         backend = cfg.DIST_BACKEND if device.type == "cuda" else "gloo"
         context.backend = backend
         if not dist.is_initialized():
-            kwargs = {"device_id": device} if device.type == "cuda" else {}
+            kwargs = {}
+            if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
+                kwargs["device_id"] = device  # binds NCCL to this GPU up front (PyTorch >= 2.3)
             dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank,
                                     **kwargs)
     return context

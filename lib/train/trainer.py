@@ -34,8 +34,7 @@ from ..data.build import (available_cores, build_dataset, build_loader, default_
 from ..data.targets import SigmaConfig, prepare_batch
 from ..errors import CheckpointError, ConfigError, LitePoseError
 from ..loss import PoseLoss, total
-from ..models import LitePose, SuperLitePose, build_model
-from ..models.builders import litepose_head_config
+from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
 from ..models.checkpoint import extract_state_dict, load_state_dict_checked, read_checkpoint
 from ..search_space import ArchManager
 from .checkpoint import (BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, LOG_NAME, capture_rng_state, load_scheduler_state,
@@ -291,10 +290,13 @@ class Trainer:
         return self.sampler is not None
 
     def _build_teacher(self, path, arch_path):
+        """A fixed LitePose with the student's outputs (joints, tags), loaded strictly."""
+        cfg = self.cfg
         arch = load_arch(arch_path)
-        teacher = LitePose(arch, **litepose_head_config(self.cfg))
-        from ..models import load_checkpoint
-
+        kernels = tuple(cfg.MODEL.EXTRA.get("NUM_DECONV_KERNELS", (4, 4, 4)))
+        teacher = LitePose(arch, num_joints=cfg.MODEL.NUM_JOINTS, tag_per_joint=cfg.MODEL.TAG_PER_JOINT,
+                           with_heatmaps=tuple(cfg.LOSS.WITH_HEATMAPS_LOSS), with_tags=tuple(cfg.LOSS.WITH_AE_LOSS),
+                           deconv_kernels=kernels)
         load_checkpoint(teacher, path)
         self.logger.info(f"distilling from {path} ({describe_arch(arch)}), factor {self.cfg.TRAIN.DISTILL_FACTOR}")
         teacher.to(self.device).eval()
