@@ -194,3 +194,24 @@ def test_synthetic_generation_never_leaves_a_partial_dataset(tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         generate_synthetic_dataset(tmp_path / "d", {"train": 2}, show_progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_loader_workers_start_after_opencv_ran_in_the_parent(tmp_path):
+    # Generating the synthetic data runs OpenCV's thread pool in this process; forked loader
+    # workers used to hang in their first OpenCV call (the quickstart hung on its first epoch).
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = f"""
+from lib.config import load_config
+from lib.data.build import training_batches
+from lib.data.synthetic import generate_synthetic_dataset
+generate_synthetic_dataset({str(tmp_path / 'syn')!r}, {{'train': 8, 'val': 2}}, show_progress=False)
+cfg = load_config('experiments/synthetic/quickstart.yaml', ['DATASET.ROOT', {str(tmp_path / 'syn')!r}, 'WORKERS', '2',
+                                                            'TRAIN.IMAGES_PER_GPU', '2'])
+print(sum(1 for _ in training_batches(cfg, 64, num_batches=3)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "3", result.stderr

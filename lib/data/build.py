@@ -55,10 +55,6 @@ def build_dataset(cfg, input_size, split="train", augment=True, seed=None):
     return dataset
 
 
-def _worker_init(_worker_id):
-    cv2.setNumThreads(1)  # the workers are the parallelism; OpenCV's own threads would oversubscribe
-
-
 def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, world_size=1,
                  drop_last=True, pin_memory=False):
     """A ``DataLoader`` whose sampler splits the data between processes (``rank`` of
@@ -72,9 +68,13 @@ def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, w
                         f"per process ({world_size} process(es)); lower TRAIN.IMAGES_PER_GPU")
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
                                  drop_last=False)
+    if workers > 0:
+        # The workers are the parallelism. OpenCV's thread pool does not survive fork: a worker
+        # forked from a process whose pool had run (e.g. after generating the synthetic data)
+        # hung in its first OpenCV call. One OpenCV thread here means no pool to inherit.
+        cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_samples, pin_memory=pin_memory, drop_last=drop_last,
-                      worker_init_fn=_worker_init if workers > 0 else None,
                       persistent_workers=False)  # workers must see each epoch's set_epoch
 
 
