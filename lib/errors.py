@@ -24,3 +24,8 @@ class CheckpointError(LitePoseError):
 
 class DataError(LitePoseError):
     """A dataset, annotation file or image that cannot be used."""
+
+
+class UnreadableImageError(DataError):
+    """An image file that is missing, corrupt or truncated: training can skip it, evaluation
+    counts it."""

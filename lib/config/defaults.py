@@ -24,6 +24,9 @@ _C.DIST_BACKEND = "nccl"
 _C.MULTIPROCESSING_DISTRIBUTED = True
 # New: where to run. 'auto' takes the GPU when there is one; 'cuda' fails clearly without one.
 _C.DEVICE = "auto"
+# New: seconds a process waits in a collective (or at the rendezvous) for the others before it
+# gives up: a worker that died or hangs then stops the run instead of freezing it.
+_C.DIST_TIMEOUT = 1800
 
 _C.FP16 = CN()
 _C.FP16.ENABLED = False
@@ -110,6 +113,9 @@ _C.DATASET.SIGMAS = []
 _C.DATASET.SKELETON = []
 # New: generate the embedded synthetic dataset (lib.data.synthetic) under ROOT when it is absent.
 _C.DATASET.SYNTHETIC = False
+# New: training images that cannot be read (missing, corrupt, truncated) are skipped with a
+# warning naming each; more than this many distinct ones stop the run (0 = stop at the first).
+_C.DATASET.MAX_UNREADABLE_IMAGES = 100
 
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1
@@ -141,6 +147,9 @@ _C.TRAIN.INPUT_SIZE = 0
 _C.TRAIN.VAL_FREQ = 1
 # New: weight of the distillation loss (teacher heatmaps as targets; dist_train.py --teacher).
 _C.TRAIN.DISTILL_FACTOR = 1.0
+# New: also write checkpoint.pth.tar every this many steps within an epoch (0 = at epoch ends
+# only); a resumed run continues at the step after it with the same data and architectures.
+_C.TRAIN.CHECKPOINT_STEPS = 0
 
 _C.TEST = CN()
 _C.TEST.IMAGES_PER_GPU = 32

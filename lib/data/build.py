@@ -7,6 +7,7 @@ supernet's BN recalibration get their batches.
 """
 
 import os
+import signal
 
 import cv2
 import torch
@@ -49,10 +50,40 @@ def build_dataset(cfg, input_size, split="train", augment=True, seed=None):
         augment=AugmentConfig.from_config(cfg) if augment else None,
         seed=cfg.TRAIN.SEED if seed is None else seed,
         require_people=split == "train",
+        max_unreadable=cfg.DATASET.MAX_UNREADABLE_IMAGES,
     )
     if len(dataset) == 0:
         raise DataError(f"{ann_file}: no images with annotations")
     return dataset
+
+
+class ResumableSampler(DistributedSampler):
+    """``DistributedSampler`` that can start an epoch part-way: ``set_start(n)`` skips the first
+    ``n`` indices of this process's share for the coming epoch only, so a run resumed from a
+    mid-epoch checkpoint sees exactly the samples an uninterrupted run would."""
+
+    start = 0
+
+    def set_start(self, count):
+        self.start = int(count)
+
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        self.start = 0
+
+    def __iter__(self):
+        indices = list(super().__iter__())
+        return iter(indices[self.start:])
+
+    def __len__(self):
+        return max(0, super().__len__() - self.start)
+
+
+def _ignore_stop_signals(worker_id):
+    # Ctrl-C and SIGTERM reach the whole process group; the main process turns them into a
+    # clean stop with a checkpoint, which needs its loader workers alive until then.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, world_size=1,
@@ -66,8 +97,8 @@ def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, w
     if drop_last and per_rank < batch_size:
         raise DataError(f"the dataset has {len(dataset)} images: fewer than one batch of {batch_size} "
                         f"per process ({world_size} process(es)); lower TRAIN.IMAGES_PER_GPU")
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                 drop_last=False)
+    sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                               drop_last=False)
     if workers > 0:
         # The workers are the parallelism. OpenCV's thread pool does not survive fork: a worker
         # forked from a process whose pool had run (e.g. after generating the synthetic data)
@@ -75,11 +106,15 @@ def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, w
         cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_samples, pin_memory=pin_memory, drop_last=drop_last,
+                      worker_init_fn=_ignore_stop_signals if workers > 0 else None,
                       persistent_workers=False)  # workers must see each epoch's set_epoch
 
 
-def set_loader_epoch(loader, epoch):
+def set_loader_epoch(loader, epoch, start_step=0):
+    """Select the epoch's order and augmentation; ``start_step`` skips that many batches (a
+    run resumed from a mid-epoch checkpoint)."""
     loader.sampler.set_epoch(epoch)
+    loader.sampler.set_start(start_step * loader.batch_size)
     loader.dataset.set_epoch(epoch)
 
 

@@ -17,7 +17,7 @@ from collections import defaultdict
 import cv2
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, UnreadableImageError
 from .keypoints import DATASET_INFOS, KeypointInfo
 
 COCO_NAMES = ("coco", "coco_kpt")
@@ -148,14 +148,30 @@ class KeypointAnnotations:
         return self.images[image_id].get("crowdIndex")
 
 
+def _jpeg_is_truncated(data):
+    """A JPEG whose last scan has no end-of-image marker after it: OpenCV decodes such a file
+    with a warning and grey rows where the data stopped. In entropy-coded data 0xFF is always
+    followed by 0x00 or a restart marker, so the last start-of-scan marker begins the last scan."""
+    if data[:2] != b"\xff\xd8":
+        return False
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan >= 0 and data.find(b"\xff\xd9", last_scan) < 0
+
+
 def read_image(path):
-    """Read an image as an RGB uint8 array, or raise DataError naming the file."""
-    if not os.path.isfile(path):
-        raise DataError(f"image not found: {path}")
-    data = np.fromfile(path, dtype=np.uint8)
+    """Read an image as an RGB uint8 array, or raise ``UnreadableImageError`` naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise UnreadableImageError(f"image not found: {path}") from None
+    except OSError as exc:
+        raise UnreadableImageError(f"cannot read image: {path}: {exc.strerror or exc}") from None
+    if _jpeg_is_truncated(data):
+        raise UnreadableImageError(f"truncated image (no JPEG end marker): {path}")
     # Annotations are in the stored pixel grid: an EXIF rotation tag must not turn the image.
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(data, flags) if data.size else None
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags) if data else None
     if image is None:
-        raise DataError(f"cannot decode image (corrupt or not an image): {path}")
+        raise UnreadableImageError(f"cannot decode image (corrupt or not an image): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import DataError, LitePoseError
+from ..errors import DataError, LitePoseError, UnreadableImageError
 from .coco_format import read_image
 from .transforms import sample_transform, transform_keypoints, warp_image, warp_valid_mask
 
@@ -84,9 +84,15 @@ class KeypointDataset(Dataset):
             reproducible whatever the number of workers or processes.
         require_people: keep only images with at least one annotation (HigherHRNet's training
             rule); validation keeps every image.
+        max_unreadable: how many listed images may be unreadable. Missing files are left out
+            up front (``self.missing`` lists them); an image that fails to load later is replaced
+            by the next readable one and reported in the sample's ``skipped`` list. More than
+            this many missing files is a ``DataError`` at once; the trainer applies the same
+            limit to the skips it sees.
     """
 
-    def __init__(self, annotations, input_size, max_people=30, augment=None, seed=0, require_people=True):
+    def __init__(self, annotations, input_size, max_people=30, augment=None, seed=0, require_people=True,
+                 max_unreadable=0):
         self.annotations = annotations
         self.input_size = int(input_size)
         self.max_people = int(max_people)
@@ -98,11 +104,15 @@ class KeypointDataset(Dataset):
         ids = annotations.image_ids
         if require_people:
             ids = [i for i in ids if annotations.annotations(i)]
-        self.image_ids = ids
-        missing = [annotations.image_path(i) for i in ids if not os.path.isfile(annotations.image_path(i))]
-        if missing:
+        self.max_unreadable = int(max_unreadable)
+        missing = [i for i in ids if not os.path.isfile(annotations.image_path(i))]
+        if len(missing) > self.max_unreadable:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-            raise DataError(f"image not found: {missing[0]}{more}")
+            limit = f"; at most {self.max_unreadable} may be missing" if self.max_unreadable else ""
+            raise DataError(f"image not found: {annotations.image_path(missing[0])}{more}{limit}")
+        self.missing = [annotations.image_path(i) for i in missing]
+        absent = set(missing)
+        self.image_ids = [i for i in ids if i not in absent]
 
     def set_epoch(self, epoch):
         """Select the epoch's augmentation (call before iterating; workers copy the dataset)."""
@@ -112,8 +122,23 @@ class KeypointDataset(Dataset):
         return len(self.image_ids)
 
     def __getitem__(self, index):
+        skipped = []
         try:
-            return self.load(index)
+            # An unreadable image gives way to the next one, the same one on every run, so that
+            # batches keep their size and a resumed run sees the data an uninterrupted one does.
+            for attempt in range(len(self)):
+                position = (index + attempt) % len(self)
+                try:
+                    sample = self.load(position)
+                except UnreadableImageError as exc:
+                    skipped.append(str(exc))
+                    if len(skipped) > self.max_unreadable:
+                        break
+                    continue
+                sample["skipped"] = skipped
+                return sample
+            raise DataError(f"{skipped[-1]} (unreadable images are skipped up to DATASET.MAX_UNREADABLE_IMAGES, "
+                            f"{self.max_unreadable})")
         except LitePoseError as exc:
             # Travels to the main process as data: the loader's own exception wrapping would
             # turn the one-line message into a traceback.
@@ -154,11 +179,15 @@ class KeypointDataset(Dataset):
 
 
 def collate_samples(samples):
-    """Stack samples; a sample that failed to load makes the batch an ``{"error": message}``."""
+    """Stack samples; a sample that failed to load makes the batch an ``{"error": message}``.
+    ``batch["skipped"]`` lists the reasons of the unreadable images the samples replaced."""
     for sample in samples:
         if "error" in sample:
             return {"error": sample["error"]}
-    return torch.utils.data.default_collate(samples)
+    skipped = [reason for sample in samples for reason in sample.pop("skipped", [])]
+    batch = torch.utils.data.default_collate(samples)
+    batch["skipped"] = skipped
+    return batch
 
 
 def check_batch(batch):

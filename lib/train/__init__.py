@@ -5,6 +5,7 @@
 """
 
 from .checkpoint import BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, run_dirs
-from .trainer import NonFiniteLossError, Trainer, train
+from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted, train
 
-__all__ = ["BEST_NAME", "CHECKPOINT_NAME", "FINAL_NAME", "NonFiniteLossError", "Trainer", "run_dirs", "train"]
+__all__ = ["BEST_NAME", "CHECKPOINT_NAME", "FINAL_NAME", "NonFiniteLossError", "Trainer", "TrainingInterrupted", "run_dirs",
+           "train"]

@@ -4,8 +4,14 @@
 with ``WORLD_SIZE > 1`` the group is joined through the ``env://`` rendezvous: NCCL
 (``DIST_BACKEND``) between GPUs, Gloo between CPU processes. Each process drives the GPU of its
 local rank, or the CPU.
+
+Faults: every collective gives up after ``DIST_TIMEOUT`` seconds, so a process whose peer died
+or hangs fails instead of waiting forever, and ``torchrun`` then stops the whole group. A Gloo
+peer that dies is usually noticed at once (its connection closes); NCCL's watchdog aborts the
+communicator at the timeout.
 """
 
+import datetime
 import inspect
 import os
 from dataclasses import dataclass
@@ -46,12 +52,13 @@ class DistContext:
             dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
-    def all_true(self, flag):
-        """Whether ``flag`` holds on every process (every process must call it)."""
+    def any_of(self, *flags):
+        """For each flag, whether it holds on some process: one small all-reduce that every
+        process must call, so that all of them take the same branch afterwards."""
         if not self.distributed:
-            return bool(flag)
-        value = torch.tensor([0.0 if flag else 1.0], device=self.device)
-        return self.all_reduce_sum(value).item() == 0
+            return tuple(bool(f) for f in flags)
+        values = torch.tensor([1.0 if f else 0.0 for f in flags], device=self.device)
+        return tuple(bool(v > 0) for v in self.all_reduce_sum(values).tolist())
 
     def close(self):
         if self.distributed and dist.is_initialized():
@@ -84,6 +91,8 @@ def setup_distributed(cfg):
                                   f"(only {torch.cuda.device_count()} present)")
             device = torch.device("cuda", index)
         torch.cuda.set_device(device)
+    if cfg.DIST_TIMEOUT <= 0:
+        raise ConfigError(f"DIST_TIMEOUT must be a positive number of seconds, got {cfg.DIST_TIMEOUT}")
     context = DistContext(rank, world_size, local_rank, device)
     if world_size > 1:
         backend = cfg.DIST_BACKEND if device.type == "cuda" else "gloo"
@@ -93,5 +102,5 @@ def setup_distributed(cfg):
             if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
                 kwargs["device_id"] = device  # binds NCCL to this GPU up front (PyTorch >= 2.3)
             dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank,
-                                    **kwargs)
+                                    timeout=datetime.timedelta(seconds=cfg.DIST_TIMEOUT), **kwargs)
     return context

@@ -19,7 +19,9 @@ latest epoch's weights (as in the release).
 import logging
 import os
 import random
+import signal
 import sys
+import threading
 import time
 
 import numpy as np
@@ -32,13 +34,14 @@ from ..arch import describe_arch, load_arch
 from ..data.build import (available_cores, build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
                           set_loader_epoch)
 from ..data.targets import SigmaConfig, prepare_batch
-from ..errors import CheckpointError, ConfigError, LitePoseError
+from ..errors import CheckpointError, ConfigError, DataError, LitePoseError
 from ..loss import PoseLoss, total
 from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
 from ..models.checkpoint import extract_state_dict, load_state_dict_checked, read_checkpoint
 from ..search_space import ArchManager
 from .checkpoint import (BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, LOG_NAME, capture_rng_state, load_scheduler_state,
                          load_training_checkpoint, restore_rng_state, run_dirs, save_checkpoint, scheduler_state)
+from ..utils.io import ensure_writable_dir, remove_stale_temporaries
 from .distributed import setup_distributed
 
 LOGGER_NAME = "litepose.train"
@@ -47,6 +50,16 @@ HEAD_KEYS = ("deconv", "final")  # what the release leaves out when initialising
 
 class NonFiniteLossError(LitePoseError):
     """The loss became NaN or infinite; training stopped, the last good checkpoint is kept."""
+
+
+class TrainingInterrupted(LitePoseError):
+    """SIGINT or SIGTERM stopped the run after a checkpoint was saved; the same command resumes it."""
+
+    label = "stopped"
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.exit_code = 128 + int(signum)  # the shell's convention for a death by that signal
 
 
 class _TqdmHandler(logging.Handler):
@@ -107,6 +120,10 @@ def check_train_config(cfg):
         raise ConfigError(f"TRAIN.VAL_FREQ must be >= 0, got {t.VAL_FREQ}")
     if list(t.LR_STEP) != sorted(t.LR_STEP):
         raise ConfigError(f"TRAIN.LR_STEP must be increasing, got {list(t.LR_STEP)}")
+    if t.CHECKPOINT_STEPS < 0:
+        raise ConfigError(f"TRAIN.CHECKPOINT_STEPS must be >= 0, got {t.CHECKPOINT_STEPS}")
+    if cfg.DATASET.MAX_UNREADABLE_IMAGES < 0:
+        raise ConfigError(f"DATASET.MAX_UNREADABLE_IMAGES must be >= 0, got {cfg.DATASET.MAX_UNREADABLE_IMAGES}")
 
 
 def build_optimizer(cfg, parameters):
@@ -186,7 +203,9 @@ class Trainer:
 
         self.output_dir, self.tb_dir = run_dirs(cfg, cfg_path, superconfig)
         if ctx.is_main:
-            os.makedirs(self.output_dir, exist_ok=True)
+            ensure_writable_dir(self.output_dir)
+            ensure_writable_dir(self.tb_dir, "log folder")
+            remove_stale_temporaries(self.output_dir, (CHECKPOINT_NAME, BEST_NAME, FINAL_NAME))
         ctx.barrier()
         self.logger = _setup_logger(self.output_dir, ctx.is_main)
         self.checkpoint_path = os.path.join(self.output_dir, CHECKPOINT_NAME)
@@ -238,8 +257,17 @@ class Trainer:
 
         self.runner = self._wrap(ArchRunner(self.model))
         self.begin_epoch = cfg.TRAIN.BEGIN_EPOCH
+        self.begin_step = 0  # steps of begin_epoch already done (a mid-epoch checkpoint)
+        self.resumed_meter = None
         self.best_perf, self.best_epoch = None, None
         self.global_step = 0
+        # reason -> times, for the unreadable training images of this process; missing files first
+        self.skipped = {f"image not found: {path}": 1 for path in self.train_loader.dataset.missing}
+        for reason in self.skipped:
+            self.logger.warning(f"left out of the training set: {reason}")
+        self.stop_signal = None
+        self.halt = None
+        self._sampler_before_step = None
         self._resume()
         self.writer = None
         if ctx.is_main:
@@ -335,6 +363,7 @@ class Trainer:
         elif cfg.AUTO_RESUME and os.path.isfile(self.checkpoint_path):
             path = self.checkpoint_path
         if path is None:
+            self.logger.info(f"no checkpoint to resume from: starting at epoch {self.begin_epoch + 1}")
             return
         checkpoint = load_training_checkpoint(path)
         if not isinstance(checkpoint, dict) or "optimizer" not in checkpoint or "epoch" not in checkpoint:
@@ -354,13 +383,20 @@ class Trainer:
         if self.sampler is not None and checkpoint.get("arch_sampler"):
             self.sampler.load_state_dict(checkpoint["arch_sampler"])
         self.begin_epoch = int(checkpoint["epoch"])
+        self.begin_step = int(checkpoint.get("step") or 0)
+        self.resumed_meter = checkpoint.get("epoch_meter") if self.begin_step else None
         self.best_perf, self.best_epoch = checkpoint.get("best_perf"), checkpoint.get("best_epoch")
         self.global_step = int(checkpoint.get("global_step", 0))
-        self.logger.info(f"resumed from {path}: continuing at epoch {self.begin_epoch + 1}")
+        self.logger.info(f"resumed from {path}: continuing at epoch {self.begin_epoch + 1}"
+                         + (f" step {self.begin_step + 1}" if self.begin_step else ""))
 
-    def checkpoint_state(self, epoch, perf):
+    def checkpoint_state(self, next_epoch, perf, step=0, meter=None):
+        """What ``checkpoint.pth.tar`` holds: training continues at epoch ``next_epoch`` (0-based)
+        after its first ``step`` steps."""
         return {
-            "epoch": epoch + 1,
+            "epoch": next_epoch,
+            "step": step,
+            "epoch_meter": {"sums": dict(meter.sums), "count": meter.count} if meter is not None and step else None,
             "model": self.cfg.MODEL.NAME,
             "arch": self.arch,
             "state_dict": self.model.state_dict(),
@@ -419,14 +455,28 @@ class Trainer:
         return loss, merged
 
     def train_step(self, raw_batch):
-        """One optimisation step. Returns ``(loss, terms, finite)``; a step whose loss is not
-        finite on some process changes nothing, on every process."""
+        """One optimisation step. Returns ``(loss, terms, applied)``. The processes agree before
+        the update whether to halt instead (``self.halt``): a loss that is not finite, a stop
+        signal, too many unreadable images, on any of them; then nothing changes, on every one."""
+        self._note_skipped(raw_batch.pop("skipped", []))
+        # A halted step is redone on resume: its architectures must be drawn again from here.
+        self._sampler_before_step = self.sampler.state_dict() if self.is_supernet else None
+        # The forward pass moves BatchNorm's running statistics; a halted step must not.
+        buffers = [b.detach().clone() for b in self.model.buffers()]
         archs = self.step_archs()
         batches = [prepare_batch(raw_batch, self.sigma, self.input_size(a), self.device) for a in archs]
         with self._autocast():
             outputs = self.runner([b.images for b in batches], archs)
         loss, terms = self.losses(batches, outputs)
-        if not self.ctx.all_true(bool(torch.isfinite(loss.detach()).item())):
+        finite = bool(torch.isfinite(loss.detach()).item())
+        limit = self.cfg.DATASET.MAX_UNREADABLE_IMAGES
+        nonfinite, stop, too_many = self.ctx.any_of(not finite, self.stop_signal is not None,
+                                                    len(self.skipped) > limit)
+        self.halt = "nonfinite" if nonfinite else "unreadable" if too_many else "signal" if stop else None
+        if self.halt is not None:
+            with torch.no_grad():
+                for buffer, saved in zip(self.model.buffers(), buffers):
+                    buffer.copy_(saved)
             return loss.detach(), terms, False
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -437,25 +487,62 @@ class Trainer:
         self.scaler.update()
         return loss.detach(), terms, True
 
-    def train_epoch(self, epoch):
+    def _note_skipped(self, reasons):
+        limit = self.cfg.DATASET.MAX_UNREADABLE_IMAGES
+        for reason in reasons:
+            first = reason not in self.skipped
+            self.skipped[reason] = self.skipped.get(reason, 0) + 1
+            if first and len(self.skipped) <= limit:
+                self.logger.warning(f"skipped an unreadable training image ({len(self.skipped)} so far, "
+                                    f"DATASET.MAX_UNREADABLE_IMAGES {limit}): {reason}")
+
+    def _halt(self, epoch, step, steps, loss, terms, meter, bar):
+        """Stop the run as ``self.halt`` says, after saving what can be saved."""
+        bar.close()
+        where = f"epoch {epoch + 1} step {step + 1}/{steps}"
+        if self.halt == "nonfinite":
+            detail = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
+            raise NonFiniteLossError(
+                f"loss became {float(loss)} (on this or another process) at {where} ({detail}); stopped, "
+                f"the last good checkpoint is {self.checkpoint_path}"
+                + ("" if os.path.isfile(self.checkpoint_path) else " (none written yet)"))
+        if self.halt == "unreadable":
+            limit = self.cfg.DATASET.MAX_UNREADABLE_IMAGES
+            if len(self.skipped) > limit:
+                last = list(self.skipped)[-1]
+                raise DataError(f"{len(self.skipped)} unreadable training images, more than DATASET."
+                                f"MAX_UNREADABLE_IMAGES {limit}; the last: {last}")
+            raise DataError(f"another process met more than DATASET.MAX_UNREADABLE_IMAGES {limit} unreadable "
+                            "training images (see its warnings)")
+        # A stop signal: the step was not applied, so the checkpoint holds the steps before it.
+        if self._sampler_before_step is not None:
+            self.sampler.load_state_dict(self._sampler_before_step)
+        self._save_training_checkpoint(epoch, None, step=step, meter=meter)
+        self._interrupted(f"at {where}")
+
+    def _interrupted(self, where):
+        name = signal.Signals(self.stop_signal or signal.SIGTERM).name
+        raise TrainingInterrupted(f"{name} {where}: checkpoint saved to {self.checkpoint_path}; "
+                                  "run the same command to resume", self.stop_signal or signal.SIGTERM)
+
+    def train_epoch(self, epoch, start_step=0):
         cfg, ctx = self.cfg, self.ctx
         self.model.train()
-        set_loader_epoch(self.train_loader, epoch)
+        set_loader_epoch(self.train_loader, epoch, start_step)
         meter = _Meter()
-        steps = len(self.train_loader)
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.TRAIN.END_EPOCH}", unit="step", dynamic_ncols=True,
-                   leave=False, disable=not (ctx.is_main and self.show_progress), mininterval=1.0, file=sys.stdout)
+        if start_step and self.resumed_meter:
+            meter.sums, meter.count = dict(self.resumed_meter["sums"]), int(self.resumed_meter["count"])
+        steps = start_step + len(self.train_loader)
+        every = cfg.TRAIN.CHECKPOINT_STEPS
+        bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{cfg.TRAIN.END_EPOCH}", unit="step",
+                   dynamic_ncols=True, leave=False, disable=not (ctx.is_main and self.show_progress),
+                   mininterval=1.0, file=sys.stdout)
         start = time.time()
         images = 0
-        for step, raw_batch in enumerate(iterate_loader(self.train_loader)):
-            loss, terms, finite = self.train_step(raw_batch)
-            if not finite:
-                bar.close()
-                detail = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
-                raise NonFiniteLossError(
-                    f"loss became {float(loss)} (on this or another process) at epoch {epoch + 1} step {step + 1}/{steps} ({detail}); stopped, "
-                    f"the last good checkpoint is {self.checkpoint_path}"
-                    + ("" if os.path.isfile(self.checkpoint_path) else " (none written yet)"))
+        for step, raw_batch in enumerate(iterate_loader(self.train_loader), start=start_step):
+            loss, terms, applied = self.train_step(raw_batch)
+            if not applied:
+                self._halt(epoch, step, steps, loss, terms, meter, bar)
             n = raw_batch["images"].shape[0]
             images += n * ctx.world_size
             meter.update({"loss": loss, **terms}, n)
@@ -471,6 +558,8 @@ class Trainer:
                     for key, value in terms.items():
                         self.writer.add_scalar(f"train/{key}", float(value), self.global_step)
                     self.writer.add_scalar("train/images_per_s", speed, self.global_step)
+            if every and (step + 1) % every == 0 and step + 1 < steps:
+                self._save_training_checkpoint(epoch, None, step=step + 1, meter=meter)
         bar.close()
         elapsed = time.time() - start
         means = self._all_mean(meter)
@@ -517,7 +606,31 @@ class Trainer:
         return (sums[0] / sums[1].clamp(min=1)).item()
 
     # ----------------------------------------------------------------------------- loop
+    def _on_signal(self, signum, frame):
+        if self.stop_signal is not None:  # the second one: stop at once (the checkpoint file is safe)
+            signal.signal(signum, signal.SIG_DFL)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+            return
+        self.stop_signal = signum
+        if self.ctx.is_main:  # no logging here: the handler may interrupt the logger itself
+            os.write(2, f"{signal.Signals(signum).name} received: stopping after this step with a checkpoint "
+                        "(send it again to stop at once)\n".encode())
+
     def fit(self):
+        """Train from ``begin_epoch`` to ``TRAIN.END_EPOCH``. SIGINT and SIGTERM stop the run
+        at the next step with a checkpoint (``TrainingInterrupted``)."""
+        handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._fit()
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def _fit(self):
         cfg, ctx = self.cfg, self.ctx
         end = cfg.TRAIN.END_EPOCH
         perf = None
@@ -526,7 +639,8 @@ class Trainer:
             self.logger.info(f"already trained to TRAIN.END_EPOCH {end}")
         for epoch in range(self.begin_epoch, end):
             lr = self.optimizer.param_groups[0]["lr"]
-            means, speed, elapsed = self.train_epoch(epoch)
+            start_step = self.begin_step if epoch == self.begin_epoch else 0
+            means, speed, elapsed = self.train_epoch(epoch, start_step)
             self.scheduler.step()
             perf = None
             if self.val_loader is not None and ((epoch + 1) % cfg.TRAIN.VAL_FREQ == 0 or epoch + 1 == end):
@@ -535,11 +649,15 @@ class Trainer:
             if improved or self.val_loader is None:
                 self.best_perf, self.best_epoch = perf, epoch + 1
             summary = " ".join(f"{k} {_fmt(v)}" for k, v in means.items())
+            skipped = f" | {len(self.skipped)} unreadable image(s) skipped so far" if self.skipped else ""
             self.logger.info(f"epoch {epoch + 1}/{end} | lr {lr:.2e} | {summary} | {speed:.1f} img/s, {elapsed:.0f}s"
-                             + (f" | val loss {_fmt(perf)}{' (best)' if improved else ''}" if perf is not None else ""))
+                             + (f" | val loss {_fmt(perf)}{' (best)' if improved else ''}" if perf is not None else "")
+                             + skipped)
             if ctx.is_main:
                 self._write_epoch(epoch, means, speed, lr, perf, improved or self.val_loader is None)
             ctx.barrier()
+            if ctx.any_of(self.stop_signal is not None)[0] and epoch + 1 < end:
+                self._interrupted(f"after epoch {epoch + 1}")
         final = os.path.join(self.output_dir, FINAL_NAME)
         if ctx.is_main:
             save_checkpoint(self.model.state_dict(), final)
@@ -571,9 +689,18 @@ class Trainer:
             if perf is not None:
                 self.writer.add_scalar("val/loss", perf, epoch + 1)
             self.writer.flush()
-        save_checkpoint(self.checkpoint_state(epoch, perf), self.checkpoint_path)
+        save_checkpoint(self.checkpoint_state(epoch + 1, perf), self.checkpoint_path)
         if is_best:
             save_checkpoint(self.model.state_dict(), os.path.join(self.output_dir, BEST_NAME))
+
+
+    def _save_training_checkpoint(self, epoch, perf, step, meter):
+        """A mid-epoch checkpoint, written by the first process while the others wait."""
+        if self.ctx.is_main:
+            save_checkpoint(self.checkpoint_state(epoch, perf, step=step, meter=meter), self.checkpoint_path)
+            if self.writer is not None:
+                self.writer.flush()
+        self.ctx.barrier()
 
 
 def train(cfg, cfg_path=None, superconfig=None, teacher=None, teacher_arch=None, show_progress=True):

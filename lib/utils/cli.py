@@ -18,8 +18,9 @@ def run_cli(main, argv=None):
     try:
         code = main(argv)
     except LitePoseError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_USER_ERROR)
+        # An interrupted run says "stopped:" and exits 128 + the signal number, as shells do.
+        print(f"{getattr(exc, 'label', 'error')}: {exc}", file=sys.stderr)
+        sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)

@@ -41,3 +41,35 @@ def atomic_torch_save(obj, path):
     import torch
 
     _atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def remove_stale_temporaries(directory, names):
+    """Delete the temporary files that atomic writes of ``names`` (file names in ``directory``)
+    left behind when their process was killed. Only for a folder no other process writes."""
+    if not os.path.isdir(directory):
+        return []
+    prefixes = tuple(f".{name}." for name in names)
+    removed = []
+    for name in os.listdir(directory):
+        if name.startswith(prefixes) and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def ensure_writable_dir(path, what="output folder"):
+    """Create ``path`` if needed and check that files can be written there: a ``ConfigError``
+    naming it otherwise, before any long work starts."""
+    from ..errors import ConfigError
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", suffix=".tmp", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{what} is not writable: {path} ({exc.strerror or exc})") from None
+    return path

@@ -1,0 +1,271 @@
+"""Reliability: kills, signals, bad data, bad configuration, numerics and dead distributed
+workers never cost more than the work since the last checkpoint, and say what went wrong in
+one line."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from conftest import REPO
+from lib.config import load_config
+from lib.data.build import build_dataset
+from lib.data.synthetic import generate_synthetic_dataset
+from lib.errors import DataError
+from lib.train import Trainer, TrainingInterrupted, run_dirs, train
+from lib.train.checkpoint import load_training_checkpoint
+from lib.train.crash_drill import run_crash_drill
+from lib.train.distributed import DistContext
+from training_support import QUICKSTART, TINY_SPACE, one_line, run_script, tiny_cfg, tiny_opts
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def damaged_root(tmp_path):
+    """Six training images: one not an image at all, one truncated JPEG, one listed but deleted."""
+    root = tmp_path / "damaged"
+    generate_synthetic_dataset(root, {"train": 6, "val": 2}, seed=5, show_progress=False)
+    images = sorted((root / "images" / "train").iterdir())
+    images[1].write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
+    data = images[3].read_bytes()
+    images[3].write_bytes(data[: len(data) // 2])
+    images[4].unlink()
+    return root, images[1], images[3], images[4]
+
+
+def test_unreadable_training_images_are_skipped_with_a_warning_naming_each(tmp_path, tiny_arch, damaged_root):
+    root, corrupt, truncated, missing = damaged_root
+    result = run_script(["dist_train.py", "--cfg", QUICKSTART, "--no-progress",
+                         *tiny_opts(tmp_path, root, tiny_arch, "WORKERS", "1", "TRAIN.IMAGES_PER_GPU", "2",
+                                    "TRAIN.VAL_FREQ", "0")])
+    assert result.returncode == 0, result.stderr
+    assert f"left out of the training set: image not found: {missing}" in result.stderr
+    assert f"cannot decode image (corrupt or not an image): {corrupt}" in result.stderr
+    assert f"truncated image (no JPEG end marker): {truncated}" in result.stderr
+    assert "3 unreadable image(s) skipped so far" in result.stdout
+
+
+def test_more_unreadable_images_than_the_limit_stop_with_one_line(tmp_path, tiny_arch, damaged_root):
+    root, corrupt, truncated, missing = damaged_root
+    result = run_script(["dist_train.py", "--cfg", QUICKSTART, "--no-progress",
+                         *tiny_opts(tmp_path, root, tiny_arch, "WORKERS", "1", "TRAIN.IMAGES_PER_GPU", "2",
+                                    "DATASET.MAX_UNREADABLE_IMAGES", "1")])
+    assert result.returncode == 2
+    *warnings, error = result.stderr.strip().splitlines()
+    assert warnings == [f"left out of the training set: image not found: {missing}"]  # one missing file is allowed
+    assert re.fullmatch(r"error: [23] unreadable training images, more than DATASET.MAX_UNREADABLE_IMAGES 1; the "
+                        r"last: (cannot decode image \(corrupt or not an image\)|truncated image \(no JPEG end "
+                        r"marker\)): .*", error), error
+    assert error.endswith((str(corrupt), str(truncated)))
+
+    # Missing files count up front: with none allowed the run stops before training.
+    cfg = tiny_cfg(tmp_path, root, tiny_arch, "DATASET.MAX_UNREADABLE_IMAGES", "0")
+    with pytest.raises(DataError, match=f"image not found: {missing}"):
+        build_dataset(cfg, 64, "train")
+
+
+def test_images_without_people_and_joints_outside_the_image_train(tmp_path, tiny_arch):
+    root = tmp_path / "odd"
+    generate_synthetic_dataset(root, {"train": 4, "val": 2}, seed=3, show_progress=False)
+    ann_file = root / "annotations" / "person_keypoints_train.json"
+    data = json.loads(ann_file.read_text())
+    first = data["images"][0]["id"]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != first]  # no people at all
+    person = next(a for a in data["annotations"])
+    person["keypoints"][0:3] = [-500.0, 40.0, 2]  # far outside the image
+    person["keypoints"][3:6] = [30.0, 1e5, 2]
+    ann_file.write_text(json.dumps(data))
+    cfg = tiny_cfg(tmp_path, root, tiny_arch, "TRAIN.IMAGES_PER_GPU", "2", "TRAIN.VAL_FREQ", "0")
+    trainer = Trainer(cfg, DistContext(), QUICKSTART, show_progress=False)
+    assert len(trainer.train_loader.dataset) == 3  # the image without people is not a training image
+    for batch in trainer.train_loader:
+        loss, terms, applied = trainer.train_step(batch)
+        assert applied and torch.isfinite(loss)
+
+
+def test_output_folder_not_writable_is_one_line_error_before_any_work(tmp_path, synthetic_root, tiny_arch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_script(["dist_train.py", "--cfg", QUICKSTART,
+                         *tiny_opts(tmp_path, synthetic_root, tiny_arch, "OUTPUT_DIR", str(blocker / "out"))])
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(f"error: output folder is not writable: {blocker / 'out'}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(tmp_path, synthetic_root, tiny_arch, signum):
+    opts = tiny_opts(tmp_path, synthetic_root, tiny_arch, "TRAIN.END_EPOCH", "400", "TRAIN.VAL_FREQ", "0",
+                     "WORKERS", "1", "TRAIN.IMAGES_PER_GPU", "2")
+    command = [sys.executable, "dist_train.py", "--cfg", QUICKSTART, "--no-progress", *opts]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = os.path.join(run_dirs(load_config(QUICKSTART, opts), QUICKSTART)[0], "train.log")
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline and "epoch 2/400" not in _read(log):
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signum, stderr
+    name = signal.Signals(signum).name
+    assert f"{name} received: stopping after this step with a checkpoint" in stderr
+    assert re.fullmatch(rf"stopped: {name} (at epoch \d+ step \d+/\d+|after epoch \d+): checkpoint saved to "
+                        r".*checkpoint.pth.tar; run the same command to resume",
+                        one_line(stderr.split("(send it again to stop at once)")[-1])), stderr
+    checkpoint = load_training_checkpoint(os.path.join(os.path.dirname(log), "checkpoint.pth.tar"))
+    assert checkpoint["epoch"] >= 2
+
+    result = run_script(["dist_train.py", "--cfg", QUICKSTART, "--no-progress",
+                         *opts, "TRAIN.END_EPOCH", str(checkpoint["epoch"] + 1)])
+    assert result.returncode == 0, result.stderr
+    where = f"continuing at epoch {checkpoint['epoch'] + 1}" + (f" step {checkpoint['step'] + 1}" if checkpoint["step"] else "")
+    assert where in result.stdout
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ""
+
+
+def test_resume_from_a_mid_epoch_stop_gives_the_weights_of_an_uninterrupted_run(tmp_path, synthetic_root):
+    """The supernet (its architecture sampler must be resumed too), stopped twice mid-epoch."""
+    def cfg(folder):
+        return load_config(QUICKSTART, tiny_opts(folder, synthetic_root, "", "TRAIN.END_EPOCH", "2", "TRAIN.VAL_FREQ",
+                                                 "0", "TRAIN.IMAGES_PER_GPU", "2", "TRAIN.CHECKPOINT_STEPS", "2",
+                                                 *TINY_SPACE))
+
+    straight = train(cfg(tmp_path / "a"), QUICKSTART, show_progress=False)
+    for stop_after in (3, 2):  # steps of this start; both stops come in the middle of epoch 1
+        trainer = Trainer(cfg(tmp_path / "b"), DistContext(), QUICKSTART, show_progress=False)
+        original, calls = trainer.train_step, []
+
+        def step(batch, trainer=trainer, original=original, calls=calls, stop_after=stop_after):
+            calls.append(1)
+            if len(calls) == stop_after:
+                trainer.stop_signal = signal.SIGTERM
+            return original(batch)
+
+        trainer.train_step = step
+        with pytest.raises(TrainingInterrupted, match="SIGTERM at epoch"):
+            trainer.fit()
+        assert load_training_checkpoint(trainer.checkpoint_path)["step"] > 0
+    resumed = train(cfg(tmp_path / "b"), QUICKSTART, show_progress=False)
+    a = torch.load(straight["final_state"], weights_only=True)
+    b = torch.load(resumed["final_state"], weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+KILL_DURING_SAVE = """
+import os, signal, sys, torch
+from lib.utils.io import atomic_torch_save
+
+class DieWhilePickled:
+    def __reduce__(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+atomic_torch_save({"weights": torch.ones(1000), "half_written": DieWhilePickled()}, sys.argv[1])
+"""
+
+
+def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, synthetic_root, tiny_arch):
+    cfg = tiny_cfg(tmp_path, synthetic_root, tiny_arch, "TRAIN.VAL_FREQ", "0")
+    checkpoint = train(cfg, QUICKSTART, show_progress=False)["checkpoint"]
+    before = open(checkpoint, "rb").read()
+    result = subprocess.run([sys.executable, "-c", KILL_DURING_SAVE, checkpoint], cwd=REPO, capture_output=True)
+    assert result.returncode == -signal.SIGKILL
+    leftovers = [n for n in os.listdir(os.path.dirname(checkpoint)) if n.endswith(".tmp")]
+    assert leftovers  # the kill did come in the middle of the write
+    assert open(checkpoint, "rb").read() == before
+    resumed = Trainer(tiny_cfg(tmp_path, synthetic_root, tiny_arch, "TRAIN.END_EPOCH", "2", "TRAIN.VAL_FREQ", "0"),
+                      DistContext(), QUICKSTART, show_progress=False)
+    assert resumed.begin_epoch == 1
+    assert not [n for n in os.listdir(os.path.dirname(checkpoint)) if n.endswith(".tmp")]  # cleaned up
+
+
+def test_crash_drill_random_sigkills_end_with_the_uninterrupted_weights(tmp_path):
+    report = run_crash_drill(tmp_path / "drill", kills=3, seed=3, epochs=6, train_images=12)
+    assert len(report.kills) >= 2, report.table()
+    assert report.identical, report.table()
+    assert report.attempts[-1].killed_after_s is None
+
+
+def test_amp_overflow_steps_are_skipped_and_the_loss_scale_recovers(tmp_path, synthetic_root, tiny_arch):
+    trainer = Trainer(tiny_cfg(tmp_path, synthetic_root, tiny_arch, "TRAIN.AMP", "True"), DistContext(), QUICKSTART,
+                      show_progress=False)
+    # float16 with dynamic loss scaling is the CUDA path; a CPU GradScaler exercises the same logic.
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16, growth_interval=1)
+    parameter = next(trainer.model.parameters())
+    overflow = {"on": True}
+    parameter.register_hook(lambda grad: grad * float("inf") if overflow["on"] else grad)
+    batch = next(iter(trainer.train_loader))
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss, _, applied = trainer.train_step(dict(batch))
+    assert applied and torch.isfinite(loss)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))  # the update was skipped
+    assert trainer.scaler.get_scale() == 2.0 ** 15
+    overflow["on"] = False
+    trainer.train_step(dict(batch))
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    assert trainer.scaler.get_scale() == 2.0 ** 16  # grows back after a good step
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(p) for p in handle.read().split()]
+    except FileNotFoundError:
+        return []
+
+
+def _rank_of(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as handle:
+            env = dict(item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item)
+        return int(env.get(b"RANK", b"-1"))
+    except (FileNotFoundError, ValueError):
+        return -1
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds torchrun's workers through /proc")
+@pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
+def test_a_dead_or_hung_torchrun_worker_stops_the_run_and_torchrun_resumes_it(tmp_path, synthetic_root, tiny_arch,
+                                                                              fault):
+    opts = tiny_opts(tmp_path, synthetic_root, tiny_arch, "TRAIN.END_EPOCH", "400", "TRAIN.VAL_FREQ", "0",
+                     "TRAIN.IMAGES_PER_GPU", "2", "DIST_TIMEOUT", "10")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "dist_train.py", "--cfg", QUICKSTART, "--no-progress", *opts]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, OMP_NUM_THREADS="1"))
+    checkpoint = os.path.join(run_dirs(load_config(QUICKSTART, opts), QUICKSTART)[0], "checkpoint.pth.tar")
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline and not os.path.exists(checkpoint):
+        time.sleep(0.05)
+    workers = [pid for pid in _children(process.pid) if _rank_of(pid) == 1]
+    assert workers, "no worker of rank 1 found"
+    os.kill(workers[0], getattr(signal, fault))
+    faulted = time.time()
+    try:
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode != 0
+    assert time.time() - faulted < 60  # not hanging: a dead peer is seen at once, a hung one after DIST_TIMEOUT
+    saved = load_training_checkpoint(checkpoint)
+
+    resumed = run_script(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "dist_train.py",
+                          "--cfg", QUICKSTART, "--no-progress", *opts, "TRAIN.END_EPOCH", str(saved["epoch"] + 1)],
+                         timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"continuing at epoch {saved['epoch'] + 1}" in resumed.stdout
+
