@@ -99,6 +99,15 @@ def test_output_folder_not_writable_is_one_line_error_before_any_work(tmp_path, 
     assert one_line(result.stderr).startswith(f"error: output folder is not writable: {blocker / 'out'}")
 
 
+def test_missing_superconfig_fails_before_the_dataset_is_generated(tmp_path, tiny_arch):
+    root = tmp_path / "not_generated_yet"
+    result = run_script(["dist_train.py", "--cfg", QUICKSTART, "--superconfig", str(tmp_path / "absent.json"),
+                         *tiny_opts(tmp_path, root, tiny_arch)])
+    assert result.returncode == 2
+    assert one_line(result.stderr) == f"error: architecture file not found: {tmp_path / 'absent.json'}"
+    assert not root.exists()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_stop_signal_saves_a_checkpoint_and_the_same_command_resumes(tmp_path, synthetic_root, tiny_arch, signum):
     opts = tiny_opts(tmp_path, synthetic_root, tiny_arch, "TRAIN.END_EPOCH", "400", "TRAIN.VAL_FREQ", "0",

@@ -186,6 +186,25 @@ def test_pretrained_initialisation_skips_the_head_and_sorts_supernet_channels(tm
     assert not torch.allclose(source_out[0], target_out[0])  # heads differ, so outputs differ
 
 
+def test_pretrained_head_option_keeps_the_extracted_networks_head(tmp_path, synthetic_root, tiny_arch):
+    from lib.train.trainer import load_pretrained
+    import logging
+
+    cfg = tiny_cfg(tmp_path, synthetic_root, tiny_arch)
+    source = build_model(cfg)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.normal_()
+    path = tmp_path / "extracted.pth"
+    torch.save(source.state_dict(), path)
+    target = build_model(cfg)
+    load_pretrained(target, str(path), logging.getLogger("test"), with_head=True)
+    images = torch.randn(1, 3, 64, 64)
+    source.eval(), target.eval()
+    for a, b in zip(source(images), target(images)):
+        assert torch.equal(a, b)
+
+
 def test_distillation_adds_teacher_heatmap_targets(tmp_path, synthetic_root, tiny_arch):
     from lib.models import LitePose
 
@@ -238,11 +257,13 @@ def test_missing_dataset_path_is_one_line_error(tmp_path, tiny_arch):
     assert not (tmp_path / "output").exists() or not list((tmp_path / "output").rglob("*.pth.tar"))
 
 
-def test_corrupt_image_is_one_line_error(tmp_path, tiny_arch):
+def test_corrupt_image_is_one_line_error_when_no_skips_are_allowed(tmp_path, tiny_arch):
     root = tmp_path / "data"
     generate_synthetic_dataset(root, {"train": 4, "val": 2}, seed=5, show_progress=False)
     broken = sorted((root / "images" / "train").iterdir())[2]
     broken.write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
-    result = run_script(["dist_train.py", "--cfg", QUICKSTART, *tiny_opts(tmp_path, root, tiny_arch, "WORKERS", "1")])
+    result = run_script(["dist_train.py", "--cfg", QUICKSTART, *tiny_opts(tmp_path, root, tiny_arch, "WORKERS", "1",
+                                                                          "DATASET.MAX_UNREADABLE_IMAGES", "0")])
     assert result.returncode == 2
-    assert one_line(result.stderr) == f"error: cannot decode image (corrupt or not an image): {broken}"
+    assert one_line(result.stderr) == (f"error: cannot decode image (corrupt or not an image): {broken} (unreadable "
+                                       "images are skipped up to DATASET.MAX_UNREADABLE_IMAGES, 0)")

@@ -42,6 +42,9 @@ _C.MODEL = CN()
 _C.MODEL.NAME = "pose_mobilenet"
 _C.MODEL.INIT_WEIGHTS = True
 _C.MODEL.PRETRAINED = ""
+# New: also take the head (deconv, final layers) from MODEL.PRETRAINED, as when fine-tuning a
+# sub-network extracted by weight_transfer.py; the release's initialisation skips it.
+_C.MODEL.PRETRAINED_HEAD = False
 _C.MODEL.NUM_JOINTS = 17
 _C.MODEL.TAG_PER_JOINT = True
 _C.MODEL.SYNC_BN = False

@@ -57,7 +57,7 @@ class DrillReport:
 
     def table(self):
         lines = ["| start | resumed at | SIGKILL after (s) | checkpoint on disk then | during its write | "
-                 "work lost (s) |", "|---:|---|---:|---|---|---:|"]
+                 "time since it or the start (s) |", "|---:|---|---:|---|---|---:|"]
         for a in self.attempts:
             if a.killed_after_s is None:
                 lines.append(f"| {a.number} | {a.started_from} | ran to the end | | | |")

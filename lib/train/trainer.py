@@ -133,21 +133,26 @@ def build_optimizer(cfg, parameters):
     return torch.optim.Adam(parameters, lr=t.LR, weight_decay=t.WD)
 
 
-def load_pretrained(model, path, logger):
+def load_pretrained(model, path, logger, with_head=False):
     """``MODEL.PRETRAINED`` as the release uses it: every tensor whose name and shape fit, except
-    the head (``deconv*``, ``final*``); then, for the supernet, channels sorted by importance."""
+    the head (``deconv*``, ``final*``) unless ``with_head`` (fine-tuning a sub-network that
+    ``weight_transfer.py`` extracted); then, for the supernet, channels sorted by importance."""
     try:
         state = extract_state_dict(read_checkpoint(path), path)
     except CheckpointError as exc:
         raise CheckpointError(f"MODEL.PRETRAINED: {exc}") from None
+
+    def skipped(key):
+        return not with_head and any(h in key for h in HEAD_KEYS)
+
     model_state = model.state_dict()
-    usable = [k for k, v in state.items()
-              if not any(h in k for h in HEAD_KEYS) and k in model_state and v.shape == model_state[k].shape]
+    usable = [k for k, v in state.items() if not skipped(k) and k in model_state and v.shape == model_state[k].shape]
     if not usable:
-        raise CheckpointError(f"MODEL.PRETRAINED {path} holds no weights that fit {type(model).__name__} "
-                              "(outside the head)")
-    load_state_dict_checked(model, state, strict=False, source=path, skip=lambda k: any(h in k for h in HEAD_KEYS))
-    logger.info(f"initialised {len(usable)} of {len(model_state)} tensors from {path} (head skipped)")
+        raise CheckpointError(f"MODEL.PRETRAINED {path} holds no weights that fit {type(model).__name__}"
+                              + ("" if with_head else " (outside the head)"))
+    load_state_dict_checked(model, state, strict=False, source=path, skip=skipped)
+    logger.info(f"initialised {len(usable)} of {len(model_state)} tensors from {path}"
+                + (" (head included)" if with_head else " (head skipped)"))
     if isinstance(model, SuperLitePose):
         model.reorganize_channels()
         logger.info("supernet channels sorted by importance")
@@ -196,6 +201,11 @@ class Trainer:
         check_train_config(cfg)
         if (teacher is None) != (teacher_arch is None):
             raise ConfigError("distillation needs both --teacher PATH and --teacher-arch ARCH.json")
+        for arch_file in (superconfig, teacher_arch, cfg.MODEL.ARCH):
+            if arch_file:
+                load_arch(arch_file)  # a bad architecture file stops the run before any long work
+        if teacher and not os.path.isfile(teacher):
+            raise CheckpointError(f"teacher checkpoint not found: {teacher}")
         self.cfg, self.ctx, self.show_progress = cfg, ctx, show_progress
         self.device = ctx.device
         seed_everything(cfg.TRAIN.SEED)
@@ -221,7 +231,7 @@ class Trainer:
 
         self._build_model(superconfig)
         if cfg.MODEL.PRETRAINED and cfg.MODEL.INIT_WEIGHTS:
-            load_pretrained(self.model, cfg.MODEL.PRETRAINED, self.logger)
+            load_pretrained(self.model, cfg.MODEL.PRETRAINED, self.logger, with_head=cfg.MODEL.PRETRAINED_HEAD)
         self.model.to(self.device)
         self.teacher = self._build_teacher(teacher, teacher_arch) if teacher else None
 
