@@ -42,10 +42,13 @@ def damaged_root(tmp_path):
 
 def test_unreadable_training_images_are_skipped_with_a_warning_naming_each(tmp_path, tiny_arch, damaged_root):
     root, corrupt, truncated, missing = damaged_root
+    val_corrupt = sorted((root / "images" / "val").iterdir())[0]
+    val_corrupt.write_bytes(b"GIF89a broken")
     result = run_script(["dist_train.py", "--cfg", QUICKSTART, "--no-progress",
-                         *tiny_opts(tmp_path, root, tiny_arch, "WORKERS", "1", "TRAIN.IMAGES_PER_GPU", "2",
-                                    "TRAIN.VAL_FREQ", "0")])
+                         *tiny_opts(tmp_path, root, tiny_arch, "WORKERS", "1", "TRAIN.IMAGES_PER_GPU", "2")])
     assert result.returncode == 0, result.stderr
+    assert (f"validation loss: skipped an unreadable image: cannot decode image (corrupt or not an image): "
+            f"{val_corrupt}") in result.stderr
     assert f"left out of the training set: image not found: {missing}" in result.stderr
     assert f"cannot decode image (corrupt or not an image): {corrupt}" in result.stderr
     assert f"truncated image (no JPEG end marker): {truncated}" in result.stderr

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import LitePoseError
+from ..utils.io import ensure_writable_dir
 from .checkpoint import CHECKPOINT_NAME, FINAL_NAME
 
 REPO = Path(__file__).resolve().parents[2]
@@ -134,7 +135,7 @@ def run_crash_drill(workdir, kills=5, seed=0, epochs=8, checkpoint_steps=3, trai
         raise LitePoseError(f"the number of kills must be >= 0, got {kills}")
     say = progress or (lambda line: None)
     workdir = Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    ensure_writable_dir(workdir, "crash drill folder")
     if not (workdir / "data").is_dir():
         generate_synthetic_dataset(workdir / "data", {"train": train_images, "val": 4}, seed=seed, show_progress=False)
     (workdir / "drill_arch.json").write_text(json.dumps(DRILL_ARCH))

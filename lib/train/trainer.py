@@ -39,9 +39,9 @@ from ..loss import PoseLoss, total
 from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
 from ..models.checkpoint import extract_state_dict, load_state_dict_checked, read_checkpoint
 from ..search_space import ArchManager
+from ..utils.io import ensure_writable_dir, remove_stale_temporaries
 from .checkpoint import (BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, LOG_NAME, capture_rng_state, load_scheduler_state,
                          load_training_checkpoint, restore_rng_state, run_dirs, save_checkpoint, scheduler_state)
-from ..utils.io import ensure_writable_dir, remove_stale_temporaries
 from .distributed import setup_distributed
 
 LOGGER_NAME = "litepose.train"
@@ -250,6 +250,8 @@ class Trainer:
                 val_set = build_dataset(cfg, self.data_size, "test", augment=False)
             except LitePoseError as exc:
                 raise type(exc)(f"{exc} (validation set; TRAIN.VAL_FREQ 0 trains without validation)") from None
+            for path in val_set.missing:
+                self.logger.warning(f"left out of the validation set: image not found: {path}")
             self.val_loader = build_loader(val_set, cfg.TRAIN.IMAGES_PER_GPU, workers, False, cfg.TRAIN.SEED,
                                            ctx.rank, ctx.world_size, drop_last=False, pin_memory=pin)
         self.logger.info(f"data: {len(train_set)} training images"
@@ -275,6 +277,7 @@ class Trainer:
         self.skipped = {f"image not found: {path}": 1 for path in self.train_loader.dataset.missing}
         for reason in self.skipped:
             self.logger.warning(f"left out of the training set: {reason}")
+        self.val_skipped = set()
         self.stop_signal = None
         self.halt = None
         self._sampler_before_step = None
@@ -603,6 +606,10 @@ class Trainer:
             if arch is not None:
                 self.model.set_active_arch(arch)
             for raw_batch in iterate_loader(self.val_loader):
+                for reason in raw_batch.pop("skipped", []):
+                    if reason not in self.val_skipped:
+                        self.val_skipped.add(reason)
+                        self.logger.warning(f"validation loss: skipped an unreadable image: {reason}")
                 batch = prepare_batch(raw_batch, self.sigma, self.input_size(arch), self.device)
                 with self._autocast():
                     outputs = self.model(batch.images)
