@@ -5,21 +5,21 @@
     python arch_manager.py --check mobile_configs/search-S.json
     python arch_manager.py --cfg experiments/coco/mobilenet/supermobile.yaml --sample 5 --seed 1
 
-The search space itself lives in ``lib.search_space`` (``SearchSpace``, ``ArchManager``)
+The search space itself lives in ``litepose.search_space`` (``SearchSpace``, ``ArchManager``)
 and is configured by ``SEARCH_SPACE.*`` in the experiment YAML.
 """
 
 import argparse
 import json
 
-from lib.search_space import ArchManager, SearchSpace  # noqa: F401  (re-exported for users)
+from litepose.search_space import ArchManager, SearchSpace  # noqa: F401  (re-exported for users)
 
 
 def main(argv=None):
-    from lib.arch import describe_arch, load_arch
-    from lib.config import load_config
-    from lib.models import build_model, profile_model
-    from lib.utils.cli import parse_args
+    from litepose.arch import describe_arch, load_arch
+    from litepose.config import load_config
+    from litepose.models import build_model, profile_model
+    from litepose.utils.cli import parse_args
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cfg", default="experiments/crowd_pose/mobilenet/supermobile.yaml",
@@ -52,6 +52,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from lib.utils.cli import run_cli
+    from litepose.utils.cli import run_cli
 
     run_cli(main)

@@ -11,7 +11,7 @@ to OUTPUT_DIR/<dataset>/<model>/<cfg name>[-<arch name>]/; a run resumes from it
 there (AUTO_RESUME).
 """
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
@@ -26,7 +26,7 @@ def main(argv=None):
         parser.error("--teacher and --teacher-arch go together")
     cfg = load_cli_config(args)
 
-    from lib.train import train
+    from litepose.train import train
 
     train(cfg, cfg_path=args.cfg, superconfig=args.superconfig, teacher=args.teacher,
           teacher_arch=args.teacher_arch, show_progress=not args.no_progress)

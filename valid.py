@@ -14,18 +14,18 @@ on the first N images (vis/ in the output folder); --save-maps adds their heatma
 
 import os
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
-    from lib.arch import describe_arch
-    from lib.data.coco_format import dataset_files
-    from lib.errors import ConfigError, DataError, LitePoseError
-    from lib.evaluation import evaluate, summary_lines
-    from lib.inference import InferenceSettings
-    from lib.models import build_model, load_checkpoint
-    from lib.train.checkpoint import run_dirs
-    from lib.utils.device import resolve_device
+    from litepose.arch import describe_arch
+    from litepose.data.coco_format import dataset_files
+    from litepose.errors import ConfigError, DataError, LitePoseError
+    from litepose.evaluation import evaluate, summary_lines
+    from litepose.inference import InferenceSettings
+    from litepose.models import build_model, load_checkpoint
+    from litepose.train.checkpoint import run_dirs
+    from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")

@@ -11,19 +11,19 @@ xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED x
 import os
 import sys
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 TOLERANCE = 1e-4
 
 
 def main(argv=None):
-    from lib.arch import describe_arch, load_arch
-    from lib.errors import ConfigError, LitePoseError
-    from lib.models import build_model, load_checkpoint
-    from lib.models.transfer import extract_subnet
-    from lib.search_space import SearchSpace
-    from lib.utils.device import resolve_device
-    from lib.utils.io import atomic_torch_save
+    from litepose.arch import describe_arch, load_arch
+    from litepose.errors import ConfigError, LitePoseError
+    from litepose.models import build_model, load_checkpoint
+    from litepose.models.transfer import extract_subnet
+    from litepose.search_space import SearchSpace
+    from litepose.utils.device import resolve_device
+    from litepose.utils.io import atomic_torch_save
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", required=True, metavar="ARCH.json", help="architecture to extract")

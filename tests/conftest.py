@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.data.synthetic import generate_synthetic_dataset
+from litepose.data.synthetic import generate_synthetic_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

@@ -1,5 +1,5 @@
 """An independent statement of the official CrowdPose evaluation (``crowdposetools``), written
-from its published behaviour, to check ``lib.evaluation`` against. Shares no code with it and
+from its published behaviour, to check ``litepose.evaluation`` against. Shares no code with it and
 uses neither pycocotools nor xtcocotools.
 
 Per image: people sorted by score, the first 20 kept; OKS against each ground-truth person

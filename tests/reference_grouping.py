@@ -1,7 +1,7 @@
 """A plain, loop-by-loop restatement of the release's grouping (HigherHRNet's ``HeatmapParser``
 as the LitePose release runs it), written from the algorithm's description.
 
-It shares no code with ``lib.inference.group`` and does what the release does the way the
+It shares no code with ``litepose.inference.group`` and does what the release does the way the
 release does it: max-pool NMS and top-k in torch, joint-by-joint matching with dictionaries
 keyed by tag value and a pure-Python Hungarian solver, Python loops for the quarter-pixel
 adjustment, per-person refinement over the full maps in torch, then point-by-point mapping
@@ -13,7 +13,7 @@ the library.
 import numpy as np
 import torch
 
-from lib.inference.group import joint_order
+from litepose.inference.group import joint_order
 
 
 def hungarian(cost):

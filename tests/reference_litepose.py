@@ -1,6 +1,6 @@
 """An independent, functional LitePose forward written from the structure described in
 ``litepose_facts.md``, reading weights from a state_dict by the release's key names.
-It shares no code with ``lib.models``; tests use it to check the module wiring."""
+It shares no code with ``litepose.models``; tests use it to check the module wiring."""
 
 import torch.nn.functional as F
 

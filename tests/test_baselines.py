@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from conftest import JOINTS, REPO
-from lib.config import load_config
-from lib.errors import ConfigError
-from lib.models import EfficientHRNet, HigherHRNet, build_model, load_checkpoint, profile_model
-from lib.utils.io import atomic_torch_save
+from litepose.config import load_config
+from litepose.errors import ConfigError
+from litepose.models import EfficientHRNet, HigherHRNet, build_model, load_checkpoint, profile_model
+from litepose.utils.io import atomic_torch_save
 
 HRNET_CONFIGS = ("w24_512", "w32_512", "w32_640", "w48_640")
 
@@ -244,7 +244,7 @@ def test_unknown_extra_key_and_architecture_file_are_rejected():
 
 
 def test_profile_tool_counts_a_baseline():
-    result = subprocess.run([sys.executable, "tools/profile.py", "--cfg", config_path("crowd_pose", "H-1")],
+    result = subprocess.run([sys.executable, "tools/profile_model.py", "--cfg", config_path("crowd_pose", "H-1")],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "input: 1x3x480x480" in result.stdout and "MACs: 14.306 G" in result.stdout
@@ -252,7 +252,7 @@ def test_profile_tool_counts_a_baseline():
 
 
 def test_constructors_take_plain_arguments():
-    from lib.models.higher_hrnet import DeconvSpec, hrnet_stages
+    from litepose.models.higher_hrnet import DeconvSpec, hrnet_stages
 
     model = HigherHRNet(num_joints=5, stages=hrnet_stages(8, num_blocks=1, modules=(1, 1, 1)),
                         deconv=DeconvSpec([8], [4], 0, [False])).eval()

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from conftest import REPO
-from lib.deploy.benchmark import ModelResult, markdown_table, resolve_models, speedups
-from lib.deploy.latency import Timing, time_interleaved
-from lib.errors import ConfigError
+from litepose.deploy.benchmark import ModelResult, markdown_table, resolve_models, speedups
+from litepose.deploy.latency import Timing, time_interleaved
+from litepose.errors import ConfigError
 
 
 def benchmark_cli(*args):
@@ -32,7 +32,7 @@ def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path):
         samples = entry["timings_ms"][backend]["samples"]
         assert len(samples) == 2 and all(s > 0 for s in samples)
     assert "| LitePose-XS | 256 |" in result.stdout
-    # End to end through lib.inference: the whole test-time pipeline, with its stage breakdown.
+    # End to end through litepose.inference: the whole test-time pipeline, with its stage breakdown.
     assert len(entry["timings_ms"]["e2e"]["samples"]) == 2
     assert set(entry["end_to_end_stages_ms"]) == {"network", "aggregate", "grouping"}
 

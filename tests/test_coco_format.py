@@ -3,10 +3,10 @@ import json
 import pytest
 
 from conftest import SHARED
-from lib.config import load_config
-from lib.data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
-from lib.data.keypoints import COCO, CROWDPOSE
-from lib.errors import DataError
+from litepose.config import load_config
+from litepose.data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
+from litepose.data.keypoints import COCO, CROWDPOSE
+from litepose.errors import DataError
 
 COCO_MINI = SHARED / "data" / "coco_mini"
 CROWD_MINI = SHARED / "data" / "crowdpose_mini"

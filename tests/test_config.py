@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.config import load_config
-from lib.errors import ConfigError
+from litepose.config import load_config
+from litepose.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted((REPO / "experiments").rglob("*.yaml"))

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from lib.data.coco_format import KeypointAnnotations
-from lib.data.dataset import KeypointDataset, collate_samples, ignore_mask
-from lib.data.keypoints import COCO
-from lib.data.synthetic import generate_synthetic_dataset
-from lib.data.targets import SigmaConfig, TrainBatch, joint_indices, prepare_batch, render_heatmaps
-from lib.data.transforms import AugmentConfig
+from litepose.data.coco_format import KeypointAnnotations
+from litepose.data.dataset import KeypointDataset, collate_samples, ignore_mask
+from litepose.data.keypoints import COCO
+from litepose.data.synthetic import generate_synthetic_dataset
+from litepose.data.targets import SigmaConfig, TrainBatch, joint_indices, prepare_batch, render_heatmaps
+from litepose.data.transforms import AugmentConfig
 
 SIGMA = SigmaConfig(2.0, False, 256.0, 2.0, False)
 NO_AUGMENT = dict(max_rotation=0.0, min_scale=1.0, max_scale=1.0, max_translate=0.0)
@@ -185,7 +185,7 @@ def test_synthetic_dataset_is_deterministic_and_coco_shaped(tmp_path):
 
 
 def test_synthetic_generation_never_leaves_a_partial_dataset(tmp_path, monkeypatch):
-    import lib.data.synthetic as synthetic
+    import litepose.data.synthetic as synthetic
 
     def fail(*args, **kwargs):
         raise KeyboardInterrupt
@@ -205,9 +205,9 @@ def test_loader_workers_start_after_opencv_ran_in_the_parent(tmp_path):
     from conftest import REPO
 
     script = f"""
-from lib.config import load_config
-from lib.data.build import training_batches
-from lib.data.synthetic import generate_synthetic_dataset
+from litepose.config import load_config
+from litepose.data.build import training_batches
+from litepose.data.synthetic import generate_synthetic_dataset
 generate_synthetic_dataset({str(tmp_path / 'syn')!r}, {{'train': 8, 'val': 2}}, show_progress=False)
 cfg = load_config('experiments/synthetic/quickstart.yaml', ['DATASET.ROOT', {str(tmp_path / 'syn')!r}, 'WORKERS', '2',
                                                             'TRAIN.IMAGES_PER_GPU', '2'])

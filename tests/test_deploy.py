@@ -10,10 +10,10 @@ import torch.nn as nn
 
 from conftest import REPO, arch_path
 from helpers import max_abs_diff, randomize_
-from lib.config import load_config
-from lib.deploy import (batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript, fuse_bn,
+from litepose.config import load_config
+from litepose.deploy import (batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript, fuse_bn,
                         max_abs_diff_onnx, max_abs_diff_torchscript, onnx_session)
-from lib.models import build_model
+from litepose.models import build_model
 
 
 def litepose(name="XS", dataset="crowd_pose", supernet=False):
@@ -198,9 +198,9 @@ def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint,
 
 
 def test_export_tool_fails_and_writes_nothing_above_tolerance(xs_checkpoint, tmp_path, monkeypatch, capsys):
-    import lib.deploy
+    import litepose.deploy
 
-    monkeypatch.setattr(lib.deploy, "max_abs_diff_onnx", lambda *args: 0.5)
+    monkeypatch.setattr(litepose.deploy, "max_abs_diff_onnx", lambda *args: 0.5)
     monkeypatch.setattr(sys, "argv", ["export_onnx.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
                                       "--superconfig", str(arch_path("XS")), "TEST.MODEL_FILE", str(xs_checkpoint),
                                       "--output", str(tmp_path / "xs.onnx"), "--input-size", "64"])

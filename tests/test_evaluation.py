@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import REPO, SHARED
-from lib.config import load_config
-from lib.data.keypoints import COCO, CROWDPOSE
-from lib.errors import DataError
-from lib.evaluation import (COCO_COLUMNS, CROWDPOSE_COLUMNS, evaluate_keypoints, load_results, metrics_table,
+from litepose.config import load_config
+from litepose.data.keypoints import COCO, CROWDPOSE
+from litepose.errors import DataError
+from litepose.evaluation import (COCO_COLUMNS, CROWDPOSE_COLUMNS, evaluate_keypoints, load_results, metrics_table,
                             write_results)
-from lib.evaluation.oracle import oracle_evaluate
+from litepose.evaluation.oracle import oracle_evaluate
 from reference_crowdpose_eval import reference_crowdpose_eval
 
 COCO_ANN = SHARED / "data" / "coco_mini" / "person_keypoints_mini.json"

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from lib.config import load_config
-from lib.errors import ConfigError
-from lib.inference.group import GroupingParams, _Maps, _refine_argmax, find_peaks, group_keypoints, joint_order
+from litepose.config import load_config
+from litepose.errors import ConfigError
+from litepose.inference.group import GroupingParams, _Maps, _refine_argmax, find_peaks, group_keypoints, joint_order
 from reference_grouping import hungarian, reference_group
 
 
@@ -142,7 +142,7 @@ def test_joint_order_is_the_releases():
 @pytest.mark.parametrize("shape", [(3, 37, 53), (3, 40, 56)])  # untiled and 8x8-tiled maps
 @pytest.mark.parametrize("sparse", [True, False])  # candidate tests, or whole-map max filters
 def test_nms_keeps_what_max_pooling_keeps(kernel, shape, sparse, monkeypatch):
-    import lib.inference.group as group
+    import litepose.inference.group as group
 
     if not sparse:
         monkeypatch.setattr(group, "_NMS_SPARSE_LIMIT", 0)

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from lib.config import load_config
-from lib.data.keypoints import CROWDPOSE
-from lib.data.normalize import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor, tensor_to_image
-from lib.errors import ConfigError
-from lib.inference import InferenceSettings, compute_maps, decode, predict, resize_geometry
-from lib.models import build_model
-from lib.utils.affine import transform_points
+from litepose.config import load_config
+from litepose.data.keypoints import CROWDPOSE
+from litepose.data.normalize import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor, tensor_to_image
+from litepose.errors import ConfigError
+from litepose.inference import InferenceSettings, compute_maps, decode, predict, resize_geometry
+from litepose.models import build_model
+from litepose.utils.affine import transform_points
 from conftest import arch_path
 
 CROWD_CFG = "experiments/crowd_pose/mobilenet/mobile.yaml"

@@ -1,7 +1,7 @@
 import os
 import stat
 
-from lib.utils.io import atomic_write_text
+from litepose.utils.io import atomic_write_text
 
 
 def test_atomic_write_replaces_and_uses_normal_permissions(tmp_path):

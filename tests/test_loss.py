@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from lib.errors import ConfigError
-from lib.loss import PoseLoss, ae_loss, heatmap_loss, total
+from litepose.errors import ConfigError
+from litepose.loss import PoseLoss, ae_loss, heatmap_loss, total
 
 J, R = 3, 8
 

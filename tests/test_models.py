@@ -5,12 +5,12 @@ import torch
 
 from conftest import ARCH_NAMES, JOINTS, arch_path
 from helpers import max_abs_diff, random_state_from_shapes, randomize_
-from lib.arch import load_arch
-from lib.config import load_config
-from lib.errors import ArchError, CheckpointError, ConfigError
-from lib.models import LitePose, SuperLitePose, build_model, load_checkpoint
-from lib.search_space import SearchSpace
-from lib.utils.device import resolve_device
+from litepose.arch import load_arch
+from litepose.config import load_config
+from litepose.errors import ArchError, CheckpointError, ConfigError
+from litepose.models import LitePose, SuperLitePose, build_model, load_checkpoint
+from litepose.search_space import SearchSpace
+from litepose.utils.device import resolve_device
 from reference_litepose import reference_forward
 
 WIDE_SPACE = SearchSpace(kernel_sizes=(3, 5, 7), expansions=(3, 4, 6),
@@ -208,7 +208,7 @@ def test_registry_builds_both_families_and_rejects_unknown_names():
     assert supernet.active_arch == fixed.arch
     default = build_model(config(supernet=True))
     assert default.active_arch == SearchSpace().widest()
-    from lib.models.registry import build_model as build
+    from litepose.models.registry import build_model as build
 
     class Fake:
         class MODEL:

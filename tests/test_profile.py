@@ -4,9 +4,9 @@ import sys
 import pytest
 
 from conftest import REPO, arch_path
-from lib.arch import load_arch
-from lib.config import load_config
-from lib.models import build_model, profile_model
+from litepose.arch import load_arch
+from litepose.config import load_config
+from litepose.models import build_model, profile_model
 
 # litepose_facts.md: GMACs at the architecture's own input size, CrowdPose / COCO; params (CrowdPose).
 FACTS = {
@@ -34,7 +34,7 @@ def run(*args):
 
 
 def test_profile_tool_prints_macs_params_and_shapes():
-    result = run("tools/profile.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
+    result = run("tools/profile_model.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
                  "--superconfig", "mobile_configs/search-S.json")
     assert result.returncode == 0, result.stderr
     assert "MACs: 5.041 G" in result.stdout and "params: 2.731 M" in result.stdout
@@ -42,7 +42,7 @@ def test_profile_tool_prints_macs_params_and_shapes():
 
 
 def test_profile_tool_input_size_override():
-    result = run("tools/profile.py", "--cfg", "experiments/coco/mobilenet/mobile.yaml",
+    result = run("tools/profile_model.py", "--cfg", "experiments/coco/mobilenet/mobile.yaml",
                  "--superconfig", "mobile_configs/search-XS.json", "--input-size", "512")
     assert result.returncode == 0, result.stderr
     assert "output 1: [1, 17, 256, 256]" in result.stdout
@@ -56,7 +56,7 @@ def test_arch_manager_samples_with_macs():
 
 
 def test_bad_inputs_exit_with_one_line():
-    result = run("tools/profile.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
+    result = run("tools/profile_model.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
                  "--superconfig", "mobile_configs/absent.json")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: architecture file not found: mobile_configs/absent.json"

@@ -14,14 +14,14 @@ import pytest
 import torch
 
 from conftest import REPO
-from lib.config import load_config
-from lib.data.build import build_dataset
-from lib.data.synthetic import generate_synthetic_dataset
-from lib.errors import DataError
-from lib.train import Trainer, TrainingInterrupted, run_dirs, train
-from lib.train.checkpoint import load_training_checkpoint
-from lib.train.crash_drill import run_crash_drill
-from lib.train.distributed import DistContext
+from litepose.config import load_config
+from litepose.data.build import build_dataset
+from litepose.data.synthetic import generate_synthetic_dataset
+from litepose.errors import DataError
+from litepose.train import Trainer, TrainingInterrupted, run_dirs, train
+from litepose.train.checkpoint import load_training_checkpoint
+from litepose.train.crash_drill import run_crash_drill
+from litepose.train.distributed import DistContext
 from training_support import QUICKSTART, TINY_SPACE, one_line, run_script, tiny_cfg, tiny_opts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -178,7 +178,7 @@ def test_resume_from_a_mid_epoch_stop_gives_the_weights_of_an_uninterrupted_run(
 
 KILL_DURING_SAVE = """
 import os, signal, sys, torch
-from lib.utils.io import atomic_torch_save
+from litepose.utils.io import atomic_torch_save
 
 class DieWhilePickled:
     def __reduce__(self):

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from conftest import arch_path
-from lib.arch import load_arch
-from lib.models import LitePose
-from lib.search import EvolutionSearch, LatencyTable, MacCounter, recalibrate_bn
-from lib.search.evolution import SearchError
-from lib.search_space import SearchSpace
+from litepose.arch import load_arch
+from litepose.models import LitePose
+from litepose.search import EvolutionSearch, LatencyTable, MacCounter, recalibrate_bn
+from litepose.search.evolution import SearchError
+from litepose.search_space import SearchSpace
 
 WIDE = SearchSpace(kernel_sizes=(3, 5, 7), expansions=(3, 4, 6), stage_blocks=((4, 5, 6), (6, 8), (8, 10), (8, 10)))
 HEAD = dict(num_joints=14)
@@ -33,7 +33,7 @@ def test_mac_counter_matches_the_profiler_at_full_size():
     counter = MacCounter(HEAD)
     assert counter(load_arch(arch_path("S"))) == 5_041_094_912
     arch = WIDE.sample(random.Random(3))
-    from lib.models import profile_model
+    from litepose.models import profile_model
     assert counter(arch) == profile_model(LitePose(arch, **HEAD), arch["img_size"]).macs
 
 
@@ -51,7 +51,7 @@ def test_bn_recalibration_estimates_exact_statistics_and_keeps_weights():
 
 
 def test_bn_recalibration_of_a_supernet_member():
-    from lib.models import SuperLitePose
+    from litepose.models import SuperLitePose
     supernet = SuperLitePose(num_joints=14)
     supernet.set_active_arch(load_arch(arch_path("XS")))
     recalibrate_bn(supernet, [torch.randn(2, 3, 64, 64)])

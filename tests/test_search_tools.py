@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from conftest import REPO
-from lib.arch import load_arch
-from lib.config import load_config
-from lib.data.synthetic import generate_synthetic_dataset
-from lib.models import build_model, load_checkpoint
-from lib.models.builders import litepose_head_config
-from lib.search import MacCounter
-from lib.search_space import SearchSpace
+from litepose.arch import load_arch
+from litepose.config import load_config
+from litepose.data.synthetic import generate_synthetic_dataset
+from litepose.models import build_model, load_checkpoint
+from litepose.models.builders import litepose_head_config
+from litepose.search import MacCounter
+from litepose.search_space import SearchSpace
 
 SUPERNET_CFG = "experiments/synthetic/supernet.yaml"
 

@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from conftest import REPO
-from lib.config import load_config
-from lib.data.synthetic import generate_synthetic_dataset
-from lib.errors import CheckpointError
-from lib.models import build_model, load_checkpoint
-from lib.train import NonFiniteLossError, Trainer, run_dirs, train
-from lib.train.checkpoint import load_training_checkpoint
-from lib.train.distributed import DistContext
+from litepose.config import load_config
+from litepose.data.synthetic import generate_synthetic_dataset
+from litepose.errors import CheckpointError
+from litepose.models import build_model, load_checkpoint
+from litepose.train import NonFiniteLossError, Trainer, run_dirs, train
+from litepose.train.checkpoint import load_training_checkpoint
+from litepose.train.distributed import DistContext
 from training_support import (COCO_MINI, NO_AUGMENT, QUICKSTART, TINY_ARCH, TINY_SPACE, one_line, run_script, tiny_cfg,
                               tiny_opts)
 
@@ -161,7 +161,7 @@ def test_missing_pretrained_file_is_a_clear_error(tmp_path, synthetic_root, tiny
 
 
 def test_pretrained_initialisation_skips_the_head_and_sorts_supernet_channels(tmp_path, synthetic_root):
-    from lib.train.trainer import load_pretrained
+    from litepose.train.trainer import load_pretrained
     import logging
 
     cfg = load_config(QUICKSTART, tiny_opts(tmp_path, synthetic_root, "", *TINY_SPACE))
@@ -187,7 +187,7 @@ def test_pretrained_initialisation_skips_the_head_and_sorts_supernet_channels(tm
 
 
 def test_pretrained_head_option_keeps_the_extracted_networks_head(tmp_path, synthetic_root, tiny_arch):
-    from lib.train.trainer import load_pretrained
+    from litepose.train.trainer import load_pretrained
     import logging
 
     cfg = tiny_cfg(tmp_path, synthetic_root, tiny_arch)
@@ -206,7 +206,7 @@ def test_pretrained_head_option_keeps_the_extracted_networks_head(tmp_path, synt
 
 
 def test_distillation_adds_teacher_heatmap_targets(tmp_path, synthetic_root, tiny_arch):
-    from lib.models import LitePose
+    from litepose.models import LitePose
 
     teacher_arch = dict(TINY_ARCH, img_size=96)
     teacher = LitePose(teacher_arch, num_joints=17)

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from conftest import REPO, SHARED, arch_path
-from lib.config import load_config
-from lib.evaluation import evaluate
-from lib.models import build_model
+from litepose.config import load_config
+from litepose.evaluation import evaluate
+from litepose.models import build_model
 
 CROWD = SHARED / "data" / "crowdpose_mini"
 CROWD_CFG = REPO / "experiments" / "crowd_pose" / "mobilenet" / "mobile.yaml"

@@ -7,11 +7,11 @@ import torch
 
 from conftest import ARCH_NAMES, REPO, arch_path
 from helpers import random_state_from_shapes
-from lib.arch import load_arch
-from lib.config import load_config
-from lib.errors import ArchError
-from lib.models import build_model, load_checkpoint
-from lib.models.transfer import extract_subnet
+from litepose.arch import load_arch
+from litepose.config import load_config
+from litepose.errors import ArchError
+from litepose.models import build_model, load_checkpoint
+from litepose.models.transfer import extract_subnet
 
 SUPER_CFG = "experiments/crowd_pose/mobilenet/supermobile.yaml"
 MOBILE_CFG = "experiments/crowd_pose/mobilenet/mobile.yaml"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from conftest import REPO, SHARED
-from lib.config import load_config
+from litepose.config import load_config
 
 QUICKSTART = "experiments/synthetic/quickstart.yaml"
 COCO_MINI = SHARED / "data" / "coco_mini"

@@ -15,7 +15,7 @@ benchmark.png (latency against MACs) and benchmark.json (every sample); prints t
 
 import argparse
 
-from lib.utils.cli import parse_args, run_cli
+from litepose.utils.cli import parse_args, run_cli
 
 
 def main(argv=None):
@@ -29,9 +29,9 @@ def main(argv=None):
     import onnxruntime
     import torch
 
-    from lib.deploy.benchmark import (BACKENDS, DEFAULT_MODELS, BenchmarkSettings, available_devices, markdown_table,
+    from litepose.deploy.benchmark import (BACKENDS, DEFAULT_MODELS, BenchmarkSettings, available_devices, markdown_table,
                                       plot_latency, results_as_dict, run_benchmark)
-    from lib.utils.io import atomic_write_bytes, atomic_write_text
+    from litepose.utils.io import atomic_write_bytes, atomic_write_text
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for benchmark.md/.png/.json")

@@ -10,15 +10,8 @@ network. Data: the embedded synthetic dataset (generated under DATASET.ROOT if a
 the overrides point elsewhere; inputs at each architecture's img_size.
 """
 
-import os
-import sys
 
-# tools/profile.py would shadow the standard library's ``profile``, which torch.optim imports
-# (through torch._dynamo and cProfile) when this script's folder leads sys.path.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli  # noqa: E402
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 DEFAULT_CFG = "experiments/coco/mobilenet/mobile.yaml"
 SYNTHETIC = ["DATASET.ROOT", "data/synthetic", "DATASET.SYNTHETIC", "True", "DATASET.TRAIN", "train",
@@ -30,9 +23,9 @@ def main(argv=None):
 
     import torch
 
-    from lib.arch import load_arch
-    from lib.train.benchmark import measure_data_pipeline, measure_train_step
-    from lib.utils.device import resolve_device
+    from litepose.arch import load_arch
+    from litepose.train.benchmark import measure_data_pipeline, measure_train_step
+    from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0], require_cfg=False)
     parser.add_argument("--archs", nargs="+", default=["XS", "S"], metavar="NAME",

@@ -15,17 +15,17 @@ weights are not changed. The output is a plain state_dict for the fixed network
 
 import os
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
-    from lib.arch import describe_arch, load_arch
-    from lib.errors import ConfigError, LitePoseError
-    from lib.evaluation.runner import evaluate
-    from lib.models import build_model, load_checkpoint
-    from lib.search.scoring import calibrate_network
-    from lib.utils.device import resolve_device
-    from lib.utils.io import atomic_torch_save
+    from litepose.arch import describe_arch, load_arch
+    from litepose.errors import ConfigError, LitePoseError
+    from litepose.evaluation.runner import evaluate
+    from litepose.models import build_model, load_checkpoint
+    from litepose.search.scoring import calibrate_network
+    from litepose.utils.device import resolve_device
+    from litepose.utils.io import atomic_torch_save
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="the architecture (required for a supernet)")

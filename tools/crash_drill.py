@@ -10,19 +10,15 @@ final weights differ from the uninterrupted run's.
 
 import argparse
 import os
-import sys
 
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)  # tools/profile.py must not shadow the standard library's profile
-
-from lib.utils.cli import parse_args, run_cli  # noqa: E402
+from litepose.utils.cli import parse_args, run_cli
 
 
 def main(argv=None):
     import tempfile
 
-    from lib.train.crash_drill import run_crash_drill
-    from lib.utils.io import atomic_write_text, ensure_writable_dir
+    from litepose.train.crash_drill import run_crash_drill
+    from litepose.utils.io import atomic_write_text, ensure_writable_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=5, help="SIGKILLs before the run may finish")

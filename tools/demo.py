@@ -11,7 +11,7 @@ under their own names; a video becomes DIR/<name>_pose.mp4.
 
 import os
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -19,7 +19,7 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 def _inputs(path):
     """``('video', path)`` or ``('images', [paths])``; a clear error for anything else."""
-    from lib.errors import DataError
+    from litepose.errors import DataError
 
     if os.path.isdir(path):
         images = sorted(os.path.join(path, name) for name in os.listdir(path)
@@ -41,12 +41,12 @@ def main(argv=None):
     import numpy as np
     from tqdm import tqdm
 
-    from lib.data.coco_format import keypoint_info_from_config, read_image
-    from lib.errors import ConfigError, DataError
-    from lib.inference import InferenceSettings, predict
-    from lib.models import build_model, load_checkpoint
-    from lib.utils.device import resolve_device
-    from lib.utils.vis import draw_people, write_image
+    from litepose.data.coco_format import keypoint_info_from_config, read_image
+    from litepose.errors import ConfigError, DataError
+    from litepose.inference import InferenceSettings, predict
+    from litepose.models import build_model, load_checkpoint
+    from litepose.utils.device import resolve_device
+    from litepose.utils.vis import draw_people, write_image
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")

@@ -10,12 +10,12 @@ Markdown too.
 
 import argparse
 
-from lib.utils.cli import parse_args, run_cli
+from litepose.utils.cli import parse_args, run_cli
 
 
 def main(argv=None):
-    from lib.evaluation import PROTOCOLS, evaluate_keypoints, load_results, metrics_table
-    from lib.utils.io import atomic_write_text
+    from litepose.evaluation import PROTOCOLS, evaluate_keypoints, load_results, metrics_table
+    from litepose.utils.io import atomic_write_text
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gt", required=True, metavar="ANN.json", help="ground-truth annotation file")

@@ -15,7 +15,7 @@ atomically and never overwritten without --force.
 
 import argparse
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
@@ -23,11 +23,11 @@ def main(argv=None):
 
     import torch
 
-    from lib.deploy import (ExportError, batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript,
+    from litepose.deploy import (ExportError, batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript,
                             fuse_bn, max_abs_diff_onnx, max_abs_diff_torchscript, onnx_session)
-    from lib.errors import CheckpointError
-    from lib.models import build_model, load_checkpoint
-    from lib.utils.io import atomic_write_bytes
+    from litepose.errors import CheckpointError
+    from litepose.models import build_model, load_checkpoint
+    from litepose.utils.io import atomic_write_bytes
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")

@@ -9,11 +9,11 @@ The same seed always gives the same images and annotations. The quickstart confi
 
 import argparse
 
-from lib.utils.cli import parse_args, run_cli
+from litepose.utils.cli import parse_args, run_cli
 
 
 def main(argv=None):
-    from lib.data.synthetic import DEFAULT_COUNTS, DEFAULT_SEED, generate_synthetic_dataset
+    from litepose.data.synthetic import DEFAULT_COUNTS, DEFAULT_SEED, generate_synthetic_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="dataset root to create")

@@ -13,9 +13,8 @@ decodes every image R times and keeps each image's fastest time (steadier on a b
 """
 
 import os
-import sys
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,8 +25,8 @@ def main(argv=None):
 
     import torch
 
-    from lib.evaluation import metrics_table
-    from lib.evaluation.oracle import oracle_evaluate
+    from litepose.evaluation import metrics_table
+    from litepose.evaluation.oracle import oracle_evaluate
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--gt", required=True, metavar="ANN.json", help="annotation file (COCO format)")
@@ -55,8 +54,13 @@ def main(argv=None):
     cfg = load_cli_config(args)
     baseline = None
     if args.baseline:
-        sys.path.insert(0, os.path.join(REPO, "tests"))
-        from reference_grouping import reference_group as baseline
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(
+            "reference_grouping", os.path.join(REPO, "tests", "reference_grouping.py"))
+        reference = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(reference)
+        baseline = reference.reference_group
 
     started = time.time()
     result = oracle_evaluate(cfg, args.gt, args.input_size, args.limit, baseline=baseline, repeat=args.repeat)

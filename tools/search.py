@@ -19,7 +19,7 @@ to resume after an interruption. The result is an architecture JSON that dist_tr
 
 import os
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -38,14 +38,14 @@ def parse_macs(text):
 
 
 def main(argv=None):
-    from lib.arch import describe_arch, save_arch
-    from lib.errors import ConfigError, LitePoseError
-    from lib.models import build_model, load_checkpoint
-    from lib.models.builders import litepose_head_config
-    from lib.search import EvolutionSearch, LatencyTable, MacCounter
-    from lib.search.scoring import SubnetScorer
-    from lib.search_space import SearchSpace
-    from lib.utils.device import resolve_device
+    from litepose.arch import describe_arch, save_arch
+    from litepose.errors import ConfigError, LitePoseError
+    from litepose.models import build_model, load_checkpoint
+    from litepose.models.builders import litepose_head_config
+    from litepose.search import EvolutionSearch, LatencyTable, MacCounter
+    from litepose.search.scoring import SubnetScorer
+    from litepose.search_space import SearchSpace
+    from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, help="architecture JSON to write (or the latency table)")

@@ -1,7 +1,7 @@
 """Pictures: people drawn as skeletons, and heatmap / tag-map debug images.
 
 Images are RGB uint8 arrays; ``write_image`` stores them (atomically) in the format the
-file name asks for. The limb table is the dataset's (``lib.data.keypoints``).
+file name asks for. The limb table is the dataset's (``litepose.data.keypoints``).
 """
 
 import colorsys

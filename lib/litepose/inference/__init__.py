@@ -1,6 +1,6 @@
 """Test-time inference: resize and flip, aggregation of the network's maps, grouping.
 
-    from lib.inference import InferenceSettings, predict
+    from litepose.inference import InferenceSettings, predict
     settings = InferenceSettings.from_config(cfg, model)      # input size from the model's arch
     prediction = predict(model.eval(), rgb_image, settings)
     prediction.keypoints, prediction.scores              # [P, J, 3] image pixels, [P]

@@ -56,7 +56,7 @@ class LitePose(nn.Module):
     """The fixed LitePose network for one architecture (``MODEL.NAME: pose_mobilenet``).
 
     Args:
-        arch: architecture dict (``lib.arch`` schema).
+        arch: architecture dict (``litepose.arch`` schema).
         num_joints: J, keypoints per person (17 for COCO, 14 for CrowdPose).
         tag_per_joint: one tag map per joint (True) or one shared tag map.
         with_heatmaps, with_tags: per output (1/4, 1/2), whether it carries heatmaps / tags.

@@ -2,7 +2,7 @@
 
 For every image of an annotation file (only its size is needed, not its pixels) this renders
 what a perfect network would output for the resized input: the training targets of every
-output (``lib.data.targets.render_heatmaps``, ``DATASET.SIGMA`` in that output's pixels) and
+output (``litepose.data.targets.render_heatmaps``, ``DATASET.SIGMA`` in that output's pixels) and
 perfect tags (each pixel of joint j's tag map holds the tag of the person whose joint j is
 nearest, person k's tag being k + 1), for the mirrored input too when flip testing. These go
 through the same aggregation, upsampling, grouping and mapping back as network outputs, and

@@ -1,7 +1,7 @@
 """Models: LitePose, its supernet, the HigherHRNet and EfficientHRNet baselines, and the
 registry that builds them from a config.
 
-    from lib.models import build_model, load_checkpoint
+    from litepose.models import build_model, load_checkpoint
     model = build_model(cfg, arch)   # arch: dict, JSON path, or None
     load_checkpoint(model, path)     # the release's format or ours
 """

@@ -1,6 +1,6 @@
 """Test-time geometry: the release's resize with the short side to the input size and the long
 side aligned up to a multiple of 64 (HigherHRNet's ``get_multi_scale_size`` /
-``resize_align_multi_scale``), as one affine transform from ``lib.utils.affine``."""
+``resize_align_multi_scale``), as one affine transform from ``litepose.utils.affine``."""
 
 from dataclasses import dataclass
 

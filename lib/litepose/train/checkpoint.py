@@ -7,7 +7,7 @@
     config (the YAML dump), world_size
 
 Only tensors and plain Python containers, so ``torch.load(weights_only=True)`` reads it and
-``lib.models.load_checkpoint`` finds the weights under ``state_dict`` (no ``module.`` prefix).
+``litepose.models.load_checkpoint`` finds the weights under ``state_dict`` (no ``module.`` prefix).
 ``model_best.pth.tar`` and ``final_state.pth.tar`` are plain state_dicts, the release's format.
 """
 

@@ -1,6 +1,6 @@
 """Training augmentation: HigherHRNet's random affine and horizontal flip.
 
-Every geometric step is one 2x3 matrix from ``lib.utils.affine`` (the module inference uses), so
+Every geometric step is one 2x3 matrix from ``litepose.utils.affine`` (the module inference uses), so
 the image, the ignore mask and the joints move together exactly:
 
 - a square crop box centred on the image, of side ``scale x`` its short (or long) side, with
@@ -8,7 +8,7 @@ the image, the ignore mask and the joints move together exactly:
   up to ``+-MAX_TRANSLATE`` pixels per 200 pixels of box (HigherHRNet's unit), is mapped onto the
   ``input_size`` square;
 - with probability ``FLIP`` the result is mirrored (``x -> input_size - 1 - x``) and left and right
-  joints swap through the dataset's flip index (``lib.data.keypoints``).
+  joints swap through the dataset's flip index (``litepose.data.keypoints``).
 
 Coordinates of outputs at a resolution ``R`` for an input of size ``S`` are ``x * R / S`` (the
 HigherHRNet convention: heatmap pixel ``i`` stands for input coordinate ``i * S / R``).

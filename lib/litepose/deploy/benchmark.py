@@ -187,16 +187,16 @@ def _runners(entry, cfg, model, size, device, settings):
         try:
             runners["e2e"] = end_to_end_runner(fused, cfg, size, device)
         except ImportError as exc:
-            notes.append(f"end to end skipped: the lib.inference pipeline is not available ({exc})")
+            notes.append(f"end to end skipped: the litepose.inference pipeline is not available ({exc})")
     return runners, notes
 
 
 def end_to_end_runner(model, cfg, size, device):
-    """A runner for the time per image of the whole test-time pipeline of ``lib.inference``
+    """A runner for the time per image of the whole test-time pipeline of ``litepose.inference``
     (``predict``): resize and normalise a ``size`` x ``size`` RGB image, the network, map
     aggregation and associative-embedding grouping, as deployed (one scale, no flip test).
     The runner keeps the per-stage times of every call in ``runner.stage_times``. Raises
-    ImportError when ``lib.inference`` does not provide the pipeline."""
+    ImportError when ``litepose.inference`` does not provide the pipeline."""
     from ..inference import InferenceSettings, predict
 
     settings = InferenceSettings.from_config(cfg, model, input_size=size)

@@ -1,7 +1,7 @@
 """The crash drill: kill a training run with SIGKILL at random moments, restart it with the same
 command each time, and check that it ends with the weights of a run that was never interrupted.
 
-    from lib.train.crash_drill import run_crash_drill
+    from litepose.train.crash_drill import run_crash_drill
     report = run_crash_drill("/tmp/drill", kills=5, seed=0)
     print(report.table())
 

@@ -1,6 +1,6 @@
 """Evaluation: COCO / CrowdPose keypoint AP, results files, the evaluation loop, the decoding ceiling.
 
-    from lib.evaluation import evaluate
+    from litepose.evaluation import evaluate
     result = evaluate(cfg, model, limit=100)          # or image_ids=[...]
     result.ap, result.metrics, result.ms_per_image    # AP, the release's columns, timings
 

@@ -1,19 +1,19 @@
 #!/usr/bin/env python
 """Count MACs and parameters of a model and show its output shapes.
 
-    python tools/profile.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+    python tools/profile_model.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-S.json [--input-size 512]
 
 The input is square, at the architecture's img_size unless --input-size is given
 (models without an architecture file use DATASET.INPUT_SIZE).
 """
 
-from lib.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
-    from lib.arch import describe_arch
-    from lib.models import build_model, profile_model
+    from litepose.arch import describe_arch
+    from litepose.models import build_model, profile_model
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")

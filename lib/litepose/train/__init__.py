@@ -1,6 +1,6 @@
 """Training: the loop behind ``dist_train.py``, distributed setup and checkpoints.
 
-    from lib.train import train
+    from litepose.train import train
     summary = train(cfg, cfg_path, superconfig=None, teacher=None, teacher_arch=None)
 """
 

@@ -114,7 +114,7 @@ _C.DATASET.TEST_IMAGE_DIR = ""
 _C.DATASET.FLIP_PAIRS = []
 _C.DATASET.SIGMAS = []
 _C.DATASET.SKELETON = []
-# New: generate the embedded synthetic dataset (lib.data.synthetic) under ROOT when it is absent.
+# New: generate the embedded synthetic dataset (litepose.data.synthetic) under ROOT when it is absent.
 _C.DATASET.SYNTHETIC = False
 # New: training images that cannot be read (missing, corrupt, truncated) are skipped with a
 # warning naming each; more than this many distinct ones stop the run (0 = stop at the first).

@@ -36,7 +36,7 @@ SPLITS = ("train", "val")
 IMAGE_SIZE_RANGE = (224, 320)
 JPEG_QUALITY = 92
 
-# Joint order of COCO (lib.data.keypoints.COCO).
+# Joint order of COCO (litepose.data.keypoints.COCO).
 (NOSE, L_EYE, R_EYE, L_EAR, R_EAR, L_SHO, R_SHO, L_ELB, R_ELB, L_WRI, R_WRI,
  L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANK, R_ANK) = range(17)
 

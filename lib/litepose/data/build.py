@@ -1,7 +1,7 @@
 """Datasets and loaders from a config: the one way training, validation loss, benchmarks and the
 supernet's BN recalibration get their batches.
 
-    from lib.data.build import training_batches
+    from litepose.data.build import training_batches
     for batch in training_batches(cfg, input_size=256, device="cuda", num_batches=50):
         model(batch.images)            # batch is a TrainBatch; batch[0] is the images
 """

@@ -1,7 +1,7 @@
 """The training dataset: any COCO-format keypoint dataset, augmented as HigherHRNet does.
 
 A sample is the augmented image at ``input_size`` with its joints in input pixels and the mask
-of pixels whose loss counts; the targets are built per batch by ``lib.data.targets`` at whatever
+of pixels whose loss counts; the targets are built per batch by ``litepose.data.targets`` at whatever
 resolution the network trains at.
 """
 
@@ -75,7 +75,7 @@ class KeypointDataset(Dataset):
     """Samples of a ``KeypointAnnotations`` set at ``input_size`` (square).
 
     Args:
-        annotations: a ``lib.data.coco_format.KeypointAnnotations``.
+        annotations: a ``litepose.data.coco_format.KeypointAnnotations``.
         input_size: side of the network input in pixels.
         max_people: people kept per image (``DATASET.MAX_NUM_PEOPLE``); beyond it, those with the
             fewest labelled joints are dropped.

@@ -9,7 +9,7 @@ An architecture is a plain dict::
 ``block_setting`` holds ``[expansion, kernel]`` per block. ``load_arch`` validates a
 file and rejects anything a LitePose model cannot be built from with one line naming
 the field; whether the architecture also lies in a supernet's search space is the
-search space's question (``lib.search_space``).
+search space's question (``litepose.search_space``).
 """
 
 import json

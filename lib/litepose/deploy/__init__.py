@@ -1,12 +1,12 @@
 """Deployment: BN folding, ONNX / TorchScript export checked against PyTorch, latency.
 
-    from lib.deploy import fuse_bn, export_onnx, check_onnx, onnx_session, max_abs_diff_onnx
+    from litepose.deploy import fuse_bn, export_onnx, check_onnx, onnx_session, max_abs_diff_onnx
     fused = fuse_bn(model)                       # a folded copy; model is untouched
     data = export_onnx(fused, 512, dynamic=True)  # ONNX bytes
     check_onnx(data)
     diff = max_abs_diff_onnx(model, onnx_session(data), example_input(512))
 
-``lib.deploy.benchmark`` times LitePose against its baselines (``tools/benchmark.py``).
+``litepose.deploy.benchmark`` times LitePose against its baselines (``tools/benchmark.py``).
 """
 
 from .export import (ExportError, check_onnx, example_input, export_onnx, export_torchscript, max_abs_diff_onnx,

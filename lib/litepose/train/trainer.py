@@ -1,7 +1,7 @@
 """The training loop of ``dist_train.py``: fixed networks, the supernet, distillation; one process
 or many; checkpoints, resume, progress and logs.
 
-    from lib.train import train
+    from litepose.train import train
     summary = train(cfg, cfg_path="experiments/...yaml", superconfig="mobile_configs/search-XS.json")
 
 Input size: ``TRAIN.INPUT_SIZE`` when set, else the architecture's ``img_size`` (a fixed LitePose:

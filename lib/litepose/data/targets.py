@@ -132,7 +132,7 @@ def prepare_batch(batch, sigma_config, input_size=None, device=None, with_target
     images = batch["images"].to(device, non_blocking=non_blocking)
     loaded = images.shape[-1]
     size = int(input_size or loaded)
-    # Loaders ship uint8 (a quarter of the bytes); normalised on the device (lib.data.normalize).
+    # Loaders ship uint8 (a quarter of the bytes); normalised on the device (litepose.data.normalize).
     images = normalize_tensor(images.to(image_dtype) / 255.0)
     keypoints = batch["keypoints"].to(device, non_blocking=non_blocking).float()
     if size != loaded:
