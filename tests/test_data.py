@@ -12,10 +12,10 @@ from litepose.data.coco_format import KeypointAnnotations
 from litepose.data.dataset import KeypointDataset, collate_samples, ignore_mask
 from litepose.data.keypoints import COCO
 from litepose.data.synthetic import generate_synthetic_dataset
-from litepose.data.targets import SigmaConfig, TrainBatch, joint_indices, prepare_batch, render_heatmaps
+from litepose.data.targets import TargetConfig, TrainBatch, joint_indices, prepare_batch, render_heatmaps
 from litepose.data.transforms import AugmentConfig
 
-SIGMA = SigmaConfig(2.0, False, 256.0, 2.0, False)
+SIGMA = TargetConfig(2.0, False, 256.0, 2.0, False)
 NO_AUGMENT = dict(max_rotation=0.0, min_scale=1.0, max_scale=1.0, max_translate=0.0)
 L_WRIST, R_WRIST = 9, 10
 
@@ -81,9 +81,11 @@ def test_flipped_sample_swaps_left_and_right(tmp_path):
     flipped = KeypointDataset(annotations, 200, augment=AugmentConfig(**NO_AUGMENT, flip=1.0))[0]
     assert flipped["flipped"] and not plain["flipped"]
     # The person's left wrist (image x 150) is drawn at x 199 - 150 = 49 and is now labelled right.
-    np.testing.assert_allclose(flipped["keypoints"][0, R_WRIST, :2], [199 - 150, 60], atol=1e-3)
-    np.testing.assert_allclose(flipped["keypoints"][0, L_WRIST, :2], [199 - 50, 100], atol=1e-3)
-    np.testing.assert_allclose(plain["keypoints"][0, L_WRIST, :2], [150, 60], atol=1e-3)
+    at_input = prepare_batch(collate_samples([flipped]), SIGMA).keypoints[0]
+    np.testing.assert_allclose(at_input[0, R_WRIST, :2], [199 - 150, 60], atol=1e-9)
+    np.testing.assert_allclose(at_input[0, L_WRIST, :2], [199 - 50, 100], atol=1e-9)
+    at_input = prepare_batch(collate_samples([plain]), SIGMA).keypoints[0]
+    np.testing.assert_allclose(at_input[0, L_WRIST, :2], [150, 60], atol=1e-9)
     assert torch.equal(flipped["images"], plain["images"].flip(-1))
 
 
@@ -104,14 +106,19 @@ def test_ignore_masks_cover_crowds_and_people_without_keypoints(tmp_path):
     assert batch.heatmaps[0][0, L_WRIST].max() > 0.9
 
 
-def test_padding_outside_the_image_counts_as_background(tmp_path):
-    # Test inputs are padded, so the loss must teach the network that padding holds no one.
+def test_padding_outside_the_image_is_ignored_unless_the_switch_says_background(tmp_path):
+    # The release ignores the padding (no loss there); DATASET.PAD_AS_BACKGROUND counts it as
+    # background, so a network learns that test-time padding holds no one.
     crowd = {"iscrowd": 1, "segmentation": [[0, 0, 200, 0, 200, 200, 0, 200]], "keypoints": [0] * 51}
     annotations = write_dataset(tmp_path, [{L_WRIST: (100, 20)}], [crowd], size=(200, 200))
     augment = AugmentConfig(max_rotation=0.0, min_scale=1.5, max_scale=1.5, max_translate=0.0, flip=0.0)
-    mask = KeypointDataset(annotations, 300, augment=augment)[0]["masks"]   # image at 50..250
-    assert mask[:40].min() == 1 and mask[-40:].min() == 1 and mask[:, :40].min() == 1   # padding
-    assert mask[60:240, 60:240].max() == 0                                              # the crowd
+    for switch, padding in ((False, 0), (True, 1)):
+        masks = KeypointDataset(annotations, 300, augment=augment, pad_as_background=switch)[0]["masks"]
+        mask = masks[1]                                     # 150 px: the image at 25..125
+        assert mask.shape == (150, 150) and masks[0].shape == (75, 75)
+        for region in (mask[:20], mask[-20:], mask[:, :20], mask[:, -20:]):
+            assert (region == padding).all()
+        assert mask[30:120, 30:120].max() == 0              # the crowd
 
 
 def test_ignore_mask_reads_rle_segmentations(tmp_path):
@@ -156,8 +163,10 @@ def test_targets_vectorised_over_people_and_batch():
     assert heatmaps[1, 3, 0, 63] == 1 and heatmaps[1, 4].max() == 0
     assert heatmaps[0, 5, 20, 25] == 0          # beyond 3 sigma + 1 from both peaks
     joints = joint_indices(keypoints, 64)
-    assert joints[0, 0, 5].tolist() == [5 * 64 * 64 + 20 * 64 + 10, 1]
-    assert joints[1, 0, 4].tolist() == [0, 0] and joints[0, 1].sum() == 0
+    # Per person, the joints inside the output packed first (the release's layout).
+    assert joints[0, 0, 0].tolist() == [5 * 64 * 64 + 20 * 64 + 10, 1] and joints[0, 0, 1:].sum() == 0
+    assert joints[1, 1, 0].tolist() == [3 * 64 * 64 + 0 * 64 + 63, 1]
+    assert joints[1, 0].sum() == 0 and joints[0, 1].sum() == 0
 
 
 def test_train_batch_is_a_tuple_with_images_first(tmp_path):

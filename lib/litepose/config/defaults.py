@@ -119,6 +119,9 @@ _C.DATASET.SYNTHETIC = False
 # New: training images that cannot be read (missing, corrupt, truncated) are skipped with a
 # warning naming each; more than this many distinct ones stop the run (0 = stop at the first).
 _C.DATASET.MAX_UNREADABLE_IMAGES = 100
+# New, default off (the release ignores the padding outside the source image): count that
+# padding as background in the heatmap loss. BENCHMARKS.md has its measured effect.
+_C.DATASET.PAD_AS_BACKGROUND = False
 
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1

@@ -14,10 +14,10 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..errors import ConfigError, DataError
-from .coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config
+from .coco_format import CROWDPOSE_NAMES, KeypointAnnotations, dataset_files, keypoint_info_from_config
 from .dataset import KeypointDataset, check_batch, collate_samples
 from .synthetic import ensure_synthetic_dataset
-from .targets import SigmaConfig, prepare_batch
+from .targets import TargetConfig, prepare_batch
 from .transforms import AugmentConfig
 
 
@@ -51,6 +51,9 @@ def build_dataset(cfg, input_size, split="train", augment=True, seed=None):
         seed=cfg.TRAIN.SEED if seed is None else seed,
         require_people=split == "train",
         max_unreadable=cfg.DATASET.MAX_UNREADABLE_IMAGES,
+        # The release masks crowds and people without keypoints for COCO, nothing for CrowdPose.
+        ignore_regions=(cfg.DATASET.DATASET if split == "train" else cfg.DATASET.DATASET_TEST) not in CROWDPOSE_NAMES,
+        pad_as_background=cfg.DATASET.PAD_AS_BACKGROUND,
     )
     if len(dataset) == 0:
         raise DataError(f"{ann_file}: no images with annotations")
@@ -152,7 +155,7 @@ def training_batches(cfg, input_size, device="cpu", num_batches=None, augment=Tr
                           shuffle=True, seed=cfg.TRAIN.SEED if seed is None else seed,
                           pin_memory=torch.device(device).type == "cuda")
     set_loader_epoch(loader, epoch)
-    sigma = SigmaConfig.from_config(cfg)
+    sigma = TargetConfig.from_config(cfg)
     for index, batch in enumerate(iterate_loader(loader)):
         if num_batches is not None and index >= num_batches:
             break

@@ -1,8 +1,15 @@
-"""The training dataset: any COCO-format keypoint dataset, augmented as HigherHRNet does.
+"""The training dataset: any COCO-format keypoint dataset, sampled as the release samples it.
 
-A sample is the augmented image at ``input_size`` with its joints in input pixels and the mask
-of pixels whose loss counts; the targets are built per batch by ``litepose.data.targets`` at whatever
-resolution the network trains at.
+A sample is the augmented image at ``input_size``, the loss masks at each output size, and the
+people's source keypoints with the sample's ``Placement``; ``litepose.data.targets`` turns
+them into heatmaps and joint indices at whatever resolution the network trains at.
+
+The release's rules (HigherHRNet's ``CocoKeypoints`` / ``CrowdPoseKeypoints``):
+
+- people are the annotations that are not crowd regions or that have keypoints, in file order;
+  the first ``MAX_NUM_PEOPLE`` are kept (the release fails on a later one with joints);
+- COCO-style datasets ignore crowd regions and people without keypoints (their segmentation);
+  CrowdPose ignores nothing; outside the source image nothing counts either.
 """
 
 import os
@@ -13,34 +20,39 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError, LitePoseError, UnreadableImageError
 from .coco_format import read_image
-from .transforms import sample_transform, transform_keypoints, warp_image, warp_valid_mask
+from .targets import output_sizes
+from .transforms import flip_joint_order, sample_placement, warp_image, warp_loss_mask
 
 
-def _visible_count(ann):
-    keypoints = ann.get("keypoints")
-    if keypoints is None:
-        return int(ann.get("num_keypoints", 0) or 0)
+def keypoint_count(ann):
+    """The annotation's ``num_keypoints`` (what the release reads), else its labelled joints."""
+    if ann.get("num_keypoints") is not None:
+        return int(ann["num_keypoints"])
+    keypoints = ann.get("keypoints") or []
     return int(sum(1 for v in keypoints[2::3] if v > 0))
 
 
 def is_person(ann):
-    """A person the network learns: not a crowd region, at least one labelled joint."""
-    return not ann.get("iscrowd", 0) and _visible_count(ann) > 0
+    """An annotation the release takes as a person: not a crowd region, or with keypoints."""
+    return not ann.get("iscrowd", 0) or keypoint_count(ann) > 0
 
 
 def ignore_mask(annotations, height, width, source="annotation file"):
-    """Boolean ``[H, W]``: True over crowd regions and people without labelled joints (their
-    polygon or RLE segmentation; their box where they have none), as HigherHRNet masks them."""
+    """Boolean ``[H, W]``: True over crowd regions and people without keypoints (their polygon or
+    RLE segmentation), as the release's COCO dataset masks them. Where an annotation has no
+    ``segmentation`` at all (the release fails there) its box is masked."""
     from pycocotools import mask as mask_api
 
     ignored = np.zeros((height, width), dtype=bool)
     for ann in annotations:
-        if is_person(ann):
+        if not ann.get("iscrowd", 0) and keypoint_count(ann) > 0:
             continue
         segmentation = ann.get("segmentation")
         where = f"{source}: annotation {ann.get('id', '?')}"
         try:
-            if isinstance(segmentation, list) and segmentation:
+            if isinstance(segmentation, list):
+                if not segmentation:
+                    continue  # an empty polygon list masks nothing, as in the release
                 rles = mask_api.frPyObjects([p for p in segmentation if len(p) >= 6], height, width)
                 region = mask_api.decode(mask_api.merge(rles)).astype(bool) if rles else None
             elif isinstance(segmentation, dict):
@@ -55,11 +67,9 @@ def ignore_mask(annotations, height, width, source="annotation file"):
                 region = None
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{where} has an unreadable segmentation ({exc})") from None
-        if region is not None and region.shape != (height, width):
-            import cv2
-
-            region = cv2.resize(region.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
         if region is None:
+            if "segmentation" in ann:
+                continue  # an empty segmentation masks nothing, as in the release
             box = ann.get("bbox")
             if not box or len(box) != 4:
                 continue  # nothing says where it is
@@ -67,6 +77,10 @@ def ignore_mask(annotations, height, width, source="annotation file"):
             x1, y1 = min(width, int(np.ceil(box[0] + box[2]))), min(height, int(np.ceil(box[1] + box[3])))
             region = np.zeros((height, width), dtype=bool)
             region[y0:y1, x0:x1] = True
+        elif region.shape != (height, width):
+            import cv2
+
+            region = cv2.resize(region.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
         ignored |= region
     return ignored
 
@@ -77,9 +91,13 @@ class KeypointDataset(Dataset):
     Args:
         annotations: a ``litepose.data.coco_format.KeypointAnnotations``.
         input_size: side of the network input in pixels.
-        max_people: people kept per image (``DATASET.MAX_NUM_PEOPLE``); beyond it, those with the
-            fewest labelled joints are dropped.
+        max_people: people kept per image (``DATASET.MAX_NUM_PEOPLE``): the first ones, in file
+            order, as the release.
         augment: an ``AugmentConfig``, or None for the plain centred view (validation).
+        ignore_regions: mask crowd regions and people without keypoints (the release's COCO
+            rule); False masks nothing (its CrowdPose rule).
+        pad_as_background: count the padding outside the source image as background
+            (``DATASET.PAD_AS_BACKGROUND``; the release ignores it).
         seed: with the epoch and the index, seeds each sample's augmentation, so a run is
             reproducible whatever the number of workers or processes.
         require_people: keep only images with at least one annotation (HigherHRNet's training
@@ -92,9 +110,12 @@ class KeypointDataset(Dataset):
     """
 
     def __init__(self, annotations, input_size, max_people=30, augment=None, seed=0, require_people=True,
-                 max_unreadable=0):
+                 max_unreadable=0, ignore_regions=True, pad_as_background=False):
         self.annotations = annotations
         self.input_size = int(input_size)
+        self.output_sizes = output_sizes(self.input_size)
+        self.ignore_regions = bool(ignore_regions)
+        self.pad_as_background = bool(pad_as_background)
         self.max_people = int(max_people)
         self.augment = augment
         self.seed = int(seed)
@@ -150,31 +171,34 @@ class KeypointDataset(Dataset):
         image = read_image(ann.image_path(image_id))
         height, width = image.shape[:2]
         anns = ann.annotations(image_id)
-        people = [a for a in anns if is_person(a)]
-        people.sort(key=_visible_count, reverse=True)
-        people = people[: self.max_people]
-        keypoints = np.zeros((self.max_people, self.num_joints, 3), dtype=np.float32)
-        sizes = np.zeros(self.max_people, dtype=np.float32)
+        people = [a for a in anns if is_person(a)][: self.max_people]
+        keypoints = np.zeros((self.max_people, self.num_joints, 3), dtype=np.float64)
+        sizes = np.zeros(self.max_people, dtype=np.float64)
         for p, person in enumerate(people):
-            keypoints[p] = np.asarray(person["keypoints"], dtype=np.float32).reshape(self.num_joints, 3)
+            if person.get("keypoints") is not None:
+                keypoints[p] = np.asarray(person["keypoints"], dtype=np.float64).reshape(self.num_joints, 3)
             box = person.get("bbox") or [0, 0, 0, 0]
             sizes[p] = max(box[2], box[3])
-        valid = (~ignore_mask(anns, height, width, ann.ann_file)).astype(np.uint8)
+        if self.ignore_regions:
+            valid = (~ignore_mask(anns, height, width, ann.ann_file)).astype(np.uint8)
+        else:
+            valid = np.ones((height, width), np.uint8)
 
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        matrix, flip = sample_transform(width, height, self.input_size, self.augment, rng)
-        scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
-        count = len(people)
-        keypoints[:count] = transform_keypoints(keypoints[:count], matrix, flip, self.flip_index)
-        # Absent joints stay absent wherever the transform moved their (0, 0) placeholder.
-        keypoints[..., :2] *= (keypoints[..., 2:3] > 0)
+        placement = sample_placement(width, height, self.augment, rng)
+        if placement.flip:
+            keypoints = flip_joint_order(keypoints, self.flip_index)
+        image = warp_image(image, placement, self.input_size)
+        masks = [torch.from_numpy(warp_loss_mask(valid, placement, r, self.pad_as_background))
+                 for r in self.output_sizes]
         return {
-            "images": torch.from_numpy(warp_image(image, matrix, self.input_size)).permute(2, 0, 1).contiguous(),
-            "masks": torch.from_numpy(warp_valid_mask(valid, matrix, self.input_size)),
-            "keypoints": torch.from_numpy(keypoints),
-            "person_sizes": torch.from_numpy(sizes * scale),
+            "images": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
+            "masks": masks,
+            "source_keypoints": torch.from_numpy(keypoints),
+            "person_sizes": torch.from_numpy(sizes),
+            "placement": torch.from_numpy(placement.as_array()),
             "image_id": int(image_id),
-            "flipped": flip,
+            "flipped": placement.flip,
         }
 
 

@@ -1,17 +1,19 @@
-"""Training augmentation: HigherHRNet's random affine and horizontal flip.
+"""Training augmentation: the release's random affine and horizontal flip (HigherHRNet's).
 
-Every geometric step is one 2x3 matrix from ``litepose.utils.affine`` (the module inference uses), so
-the image, the ignore mask and the joints move together exactly:
+A sample's augmentation is one ``Placement``: a square box centred near the image centre, of
+side ``scale x`` its short (or long) side, rotated by ``rotation`` degrees, and whether it is
+mirrored. The box maps onto a square of any resolution ``R`` through the project's one affine
+transform (``litepose.utils.affine``); like the release, every resolution gets its own matrix
+(the image at the input size, the joints and masks at each output size), so output pixel ``i``
+stands for input coordinate ``i * S / R``.
 
-- a square crop box centred on the image, of side ``scale x`` its short (or long) side, with
-  ``scale`` in ``[MIN_SCALE, MAX_SCALE]``, rotated by up to ``+-MAX_ROTATION`` degrees and moved by
-  up to ``+-MAX_TRANSLATE`` pixels per 200 pixels of box (HigherHRNet's unit), is mapped onto the
-  ``input_size`` square;
-- with probability ``FLIP`` the result is mirrored (``x -> input_size - 1 - x``) and left and right
-  joints swap through the dataset's flip index (``litepose.data.keypoints``).
+The release's draws, distribution for distribution:
 
-Coordinates of outputs at a resolution ``R`` for an input of size ``S`` are ``x * R / S`` (the
-HigherHRNet convention: heatmap pixel ``i`` stands for input coordinate ``i * S / R``).
+- scale uniform in ``[MIN_SCALE, MAX_SCALE)``, rotation uniform in ``[-MAX_ROTATION, MAX_ROTATION)``;
+- translation of the centre by integers in ``[-L, L)`` per axis, ``L = int(MAX_TRANSLATE x box / 200)``
+  (its ``np.random.randint`` on float bounds truncates both toward zero);
+- a flip with probability ``FLIP``, applied *after* the affine at each resolution: the image
+  array is mirrored, and joints move to ``R - 1 - x`` and swap sides by the flip index.
 """
 
 from dataclasses import dataclass
@@ -53,51 +55,82 @@ class AugmentConfig:
                    float(d.MAX_TRANSLATE), float(d.FLIP))
 
 
-def sample_transform(width, height, input_size, augment, rng):
-    """The 2x3 matrix from the source image to the ``input_size`` square, and whether it flips.
+@dataclass(frozen=True)
+class Placement:
+    """Where a training sample's square comes from in its source image."""
+    center_x: float
+    center_y: float
+    box: float          # side of the source square in source pixels
+    rotation: float     # degrees
+    flip: bool
+    aug_scale: float    # box / the image's short (or long) side: the drawn scale
 
-    ``augment=None`` gives the plain transform: the centred square of the short (or long) side,
-    no rotation, no flip (what validation uses). ``rng`` is a ``numpy.random.Generator``.
-    """
+    def as_array(self):
+        """``float64 [6]``: how placements travel in a batch (``from_array`` reads them back)."""
+        return np.array([self.center_x, self.center_y, self.box, self.rotation, float(self.flip),
+                         self.aug_scale], dtype=np.float64)
+
+    @classmethod
+    def from_array(cls, values):
+        cx, cy, box, rotation, flip, aug_scale = (float(v) for v in values)
+        return cls(cx, cy, box, rotation, flip > 0.5, aug_scale)
+
+    def matrix(self, resolution):
+        """2x3 matrix from the source image to the unflipped ``resolution`` square."""
+        return get_affine_transform((self.center_x, self.center_y), self.box, self.rotation,
+                                    (resolution, resolution))
+
+
+def sample_placement(width, height, augment, rng):
+    """The release's random placement of a ``width x height`` image (``rng``: a
+    ``numpy.random.Generator``); ``augment=None`` gives the plain centred square of the short
+    side (validation)."""
     scale_type = augment.scale_type if augment is not None else "short"
     base = min(width, height) if scale_type == "short" else max(width, height)
-    center = np.array([width / 2.0, height / 2.0])
-    rotation, flip, box = 0.0, False, float(base)
-    if augment is not None:
-        box = base * rng.uniform(augment.min_scale, augment.max_scale)
-        rotation = rng.uniform(-augment.max_rotation, augment.max_rotation)
-        limit = int(augment.max_translate * box / TRANSLATE_UNIT)
-        if limit > 0:
-            center += rng.integers(-limit, limit, size=2, endpoint=True)
-        flip = bool(rng.random() < augment.flip)
-    matrix = get_affine_transform(center, box, rotation, (input_size, input_size))
-    if flip:
-        mirror = np.array([[-1.0, 0.0, input_size - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
-        matrix = (mirror @ np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
-    return matrix, flip
+    cx, cy = width / 2.0, height / 2.0
+    if augment is None:
+        return Placement(cx, cy, float(base), 0.0, False, 1.0)
+    aug_scale = rng.uniform(augment.min_scale, augment.max_scale)
+    scale = base / TRANSLATE_UNIT * aug_scale          # the release's order of operations
+    rotation = rng.uniform(-augment.max_rotation, augment.max_rotation)
+    limit = int(augment.max_translate * scale)
+    if augment.max_translate > 0 and limit > 0:
+        dx, dy = rng.integers(-limit, limit, size=2)   # [-L, L), as the release's randint
+        cx, cy = cx + float(dx), cy + float(dy)
+    flip = bool(rng.random() < augment.flip)
+    return Placement(cx, cy, scale * TRANSLATE_UNIT, float(rotation), flip, float(aug_scale))
 
 
-def warp_image(image, matrix, input_size):
-    """Warp an RGB image (outside the source: black, as HigherHRNet)."""
-    return cv2.warpAffine(image, matrix, (input_size, input_size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+def warp_image(image, placement, size):
+    """The sample's RGB image at ``size`` (outside the source: black, as the release)."""
+    warped = cv2.warpAffine(image, placement.matrix(size), (size, size), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return np.ascontiguousarray(warped[:, ::-1]) if placement.flip else warped
 
 
-def warp_valid_mask(valid, matrix, input_size):
-    """Warp the ``uint8`` mask of pixels whose loss counts (1).
+def warp_loss_mask(valid, placement, resolution, pad_as_background=False):
+    """``uint8 [R, R]``: 1 where the loss counts, warped from the source mask ``valid`` straight
+    to ``resolution`` as the release does (linear interpolation of 0/255, kept above half).
 
-    Unlike HigherHRNet, the black padding outside the source image counts, as background: test
-    inputs are padded too (sides aligned to multiples of 64), and a network never told that
-    padding holds no one fired there and filled its predictions with false detections."""
-    warped = cv2.warpAffine(valid * 255, matrix, (input_size, input_size), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_CONSTANT, borderValue=255)
-    return (warped > 127).astype(np.uint8)
+    Outside the source image the release's mask is 0 (no loss there). ``pad_as_background``
+    (``DATASET.PAD_AS_BACKGROUND``) counts that padding as background instead."""
+    warped = cv2.warpAffine(valid * 255, placement.matrix(resolution), (resolution, resolution),
+                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                            borderValue=255 if pad_as_background else 0)
+    mask = (warped.astype(np.float64) / 255 > 0.5).astype(np.uint8)
+    return np.ascontiguousarray(mask[:, ::-1]) if placement.flip else mask
 
 
-def transform_keypoints(keypoints, matrix, flip, flip_index):
-    """``[N, J, 3+]`` keypoints moved by ``matrix``; with ``flip``, joints swap by ``flip_index``.
-    Visibility (and any further columns) travel with their joint."""
-    moved = transform_points(keypoints, matrix).astype(np.float32)
-    if flip and len(moved):
-        moved = moved[:, list(flip_index)]
+def keypoints_at(keypoints, placement, resolution):
+    """Source keypoints ``[..., J, 3+]`` (already in flipped joint order for a flipped sample)
+    in the pixels of ``resolution``: the placement's matrix at that resolution, then the
+    release's mirror ``x -> R - 1 - x``. float64, extra columns unchanged."""
+    moved = transform_points(keypoints, placement.matrix(resolution))
+    if placement.flip:
+        moved[..., 0] = resolution - moved[..., 0] - 1
     return moved
+
+
+def flip_joint_order(keypoints, flip_index):
+    """``[N, J, C]`` with joints reordered as a horizontal flip relabels them."""
+    return keypoints[:, list(flip_index)] if len(keypoints) else keypoints

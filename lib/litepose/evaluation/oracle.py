@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.coco_format import keypoint_info_from_config
-from ..data.targets import SigmaConfig, render_heatmaps
+from ..data.targets import TargetConfig, render_heatmaps
 from ..errors import DataError
 from ..inference.pipeline import InferenceSettings, compute_maps, decode
 from ..utils.affine import transform_points
@@ -39,8 +39,8 @@ def _tag_map(keypoints, height, width):
         present = np.flatnonzero(keypoints[:, j, 2] > 0)
         if present.size == 0:
             continue
-        dx = xs[None] - np.round(keypoints[present, j, 0])[:, None, None]
-        dy = ys[None] - np.round(keypoints[present, j, 1])[:, None, None]
+        dx = xs[None] - np.trunc(keypoints[present, j, 0])[:, None, None]   # the training targets' pixel
+        dy = ys[None] - np.trunc(keypoints[present, j, 1])[:, None, None]
         tags[j] = (present[np.argmin(dx * dx + dy * dy, axis=0)] + 1).astype(np.float32)
     return tags
 
@@ -49,13 +49,12 @@ def render_outputs(keypoints, geometry, cfg, settings, sigma_config):
     """Perfect network outputs (the layout of ``model(batch)``) for an image whose people are
     ``keypoints [P, J, 3]`` in image pixels, resized by ``geometry``."""
     in_w, in_h = geometry.input_wh
-    points = transform_points(keypoints, geometry.matrix).astype(np.float32)
+    points = transform_points(keypoints, geometry.matrix)
     views = [points]
     if settings.flip:  # what the network sees in the mirrored input: x -> w - 1 - x, joints swapped
         mirrored = points[:, list(settings.flip_index)].copy()
         mirrored[..., 0] = in_w - 1 - mirrored[..., 0]
         views.append(mirrored)
-    sigmas = torch.full((1, len(points)), sigma_config.sigma)
     outputs = []
     for i, stride in enumerate(output_strides(cfg)):
         height, width = in_h // stride, in_w // stride
@@ -66,6 +65,7 @@ def render_outputs(keypoints, geometry, cfg, settings, sigma_config):
             channels = []
             if cfg.LOSS.WITH_HEATMAPS_LOSS[i]:
                 side = max(height, width)  # the renderer draws squares
+                sigmas = torch.full((1, len(points)), sigma_config.sigma if sigma_config.sigma > 0 else side / 64)
                 channels.append(render_heatmaps(torch.from_numpy(scaled)[None], side, sigmas)[0, :, :height, :width])
             if cfg.LOSS.WITH_AE_LOSS[i]:
                 tags = torch.from_numpy(_tag_map(scaled, height, width))
@@ -99,7 +99,7 @@ def oracle_evaluate(cfg, ann_file, input_size=None, limit=None, progress=True, b
     data = load_ground_truth(ann_file)
     check_ground_truth(data, protocol, source=str(ann_file))
     settings = InferenceSettings.from_config(cfg, None, input_size)
-    sigma_config = SigmaConfig.from_config(cfg)
+    sigma_config = TargetConfig.from_config(cfg)
     if sigma_config.scale_aware:
         raise DataError("the decoding ceiling renders fixed-sigma targets; DATASET.SCALE_AWARE_SIGMA is not supported")
     people = {}

@@ -6,7 +6,7 @@ import time
 import torch
 
 from ..data.build import build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader, set_loader_epoch
-from ..data.targets import SigmaConfig, prepare_batch
+from ..data.targets import TargetConfig, prepare_batch
 from ..loss import PoseLoss, total
 from ..models import build_model
 from .trainer import build_optimizer
@@ -26,7 +26,7 @@ def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, 
     dataset = build_dataset(cfg, input_size, "train", augment=True)
     loader = build_loader(dataset, batch_size, workers, shuffle=True, seed=cfg.TRAIN.SEED,
                           pin_memory=device.type == "cuda")
-    sigma = SigmaConfig.from_config(cfg)
+    sigma = TargetConfig.from_config(cfg)
     images, start, epoch = 0, None, 0
     while True:
         set_loader_epoch(loader, epoch)
@@ -56,7 +56,7 @@ def measure_train_step(cfg, arch, device, steps=10, batch_size=None, amp=False, 
     dataset = build_dataset(cfg, size, "train", augment=True)
     loader = build_loader(dataset, batch_size, 0, shuffle=True, seed=cfg.TRAIN.SEED)
     set_loader_epoch(loader, 0)
-    batch = prepare_batch(next(iterate_loader(loader)), SigmaConfig.from_config(cfg), size, device)
+    batch = prepare_batch(next(iterate_loader(loader)), TargetConfig.from_config(cfg), size, device)
     model = build_model(cfg, arch).to(device).train()
     criterion = PoseLoss.from_config(cfg)
     optimizer = build_optimizer(cfg, model.parameters())

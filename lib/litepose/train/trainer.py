@@ -33,7 +33,7 @@ from tqdm import tqdm
 from ..arch import describe_arch, load_arch
 from ..data.build import (available_cores, build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
                           set_loader_epoch)
-from ..data.targets import SigmaConfig, prepare_batch
+from ..data.targets import TargetConfig, prepare_batch
 from ..errors import CheckpointError, ConfigError, DataError, LitePoseError
 from ..loss import PoseLoss, total
 from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
@@ -235,7 +235,7 @@ class Trainer:
         self.model.to(self.device)
         self.teacher = self._build_teacher(teacher, teacher_arch) if teacher else None
 
-        self.sigma = SigmaConfig.from_config(cfg)
+        self.target_config = TargetConfig.from_config(cfg)
         self.criterion = PoseLoss.from_config(cfg)
         workers = default_workers(cfg)
         if self.device.type == "cpu":
@@ -477,7 +477,7 @@ class Trainer:
         # The forward pass moves BatchNorm's running statistics; a halted step must not.
         buffers = [b.detach().clone() for b in self.model.buffers()]
         archs = self.step_archs()
-        batches = [prepare_batch(raw_batch, self.sigma, self.input_size(a), self.device) for a in archs]
+        batches = [prepare_batch(raw_batch, self.target_config, self.input_size(a), self.device) for a in archs]
         with self._autocast():
             outputs = self.runner([b.images for b in batches], archs)
         loss, terms = self.losses(batches, outputs)
@@ -610,7 +610,7 @@ class Trainer:
                     if reason not in self.val_skipped:
                         self.val_skipped.add(reason)
                         self.logger.warning(f"validation loss: skipped an unreadable image: {reason}")
-                batch = prepare_batch(raw_batch, self.sigma, self.input_size(arch), self.device)
+                batch = prepare_batch(raw_batch, self.target_config, self.input_size(arch), self.device)
                 with self._autocast():
                     outputs = self.model(batch.images)
                 terms = self.criterion(outputs, batch.heatmaps, batch.masks, batch.joints)
