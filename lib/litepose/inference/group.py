@@ -8,8 +8,13 @@ The algorithm is the release's (HigherHRNet's ``HeatmapParser``), step for step:
 2. **Matching**, joint by joint in the release's joint order. The first joint with detections
    starts one person per detection. Each later joint's detections are matched to the first
    ``max_num_people`` people by an optimal assignment on the distance between a detection's tag
-   and the person's mean tag (with ``use_detection_val``: ``round(distance) * 100 - score``);
-   a detection whose assigned person is further than ``tag_threshold`` starts a new person.
+   and the person's mean tag (with ``use_detection_val``: ``round(distance) * 100 - score``;
+   with more detections than people, padded to square with columns of cost 1e10 that stand for
+   "new person"); a detection assigned to such a column or to a person further than
+   ``tag_threshold`` starts a new person. The rounding makes equally cheap assignments common,
+   so the assignment is the one the release's solver (``munkres.Munkres``) picks among them,
+   tie for tie (``assignment.munkres_assignment``); another optimal solver would form other
+   people.
    People are identified by the first tag value of the detection that started them, as the
    release's dictionary keys are (a detection starting a person with an existing key joins it).
    ``ignore_too_much`` skips joints once ``max_num_people`` people exist.
@@ -24,7 +29,7 @@ It is vectorised. Heatmap maxima of 8x8 blocks are computed once; only blocks ab
 detection threshold are searched for peaks, and each candidate is compared with its NMS window
 nearest neighbour first, dropping out at the first larger one (dense maps use one OpenCV max
 filter per joint instead). Peaks are selected with one sort, matched with one
-``scipy.optimize.linear_sum_assignment`` per joint, adjusted with one gather. Refinement finds
+``munkres_assignment`` per joint, adjusted with one gather. Refinement finds
 the same maximum as the release's full-map search without evaluating every pixel: per block it
 bounds ``heatmap - round(distance)`` from above (block maximum of the heatmap, distance from the
 mean tag to the block's box of tags) and evaluates only blocks whose bound reaches the best value
@@ -35,9 +40,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ..errors import ConfigError
+from .assignment import munkres_assignment
 
 # The order in which the release matches joints (HigherHRNet's, in COCO numbering); for
 # fewer joints it keeps the indices that exist (CrowdPose: 0-6, 11, 12, 7-10, 13).
@@ -258,8 +263,10 @@ def match_peaks(joints, xs, ys, vals, peak_tags, params):
             distance = np.linalg.norm(tags[:, None, :] - means[None, :, :], axis=2)
             cost = np.round(distance) * 100 - block[:, 2:3] if params.use_detection_val else distance.copy()
             if len(block) > grouped:
+                # Square, as the release pads it. Otherwise (fewer detections than people) the
+                # solver pads zero rows as the release's does, and every detection is assigned.
                 cost = np.hstack([cost, np.full((len(block), len(block) - grouped), _NEW_PERSON_COST)])
-            row_ind, col_ind = linear_sum_assignment(cost)
+            row_ind, col_ind = munkres_assignment(cost)
             ok = col_ind < grouped
             ok[ok] = distance[row_ind[ok], col_ind[ok]] < params.tag_threshold
             assigned[row_ind[ok]] = col_ind[ok]
