@@ -29,3 +29,8 @@ class DataError(LitePoseError):
 class UnreadableImageError(DataError):
     """An image file that is missing, corrupt or truncated: training can skip it, evaluation
     counts it."""
+
+
+class OutputError(LitePoseError):
+    """A file or folder that cannot be written: a full disk, a read-only folder, a folder where a
+    file should go, an input that would be overwritten, or an output folder another run holds."""

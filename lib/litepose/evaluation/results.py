@@ -11,7 +11,10 @@ import os
 import numpy as np
 
 from ..errors import DataError
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, load_json
+
+# Results of COCO test-dev (about 20k images) take a few hundred MB.
+MAX_RESULTS_BYTES = 4 * 2**30
 
 PERSON_CATEGORY = 1
 
@@ -33,15 +36,7 @@ def write_results(path, results):
 def load_results(path, num_joints=None):
     """Read and check a results file: one ``DataError`` line naming the file, entry and field."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"results file not found: {path}")
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            results = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read results file: {exc}") from None
+    results = load_json(path, DataError, "results file", max_bytes=MAX_RESULTS_BYTES)
     check_results(results, num_joints, source=path)
     return results
 
@@ -61,6 +56,11 @@ def check_results(results, num_joints=None, source="results"):
         for key in ("image_id", "category_id", "keypoints", "score"):
             if key not in entry:
                 raise DataError(f"{where} has no '{key}'")
+        for key in ("image_id", "category_id"):
+            if type(entry[key]) not in (int, str):
+                shown = repr(entry[key])
+                raise DataError(f"{where} field '{key}' must be a number or a string, got "
+                                f"{shown if len(shown) <= 60 else shown[:60] + '...'}")
         if not _number(entry["score"]):
             raise DataError(f"{where} field 'score' is not a finite number: {entry['score']!r}")
         keypoints = entry["keypoints"]

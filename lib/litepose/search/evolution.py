@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass
 from tqdm import tqdm
 
 from ..errors import LitePoseError
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, load_json
 
 STATE_VERSION = 1
+MAX_STATE_BYTES = 256 * 2**20
 
 
 class SearchError(LitePoseError):
@@ -44,6 +45,19 @@ def _rng_to_json(state):
 def _rng_from_json(state):
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
+
+
+def _is_score(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _candidate(entry, validate_arch):
+    if not isinstance(entry, dict) or set(entry) != {"arch", "score", "cost"}:
+        raise ValueError("a candidate must be an object with 'arch', 'score' and 'cost'")
+    if not _is_score(entry["score"]) or not _is_score(entry["cost"]):
+        raise ValueError("a candidate's 'score' and 'cost' must be numbers")
+    validate_arch(entry["arch"], source="a candidate's arch")  # ArchError names the field
+    return Candidate(**entry)
 
 
 class EvolutionSearch:
@@ -93,19 +107,32 @@ class EvolutionSearch:
 
     # -- state ---------------------------------------------------------------------------
     def _load_state(self):
-        try:
-            with open(self.state_path, "r", encoding="utf-8") as handle:
-                state = json.load(handle)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SearchError(f"{self.state_path}: cannot resume from this search state ({exc})") from None
+        from ..arch import validate_arch
+
+        state = load_json(self.state_path, SearchError, "search state file", max_bytes=MAX_STATE_BYTES)
+        not_a_state = (f"{self.state_path}: not a search state of tools/search.py; use another --state file "
+                       "or remove it to start afresh")
+        if not isinstance(state, dict):
+            raise SearchError(f"{not_a_state} (it holds a JSON {type(state).__name__})")
         if state.get("version") != STATE_VERSION or state.get("settings") != self.settings:
             raise SearchError(f"{self.state_path} was written by a search with other settings "
                               f"({state.get('settings')}); use another --state file or the same settings")
-        self.scores = dict(state["scores"])
-        self.generation = state["generation"]
-        self.population = [Candidate(**c) for c in state["population"]]
-        self.history = [Candidate(**c) for c in state["history"]]
-        self.generation_rng = _rng_from_json(state["generation_rng"])
+        try:
+            scores = state["scores"]
+            if not isinstance(scores, dict) or not all(_is_score(v) for v in scores.values()):
+                raise ValueError("'scores' must map architectures to numbers")
+            generation = state["generation"]
+            if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+                raise ValueError(f"'generation' must be a count, got {generation!r}")
+            population = [_candidate(c, validate_arch) for c in state["population"]]
+            history = [_candidate(c, validate_arch) for c in state["history"]]
+            generation_rng = _rng_from_json(state["generation_rng"])
+            random.Random().setstate(generation_rng)  # a damaged generator state fails here, not later
+        except (KeyError, TypeError, ValueError) as exc:
+            detail = f"no '{exc.args[0]}'" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:200]
+            raise SearchError(f"{not_a_state} ({detail})") from None
+        self.scores, self.generation = dict(scores), generation
+        self.population, self.history, self.generation_rng = population, history, generation_rng
 
     def _save_state(self):
         if not self.state_path:

@@ -27,9 +27,10 @@ from ..errors import LitePoseError
 from ..models.layers import InvertedResidual, SepConv
 from ..models.litepose import LitePose
 from ..models.profile import profile_model
-from ..utils.io import atomic_write_text
+from ..utils.io import atomic_write_text, load_json
 
 TABLE_VERSION = 1
+MAX_TABLE_BYTES = 64 * 2**20
 
 
 def _units(model):
@@ -150,14 +151,18 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path):
-        if not os.path.isfile(path):
-            raise LitePoseError(f"latency table not found: {path}")
+        data = load_json(path, LitePoseError, "latency table", max_bytes=MAX_TABLE_BYTES)
         try:
-            with open(path, "r", encoding="utf-8") as handle:
-                data = json.load(handle)
             meta, entries, head = data["meta"], data["entries"], data["head_config"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise LitePoseError(f"{path}: not a latency table ({exc})") from None
+            if not all(isinstance(x, dict) for x in (meta, entries, head)):
+                raise TypeError("'meta', 'entries' and 'head_config' must be objects")
+            for key, entry in entries.items():
+                if not isinstance(entry, dict) or not all(
+                        isinstance(entry.get(k), (int, float)) and not isinstance(entry.get(k), bool)
+                        for k in ("ms", "macs")) or "kind" not in entry:
+                    raise TypeError(f"entry {key[:80]!r} must hold 'kind', 'ms' and 'macs'")
+        except (KeyError, TypeError) as exc:
+            raise LitePoseError(f"{path}: not a latency table ({str(exc)[:200]})") from None
         if meta.get("version") != TABLE_VERSION:
             raise LitePoseError(f"{path}: latency table version {meta.get('version')} is not {TABLE_VERSION}")
         head = {key: tuple(value) if isinstance(value, list) else value for key, value in head.items()}
