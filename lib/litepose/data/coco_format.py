@@ -10,18 +10,25 @@ Any other COCO-format keypoint dataset is given by ``DATASET.{TRAIN,TEST}_ANN_FI
 Training (datasets and targets) and evaluation both read datasets through this module.
 """
 
-import json
+import math
 import os
+import stat
 from collections import defaultdict
 
 import cv2
 import numpy as np
 
 from ..errors import DataError, UnreadableImageError
+from ..utils.io import load_json, path_problem
+from .image_header import MAX_IMAGE_SIDE, header_size, max_image_pixels, size_problem
 from .keypoints import DATASET_INFOS, KeypointInfo
 
 COCO_NAMES = ("coco", "coco_kpt")
 CROWDPOSE_NAMES = ("crowd_pose", "crowd_pose_kpt", "crowdpose")
+# COCO 2017's person_keypoints_train2017.json is 238 MB.
+MAX_ANNOTATION_BYTES = 4 * 2**30
+# An uncompressed 64-megapixel 16-bit TIFF is 400 MB.
+MAX_IMAGE_FILE_BYTES = 2**30
 
 
 def keypoint_info_from_config(cfg, for_test=False):
@@ -78,47 +85,23 @@ class KeypointAnnotations:
         self.ann_file = os.fspath(ann_file)
         self.image_dir = os.fspath(image_dir)
         self.info = keypoint_info
-        if not os.path.isfile(self.ann_file):
-            raise DataError(f"annotation file not found: {self.ann_file}")
+        problem = path_problem(self.ann_file, "annotation file")
+        if problem:
+            raise DataError(problem)
         if not os.path.isdir(self.image_dir):
-            raise DataError(f"image folder not found: {self.image_dir}")
-        try:
-            with open(self.ann_file, "r", encoding="utf-8") as handle:
-                self.data = json.load(handle)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{self.ann_file}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataError(f"{self.ann_file}: cannot read annotation file: {exc}") from None
+            raise DataError(f"image folder not found: {self.image_dir}"
+                            if not os.path.exists(self.image_dir) else f"image folder is not a folder: {self.image_dir}")
+        self.data = load_json(self.ann_file, DataError, "annotation file", max_bytes=MAX_ANNOTATION_BYTES)
         self._index()
 
     def _fail(self, message):
         raise DataError(f"{self.ann_file}: {message}")
 
     def _index(self):
-        if not isinstance(self.data, dict) or not isinstance(self.data.get("images"), list):
-            self._fail("not a COCO-format annotation file (no 'images' list)")
-        annotations = self.data.get("annotations", [])
-        if not isinstance(annotations, list):
-            self._fail("'annotations' must be a list")
-        self.images = {}
-        for position, image in enumerate(self.data["images"]):
-            for field in ("id", "file_name", "width", "height"):
-                if not isinstance(image, dict) or field not in image:
-                    self._fail(f"images[{position}] has no '{field}'")
-            self.images[image["id"]] = image
-        self.image_ids = sorted(self.images)
-        expected = 3 * self.info.num_joints
+        self.images = check_annotation_data(self.data, self.ann_file, self.info.num_joints)
+        self.image_ids = sorted(self.images, key=_id_order)
         by_image = defaultdict(list)
-        for position, ann in enumerate(annotations):
-            where = f"annotation {ann.get('id', position)}" if isinstance(ann, dict) else f"annotations[{position}]"
-            if not isinstance(ann, dict) or "image_id" not in ann:
-                self._fail(f"{where} has no 'image_id'")
-            if ann["image_id"] not in self.images:
-                self._fail(f"{where} refers to image_id {ann['image_id']} that is not listed in 'images'")
-            keypoints = ann.get("keypoints")
-            if keypoints is not None and len(keypoints) != expected:
-                self._fail(f"{where} field 'keypoints' has {len(keypoints)} values, expected {expected} "
-                           f"({self.info.num_joints} joints x 3)")
+        for ann in self.data.get("annotations", []):
             by_image[ann["image_id"]].append(ann)
         self._by_image = dict(by_image)
 
@@ -148,6 +131,128 @@ class KeypointAnnotations:
         return self.images[image_id].get("crowdIndex")
 
 
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def _id_order(image_id):
+    return (isinstance(image_id, str), image_id)
+
+
+def _short(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _is_id(value):
+    return type(value) in (int, str)
+
+
+def _numbers(values):
+    """Whether ``values`` is a list of finite JSON numbers (not booleans, not strings)."""
+    if not isinstance(values, list) or not set(map(type, values)) <= _NUMBER_TYPES:
+        return False
+    try:
+        return math.isfinite(float(sum(values)))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+def _check_dimension(value, image, field, fail):
+    if type(value) not in _NUMBER_TYPES or not math.isfinite(value) or value != int(value) or value <= 0:
+        fail(f"image {_short(image.get('id'))} field '{field}' must be a positive whole number, got {_short(value)}")
+    if value > MAX_IMAGE_SIDE:
+        fail(f"image {_short(image.get('id'))} field '{field}' is {value:g}, more than the {MAX_IMAGE_SIDE} pixels "
+             "an image may have")
+
+
+def check_annotation_data(data, source, num_joints=None):
+    """Check the fields of a COCO-format keypoint annotation dict that training and evaluation
+    read; return its images by id. One ``DataError`` naming ``source``, the entry and the field:
+    a missing or duplicated image id, an id that is not a number or a string, keypoints, bbox,
+    area or a segmentation of the wrong JSON type or length, a non-finite coordinate."""
+    def fail(message):
+        raise DataError(f"{source}: {message}")
+
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        fail("not a COCO-format annotation file (no 'images' list)")
+    annotations = data.get("annotations", [])
+    if not isinstance(annotations, list):
+        fail("'annotations' must be a list")
+    categories = data.get("categories", [])
+    if not isinstance(categories, list) or not all(isinstance(c, dict) and _is_id(c.get("id")) for c in categories):
+        fail("'categories' must be a list of objects with an 'id' number")
+    images = {}
+    for position, image in enumerate(data["images"]):
+        if not isinstance(image, dict):
+            fail(f"images[{position}] is not an object")
+        for field in ("id", "file_name", "width", "height"):
+            if field not in image:
+                fail(f"images[{position}] has no '{field}'")
+        image_id = image["id"]
+        if not _is_id(image_id):
+            fail(f"images[{position}] field 'id' must be a number or a string, got {_short(image_id)}")
+        if image_id in images:
+            fail(f"images[{position}] has id {_short(image_id)}, which an earlier entry of 'images' has too "
+                 "(image ids must be unique)")
+        if not isinstance(image["file_name"], str) or not image["file_name"]:
+            fail(f"image {_short(image_id)} field 'file_name' must be a file name, got {_short(image['file_name'])}")
+        _check_dimension(image["width"], image, "width", fail)
+        _check_dimension(image["height"], image, "height", fail)
+        crowd_index = image.get("crowdIndex")
+        if crowd_index is not None and (type(crowd_index) not in _NUMBER_TYPES or not math.isfinite(crowd_index)):
+            fail(f"image {_short(image_id)} field 'crowdIndex' must be a number, got {_short(crowd_index)}")
+        images[image_id] = image
+    expected = 3 * num_joints if num_joints else None
+    for position, ann in enumerate(annotations):
+        if not isinstance(ann, dict):
+            fail(f"annotations[{position}] is not an object")
+        where = f"annotation {_short(ann['id'])}" if _is_id(ann.get("id")) else f"annotations[{position}]"
+        if "image_id" not in ann:
+            fail(f"{where} has no 'image_id'")
+        image_id = ann["image_id"]
+        if not _is_id(image_id):
+            fail(f"{where} field 'image_id' must be a number or a string, got {_short(image_id)}")
+        if image_id not in images:
+            fail(f"{where} refers to image_id {_short(image_id)} that is not listed in 'images'")
+        keypoints = ann.get("keypoints")
+        if keypoints is not None:
+            if not isinstance(keypoints, list):
+                fail(f"{where} field 'keypoints' must be a list of numbers, got {type(keypoints).__name__}")
+            if expected is not None and len(keypoints) != expected:
+                fail(f"{where} field 'keypoints' has {len(keypoints)} values, expected {expected} "
+                     f"({num_joints} joints x 3)")
+            if len(keypoints) % 3 or not _numbers(keypoints):
+                fail(f"{where} field 'keypoints' must be x, y, visibility triples of finite numbers")
+        box = ann.get("bbox")
+        if box is not None and (not _numbers(box) or len(box) != 4 or box[2] < 0 or box[3] < 0):
+            fail(f"{where} field 'bbox' must be [x, y, width, height] with a width and height >= 0, got {_short(box)}")
+        for field in ("area", "num_keypoints", "iscrowd", "category_id"):
+            value = ann.get(field)
+            if value is not None and not (type(value) in _NUMBER_TYPES or type(value) is bool
+                                          or (field == "category_id" and type(value) is str)):
+                fail(f"{where} field '{field}' must be a number, got {_short(value)}")
+            if field in ("area", "num_keypoints") and value is not None and not (math.isfinite(value) and value >= 0):
+                fail(f"{where} field '{field}' must be a finite number >= 0, got {_short(value)}")
+        _check_segmentation(ann.get("segmentation"), where, fail)
+    return images
+
+
+def _check_segmentation(segmentation, where, fail):
+    if segmentation is None or isinstance(segmentation, list) and all(
+            isinstance(polygon, list) and set(map(type, polygon)) <= _NUMBER_TYPES for polygon in segmentation):
+        return
+    if isinstance(segmentation, dict):
+        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if not (isinstance(size, list) and len(size) == 2 and all(type(v) is int and 0 < v <= MAX_IMAGE_SIDE
+                                                                    for v in size)):
+            fail(f"{where} field 'segmentation' has a 'size' that is not [height, width] of at most "
+                 f"{MAX_IMAGE_SIDE} pixels each: {_short(size)}")
+        if isinstance(counts, str) or isinstance(counts, list) and all(type(v) is int and v >= 0 for v in counts):
+            return
+        fail(f"{where} field 'segmentation' has 'counts' that are neither a string nor a list of counts")
+    fail(f"{where} field 'segmentation' must be a list of polygons or a run-length encoding, got {_short(segmentation)}")
+
+
 def _jpeg_is_truncated(data):
     """A JPEG whose last scan has no end-of-image marker after it: OpenCV decodes such a file
     with a warning and grey rows where the data stopped. In entropy-coded data 0xFF is always
@@ -158,20 +263,46 @@ def _jpeg_is_truncated(data):
     return last_scan >= 0 and data.find(b"\xff\xd9", last_scan) < 0
 
 
-def read_image(path):
-    """Read an image as an RGB uint8 array, or raise ``UnreadableImageError`` naming the file."""
+def read_image(path, max_pixels=None):
+    """Read an image as an RGB uint8 array, or raise ``UnreadableImageError`` naming the file.
+
+    The size in the file's header is checked before decoding (``image_header``): an image of
+    more than ``max_pixels`` (default ``LITEPOSE_MAX_IMAGE_PIXELS`` or 64 megapixels) or with a
+    side above 16384 pixels is refused, as is a file larger than ``MAX_IMAGE_FILE_BYTES``."""
+    max_pixels = max_image_pixels() if max_pixels is None else max_pixels
     try:
         with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise UnreadableImageError(f"not an image file (a folder or a device): {path}")
+            if info.st_size > MAX_IMAGE_FILE_BYTES:
+                raise UnreadableImageError(f"image file of {info.st_size / 2**20:.0f} MiB is larger than the "
+                                           f"{MAX_IMAGE_FILE_BYTES // 2**20} MiB this project reads: {path}")
             data = handle.read()
     except FileNotFoundError:
         raise UnreadableImageError(f"image not found: {path}") from None
+    except IsADirectoryError:
+        raise UnreadableImageError(f"not an image file (a folder or a device): {path}") from None
     except OSError as exc:
         raise UnreadableImageError(f"cannot read image: {path}: {exc.strerror or exc}") from None
+    size = header_size(data)
+    if size == "damaged":
+        raise UnreadableImageError(f"cannot decode image (its header is damaged): {path}")
+    if size is not None:
+        problem = size_problem(*size, max_pixels=max_pixels)
+        if problem:
+            raise UnreadableImageError(f"image too large to read safely ({problem}): {path}")
     if _jpeg_is_truncated(data):
         raise UnreadableImageError(f"truncated image (no JPEG end marker): {path}")
     # Annotations are in the stored pixel grid: an EXIF rotation tag must not turn the image.
     flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags) if data else None
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags) if data else None
+    except cv2.error:  # OpenCV's own pixel limit (litepose/__init__.py), for formats not parsed above
+        image = None
     if image is None:
         raise UnreadableImageError(f"cannot decode image (corrupt or not an image): {path}")
+    problem = size_problem(image.shape[1], image.shape[0], max_pixels=max_pixels)
+    if problem:
+        raise UnreadableImageError(f"image too large to read safely ({problem}): {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

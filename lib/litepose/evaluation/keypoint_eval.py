@@ -20,15 +20,16 @@ An empty results list scores 0 wherever there is ground truth (the APIs would cr
 import contextlib
 import copy
 import io
-import json
+import math
 import os
 from collections import OrderedDict
 
 import numpy as np
 
-from ..data.coco_format import CROWDPOSE_NAMES
+from ..data.coco_format import CROWDPOSE_NAMES, MAX_ANNOTATION_BYTES, check_annotation_data
 from ..data.keypoints import COCO, CROWDPOSE
 from ..errors import DataError
+from ..utils.io import load_json
 
 PROTOCOLS = ("coco", "crowdpose")
 # The release's column names (its _print_name_value tables); (E/M/H) = easy / medium / hard.
@@ -52,17 +53,8 @@ def columns(protocol):
 def load_ground_truth(path):
     """A COCO-format annotation file as a dict, or one ``DataError`` line."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"annotation file not found: {path}")
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read annotation file: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-        raise DataError(f"{path}: not a COCO-format annotation file (no 'images' list)")
+    data = load_json(path, DataError, "annotation file", max_bytes=MAX_ANNOTATION_BYTES)
+    check_annotation_data(data, path)
     return data
 
 
@@ -180,6 +172,9 @@ def evaluate_keypoints(gt, results, protocol="coco", sigmas=None, image_ids=None
     joints = _num_joints(data)
     if sigmas is not None and joints is not None and len(sigmas) != joints:
         raise DataError(f"{len(sigmas)} OKS sigmas given for {joints} joints")
+    if sigmas is not None and not all(isinstance(s, (int, float)) and math.isfinite(s) and s > 0 for s in sigmas):
+        # OKS divides by the sigma: 0 makes every match perfect or impossible, silently.
+        raise DataError(f"OKS sigmas must be positive finite numbers, got {list(sigmas)}")
     # The APIs annotate ground truth and results in place: work on copies.
     data = copy.deepcopy(data)
     results = copy.deepcopy(results)
