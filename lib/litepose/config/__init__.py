@@ -2,7 +2,12 @@
 
 ``load_config(yaml_path, opts)`` merges a YAML file and ``KEY VALUE`` overrides into
 the defaults and returns a frozen ``CfgNode``. A misspelt key, a value of the wrong
-type or an inconsistent setting raises ``ConfigError`` with one line naming the key.
+type, a number outside its range (``ranges.py``: a negative learning rate, zero people
+per image) or an inconsistent setting raises ``ConfigError`` with one line naming the key.
+
+A config file is at most ``MAX_CONFIG_BYTES`` (1 MiB), nests at most ``MAX_CONFIG_DEPTH``
+levels and expands to at most ``MAX_CONFIG_VALUES`` values once its YAML aliases are
+followed, so a small hostile file (nested aliases, "billion laughs") cannot exhaust memory.
 """
 
 import ast
@@ -15,6 +20,11 @@ from yacs.config import CfgNode
 from ..errors import ConfigError
 from .defaults import default_config
 from .model_extras import MODEL_EXTRAS
+from .ranges import check_ranges
+
+MAX_CONFIG_BYTES = 2**20
+MAX_CONFIG_DEPTH = 16
+MAX_CONFIG_VALUES = 100_000
 
 __all__ = ["load_config", "default_config", "config_for_model", "MODEL_EXTRAS"]
 
@@ -67,13 +77,31 @@ def load_config(yaml_path=None, opts=()):
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """YAML loader that refuses a key given twice (PyYAML silently keeps the last one)."""
+    """YAML loader that refuses a key given twice (PyYAML silently keeps the last one) and
+    collections nested deeper than ``MAX_CONFIG_DEPTH``."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader, node, deep=False):
     seen = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a name, not a list or mapping",
+                                                    key_node.start_mark) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} is given twice", key_node.start_mark)
@@ -85,23 +113,54 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def _read_yaml(path):
+    if os.path.isdir(path):
+        raise ConfigError(f"config file is a folder, not a file: {path}")
     if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}" if not os.path.exists(path)
+                          else f"config file is not a regular file: {path}")
     try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = yaml.load(handle, Loader=_StrictLoader)
+        size = os.path.getsize(path)
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: a config file of {size / 2**20:.1f} MiB is larger than the "
+                              f"{MAX_CONFIG_BYTES // 2**20} MiB this project reads")
+        with open(path, "rb") as handle:
+            data = yaml.load(handle.read().decode("utf-8"), Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read config file: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested deeper than {MAX_CONFIG_DEPTH} levels") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of keys, got {type(data).__name__}")
+    if _expands_beyond(data, MAX_CONFIG_VALUES):
+        raise ConfigError(f"{path}: the config expands to more than {MAX_CONFIG_VALUES} values once its YAML "
+                          "aliases are followed (nested aliases?)")
     return data
+
+
+def _expands_beyond(data, limit):
+    """Whether ``data`` holds more than ``limit`` values counting every reference (YAML
+    aliases share one object: a walk that follows them visits it each time)."""
+    count, stack = 0, [data]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple, set)):
+            stack.extend(node)
+    return False
 
 
 def _pairs(opts):
@@ -200,6 +259,7 @@ def _finalize(cfg):
                 f"{section}.{key} has {count} entries but LOSS.NUM_STAGES is {cfg.LOSS.NUM_STAGES}"
             )
 
+    check_ranges(cfg)
     if cfg.DATASET.WITH_CENTER:
         raise ConfigError("DATASET.WITH_CENTER is not supported by the models of this project")
     if cfg.MODEL.NUM_JOINTS != cfg.DATASET.NUM_JOINTS:
