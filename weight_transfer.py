@@ -21,7 +21,7 @@ def main(argv=None):
     from litepose.errors import ConfigError, LitePoseError
     from litepose.models import build_model, load_checkpoint
     from litepose.models.transfer import extract_subnet
-    from litepose.search_space import SearchSpace
+    from litepose.search.space import SearchSpace
     from litepose.utils.device import resolve_device
     from litepose.utils.io import atomic_torch_save
 

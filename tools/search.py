@@ -44,7 +44,7 @@ def main(argv=None):
     from litepose.models.builders import litepose_head_config
     from litepose.search import EvolutionSearch, LatencyTable, MacCounter
     from litepose.search.scoring import SubnetScorer
-    from litepose.search_space import SearchSpace
+    from litepose.search.space import SearchSpace
     from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0])

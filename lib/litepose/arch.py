@@ -9,7 +9,12 @@ An architecture is a plain dict::
 ``block_setting`` holds ``[expansion, kernel]`` per block. ``load_arch`` validates a
 file and rejects anything a LitePose model cannot be built from with one line naming
 the field; whether the architecture also lies in a supernet's search space is the
-search space's question (``litepose.search_space``).
+search space's question (``litepose.search.space``).
+
+Upper limits keep a hostile file from exhausting memory when the model is built: ``img_size``
+at most ``MAX_IMG_SIZE`` (2048; the released architectures use 256 to 512), widths at most
+``MAX_CHANNELS`` (512; they use at most 160) and at most ``MAX_BLOCKS`` (20; they use 10)
+blocks per stage.
 """
 
 import json
@@ -17,7 +22,7 @@ import math
 import os
 
 from .errors import ArchError
-from .utils.io import atomic_write_text
+from .utils.io import atomic_write_text, load_json
 
 NUM_STAGES = 4
 NUM_DECONVS = 3
@@ -28,6 +33,10 @@ MAX_EXPANSION = 6
 MIN_EXPANSION = 1
 CHANNEL_DIVISOR = 8
 IMG_SIZE_DIVISOR = 32
+MAX_IMG_SIZE = 2048
+MAX_CHANNELS = 512
+MAX_BLOCKS = 20
+MAX_ARCH_FILE_BYTES = 2**20
 
 _KEYS = ("img_size", "input_channel", "deconv_setting", "backbone_setting")
 _STAGE_KEYS = ("num_blocks", "stride", "channel", "block_setting")
@@ -44,6 +53,8 @@ def _is_number(value):
 def _check_channel(value, field, source):
     if not _is_int(value) or value <= 0 or value % CHANNEL_DIVISOR:
         raise ArchError(f"{source}: {field} must be a positive multiple of {CHANNEL_DIVISOR}, got {value!r}")
+    if value > MAX_CHANNELS:
+        raise ArchError(f"{source}: {field} must be at most {MAX_CHANNELS}, got {value!r}")
 
 
 def validate_arch(arch, source="architecture"):
@@ -57,6 +68,8 @@ def validate_arch(arch, source="architecture"):
     img_size = arch["img_size"]
     if not _is_int(img_size) or img_size <= 0 or img_size % IMG_SIZE_DIVISOR:
         raise ArchError(f"{source}: img_size must be a positive multiple of {IMG_SIZE_DIVISOR}, got {img_size!r}")
+    if img_size > MAX_IMG_SIZE:
+        raise ArchError(f"{source}: img_size must be at most {MAX_IMG_SIZE}, got {img_size!r}")
     _check_channel(arch["input_channel"], "input_channel", source)
 
     deconv = arch["deconv_setting"]
@@ -77,7 +90,7 @@ def validate_arch(arch, source="architecture"):
         for key in _STAGE_KEYS:
             if key not in stage:
                 raise ArchError(f"{source}: {where} is missing field '{key}'")
-        if stage["stride"] != STAGE_STRIDES[s] or not _is_int(stage["stride"]):
+        if not _is_int(stage["stride"]) or stage["stride"] != STAGE_STRIDES[s]:
             raise ArchError(
                 f"{source}: {where}.stride must be {STAGE_STRIDES[s]} (strides are {list(STAGE_STRIDES)}), got {stage['stride']!r}"
             )
@@ -85,6 +98,8 @@ def validate_arch(arch, source="architecture"):
         num_blocks = stage["num_blocks"]
         if not _is_int(num_blocks) or num_blocks <= 0:
             raise ArchError(f"{source}: {where}.num_blocks must be a positive integer, got {num_blocks!r}")
+        if num_blocks > MAX_BLOCKS:
+            raise ArchError(f"{source}: {where}.num_blocks must be at most {MAX_BLOCKS}, got {num_blocks!r}")
         blocks = stage["block_setting"]
         if not isinstance(blocks, list) or len(blocks) != num_blocks:
             count = len(blocks) if isinstance(blocks, list) else type(blocks).__name__
@@ -99,7 +114,7 @@ def validate_arch(arch, source="architecture"):
                 raise ArchError(
                     f"{source}: {field} expansion must be between {MIN_EXPANSION} and {MAX_EXPANSION}, got {expansion!r}"
                 )
-            if kernel not in KERNEL_SIZES or not _is_int(kernel):
+            if not _is_int(kernel) or kernel not in KERNEL_SIZES:
                 raise ArchError(f"{source}: {field} kernel must be one of 3, 5, 7, got {kernel!r}")
             clean_blocks.append([expansion, kernel])
         clean_stages.append(
@@ -116,15 +131,7 @@ def validate_arch(arch, source="architecture"):
 
 def load_arch(path):
     """Read and validate an architecture JSON file."""
-    if not os.path.isfile(path):
-        raise ArchError(f"architecture file not found: {path}")
-    try:
-        with open(path, "r", encoding="utf-8") as handle:
-            data = json.load(handle)
-    except json.JSONDecodeError as exc:
-        raise ArchError(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArchError(f"{path}: cannot read architecture file: {exc}") from None
+    data = load_json(path, ArchError, "architecture file", max_bytes=MAX_ARCH_FILE_BYTES)
     return validate_arch(data, source=path)
 
 

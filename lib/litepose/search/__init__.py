@@ -1,8 +1,21 @@
-"""The supernet workflow beyond training: BN recalibration, cost models and architecture search."""
+"""The supernet's search space and the workflow beyond training: BN recalibration, cost models
+and architecture search.
 
-from .bn import recalibrate_bn
-from .cost import MacCounter
-from .evolution import Candidate, EvolutionSearch
-from .latency import LatencyTable
+``litepose.search.space`` (the search space and its sampler) is imported by the models, so this
+package imports its other modules only when one of their names is first used."""
 
-__all__ = ["Candidate", "EvolutionSearch", "LatencyTable", "MacCounter", "recalibrate_bn"]
+import importlib
+
+_EXPORTS = {
+    "SearchSpace": "space", "ArchManager": "space",
+    "recalibrate_bn": "bn", "MacCounter": "cost", "Candidate": "evolution", "EvolutionSearch": "evolution",
+    "LatencyTable": "latency",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'litepose.search' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

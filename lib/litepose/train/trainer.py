@@ -38,8 +38,8 @@ from ..errors import CheckpointError, ConfigError, DataError, LitePoseError
 from ..loss import PoseLoss, total
 from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
 from ..models.checkpoint import extract_state_dict, load_state_dict_checked, read_checkpoint
-from ..search_space import ArchManager
-from ..utils.io import ensure_writable_dir, remove_stale_temporaries
+from ..search.space import ArchManager
+from ..utils.io import ensure_writable_dir, lock_folder, path_problem, remove_stale_temporaries
 from .checkpoint import (BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, LOG_NAME, capture_rng_state, load_scheduler_state,
                          load_training_checkpoint, restore_rng_state, run_dirs, save_checkpoint, scheduler_state)
 from .distributed import setup_distributed
@@ -204,17 +204,20 @@ class Trainer:
         for arch_file in (superconfig, teacher_arch, cfg.MODEL.ARCH):
             if arch_file:
                 load_arch(arch_file)  # a bad architecture file stops the run before any long work
-        if teacher and not os.path.isfile(teacher):
-            raise CheckpointError(f"teacher checkpoint not found: {teacher}")
+        if teacher and path_problem(teacher, "teacher checkpoint"):
+            raise CheckpointError(path_problem(teacher, "teacher checkpoint"))
         self.cfg, self.ctx, self.show_progress = cfg, ctx, show_progress
         self.device = ctx.device
         seed_everything(cfg.TRAIN.SEED)
         configure_backends(cfg)
 
         self.output_dir, self.tb_dir = run_dirs(cfg, cfg_path, superconfig)
+        self._lock = None
         if ctx.is_main:
             ensure_writable_dir(self.output_dir)
             ensure_writable_dir(self.tb_dir, "log folder")
+            # One run per output folder; only its holder may remove what killed writes left there.
+            self._lock = lock_folder(self.output_dir)
             remove_stale_temporaries(self.output_dir, (CHECKPOINT_NAME, BEST_NAME, FINAL_NAME))
         ctx.barrier()
         self.logger = _setup_logger(self.output_dir, ctx.is_main)
@@ -371,8 +374,8 @@ class Trainer:
         path = None
         if cfg.TRAIN.RESUME and cfg.TRAIN.CHECKPOINT:
             path = cfg.TRAIN.CHECKPOINT
-            if not os.path.isfile(path):
-                raise CheckpointError(f"TRAIN.CHECKPOINT not found: {path}")
+            if path_problem(path, "TRAIN.CHECKPOINT"):
+                raise CheckpointError(path_problem(path, "TRAIN.CHECKPOINT"))
         elif cfg.AUTO_RESUME and os.path.isfile(self.checkpoint_path):
             path = self.checkpoint_path
         if path is None:
@@ -386,6 +389,7 @@ class Trainer:
             described = describe_arch(theirs) if theirs else "no fixed architecture"
             raise CheckpointError(f"{path} was written for {checkpoint.get('model')} ({described}), not for this "
                                   "run's model; set AUTO_RESUME False or use another OUTPUT_DIR")
+        self._check_resumable(checkpoint, path)
         load_state_dict_checked(self.model, extract_state_dict(checkpoint, path), strict=True, source=path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         load_scheduler_state(self.scheduler, checkpoint["scheduler"])
@@ -402,6 +406,25 @@ class Trainer:
         self.global_step = int(checkpoint.get("global_step", 0))
         self.logger.info(f"resumed from {path}: continuing at epoch {self.begin_epoch + 1}"
                          + (f" step {self.begin_step + 1}" if self.begin_step else ""))
+
+    def _check_resumable(self, checkpoint, path):
+        """A mid-epoch checkpoint holds a position in the data as each of its processes saw it:
+        it resumes only with as many processes and images per process (an end-of-epoch one
+        resumes with any)."""
+        step = int(checkpoint.get("step") or 0)
+        if not step:
+            return
+        where = f"{path} was saved within epoch {int(checkpoint['epoch']) + 1} (after step {step})"
+        saved = checkpoint.get("world_size")
+        if saved is not None and int(saved) != self.ctx.world_size:
+            raise CheckpointError(f"{where} by {saved} process(es), and this run has {self.ctx.world_size}: the data "
+                                  f"position would differ; resume it with {saved} (torchrun --nproc_per_node "
+                                  f"{saved}) at least to the end of that epoch")
+        saved = checkpoint.get("images_per_process")
+        if saved is not None and int(saved) != self.cfg.TRAIN.IMAGES_PER_GPU:
+            raise CheckpointError(f"{where} with TRAIN.IMAGES_PER_GPU {saved}, and this run has "
+                                  f"{self.cfg.TRAIN.IMAGES_PER_GPU}: the data position would differ; resume it with "
+                                  f"TRAIN.IMAGES_PER_GPU {saved} at least to the end of that epoch")
 
     def checkpoint_state(self, next_epoch, perf, step=0, meter=None):
         """What ``checkpoint.pth.tar`` holds: training continues at epoch ``next_epoch`` (0-based)
@@ -424,6 +447,7 @@ class Trainer:
             "arch_sampler": self.sampler.state_dict() if self.sampler is not None else None,
             "config": self.cfg.dump(),
             "world_size": self.ctx.world_size,
+            "images_per_process": self.cfg.TRAIN.IMAGES_PER_GPU,
         }
 
     # ----------------------------------------------------------------------------- steps
@@ -646,6 +670,12 @@ class Trainer:
         finally:
             for sig, handler in handlers.items():
                 signal.signal(sig, handler)
+            self.close()
+
+    def close(self):
+        """Release the output folder (``fit`` does at its end; the process's end always does)."""
+        if self._lock is not None:
+            self._lock.release()
 
     def _fit(self):
         cfg, ctx = self.cfg, self.ctx
@@ -724,9 +754,12 @@ def train(cfg, cfg_path=None, superconfig=None, teacher=None, teacher_arch=None,
     """Train as ``dist_train.py`` does (one process, or one of ``torchrun``'s). Returns a summary
     dict: output folder, checkpoint paths, last and best validation loss, images/s."""
     ctx = setup_distributed(cfg)
+    trainer = None
     try:
         trainer = Trainer(cfg, ctx, cfg_path, superconfig, teacher, teacher_arch, show_progress)
         return trainer.fit()
     finally:
+        if trainer is not None:
+            trainer.close()
         ctx.close()
 

@@ -10,9 +10,9 @@ weight transfer accepts only members.
 import random
 from dataclasses import dataclass
 
-from .arch import KERNEL_SIZES, MAX_EXPANSION, NUM_DECONVS, NUM_STAGES, STAGE_STRIDES, validate_arch
-from .errors import ArchError, ConfigError
-from .utils.common import make_divisible
+from ..arch import KERNEL_SIZES, MAX_EXPANSION, NUM_DECONVS, NUM_STAGES, STAGE_STRIDES, validate_arch
+from ..errors import ArchError, ConfigError
+from ..utils.common import make_divisible
 
 
 @dataclass(frozen=True)
