@@ -114,6 +114,12 @@ def test_mixed_magnitudes_and_huge_costs_give_the_packages_pairs():
         assert_same_pairs(cost)
 
 
+def test_more_than_64_rows_or_columns_give_the_packages_pairs():
+    rng = np.random.default_rng(13)
+    for shape in ((65, 65), (70, 66), (64, 80)):  # bit sets of more than one 64-bit word
+        assert_same_pairs(rng.integers(0, 3, shape).astype(np.float64))
+
+
 def test_inputs_and_edge_cases():
     assert our_pairs([[3.0]]) == [(0, 0)]
     assert our_pairs(np.array([[1, 2], [2, 1]])) == package_pairs([[1, 2], [2, 1]])  # integer input

@@ -30,9 +30,11 @@ Exactness rests on performing the same decisions and the same floating-point ope
   the package, so that ``(c + m) - m`` can vanish exactly where the package's does, and
   step 4 restarts at row 0, column 0.
 
-The arithmetic of steps 1 and 6 and the zero tests are whole-matrix numpy operations; the
-searches of steps 2 and 4 use one Python integer per row as a bit set of that row's zero
-columns, so a search costs a few integer operations per row instead of a loop over elements.
+The arithmetic of steps 1 and 6 and the zero tests are whole-matrix numpy operations in
+float64 (the package's Python floats). The searches of steps 2 and 4 work on bit sets (Python
+ints): each row's zero columns, each column's zero rows, the uncovered columns and the rows
+holding an uncovered zero, so a search costs a few integer operations instead of a pass over
+the elements. Non-finite costs are refused (the package can loop forever on them).
 """
 
 import sys
@@ -44,24 +46,22 @@ _MIN_START = float(sys.maxsize)
 
 
 def _bit_sets(zero):
-    """The True entries of a square boolean matrix as bit sets (Python ints): per row, its
-    columns (bit j = column j), and per column, its rows."""
-    n = len(zero)
-    words = (n + 63) // 64
-    padded = np.zeros((2 * n, words * 64), bool)
-    padded[:n, :n] = zero
-    padded[n:, :n] = zero.T
+    """Per row of a boolean matrix, its True columns as a bit set (Python int, bit j = column j)."""
+    rows, cols = zero.shape
+    words = (cols + 63) // 64
+    padded = np.zeros((rows, words * 64), bool)
+    padded[:, :cols] = zero
     packed = np.packbits(padded, axis=1, bitorder="little").view("<u8")
     sets = packed[:, 0].tolist()
     for word in range(1, words):
         sets = [low | high << (64 * word) for low, high in zip(sets, packed[:, word].tolist())]
-    return sets[:n], sets[n:]
+    return sets
 
 
 def _mask(bits, n):
     """Boolean array of the first ``n`` bits of the Python int ``bits``."""
     return np.unpackbits(np.frombuffer(bits.to_bytes((n + 7) // 8, "little"), np.uint8),
-                         count=n, bitorder="little").astype(bool)
+                         count=n, bitorder="little").view(bool)
 
 
 def _lowest(bits):
@@ -95,7 +95,9 @@ def munkres_assignment(cost):
         matrix = np.zeros((n, n), np.float64)
         matrix[:num_rows, :num_cols] = cost
     matrix -= matrix.min(axis=1, keepdims=True)  # step 1
-    zero_rows, zero_cols = _bit_sets(matrix == 0)  # zero columns per row, rows per column
+    zero = matrix == 0
+    zero_rows = _bit_sets(zero)  # per row, its zero columns
+    zero_cols = None  # per column, its zero rows (built when step 4 first needs them)
     full = (1 << n) - 1
 
     # Step 2: greedy stars in row-major order.
@@ -113,6 +115,8 @@ def munkres_assignment(cost):
         open_cols = full & ~starred  # uncovered columns
         covered = 0  # covered rows
         prime_col = {}  # per row
+        if zero_cols is None:
+            zero_cols = _bit_sets(zero.T)
         # Rows holding an uncovered zero (in an uncovered row).
         candidates = 0
         for j in range(n):
@@ -126,10 +130,13 @@ def munkres_assignment(cost):
                 # Step 6, then step 4 again from the top-left corner.
                 covered_rows = _mask(covered, n)
                 open_mask = _mask(open_cols, n)
-                smallest = min(float(matrix[~covered_rows][:, open_mask].min()), _MIN_START)
-                matrix[covered_rows] += smallest
-                matrix[:, open_mask] -= smallest
-                zero_rows, zero_cols = _bit_sets(matrix == 0)
+                smallest = min(float(np.min(matrix, where=open_mask & ~covered_rows[:, None], initial=np.inf)),
+                               _MIN_START)
+                # Adding or subtracting 0.0 changes nothing: one pass each, the package's two roundings.
+                matrix += np.where(covered_rows, smallest, 0.0)[:, None]
+                matrix -= np.where(open_mask, smallest, 0.0)
+                zero = matrix == 0
+                zero_rows, zero_cols = _bit_sets(zero), _bit_sets(zero.T)
                 candidates = 0
                 for j in range(n):
                     if open_cols >> j & 1:
