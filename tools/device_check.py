@@ -24,9 +24,10 @@ The report (Markdown) is rewritten atomically after every step, so a run cut sho
 the figures measured so far; an existing file is only replaced with --force. Everything
 intermediate (synthetic data unless --data-root, run folders, TensorRT engines) goes to a
 temporary folder that is removed at the end. Exit status: 0 when every check passed, 1 when one
-failed or was cut short by --time-budget (the report says which), 2 for bad input. --dry-run runs the same code on the CPU at
-tiny sizes (input 64, batch 2, 2 steps, 2 models) in well under a minute; its report says
-"dry run on CPU: figures are not GPU figures".
+failed or was cut short by --time-budget (the report says which), 2 for bad input.
+
+--dry-run runs the same code on the CPU at tiny sizes (input 64, batch 2, 2 steps, 2 models, one
+CPU thread) in well under a minute; its report says "dry run on CPU: figures are not GPU figures".
 """
 
 import argparse
@@ -189,6 +190,25 @@ def _quiet_training_logs():
         yield
     finally:
         logger.removeFilter(keep)
+
+
+@contextlib.contextmanager
+def _one_cpu_thread():
+    """The dry run's compute on one thread (the Trainer leaves it alone when OMP_NUM_THREADS is
+    set): on a small shared CPU, threads that wait for a busy core made it several times slower."""
+    import torch
+
+    saved_env, saved_threads = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if saved_env is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved_env
+        torch.set_num_threads(saved_threads)
 
 
 def synthetic_opts(root):
@@ -712,7 +732,10 @@ def run_checks(plan, output, command):
 
     write()
     try:
-        with tempfile.TemporaryDirectory(prefix="litepose-device-check-") as workdir:
+        with contextlib.ExitStack() as stack:
+            if plan.dry_run:
+                stack.enter_context(_one_cpu_thread())
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="litepose-device-check-"))
             data_root = None
             for section in sections:
                 start = time.monotonic()
