@@ -6,11 +6,25 @@
     prediction.keypoints, prediction.scores              # [P, J, 3] image pixels, [P]
 
 Grouping alone: ``group_keypoints(heatmaps [J, H, W], tags [J, H, W, D], GroupingParams)``.
+
+Importing this package does not import PyTorch: the names of ``pipeline`` (which does) load on
+first use, so the PyTorch-free runtime (``litepose.runtime``) can use ``group``, ``settings``
+and ``transforms``.
 """
 
 from .group import GroupingParams, group_keypoints, joint_order
-from .pipeline import Prediction, InferenceMaps, InferenceSettings, compute_maps, decode, model_input_size, predict, run_model
+from .settings import InferenceSettings, model_input_size
 from .transforms import ResizeGeometry, resize_geometry, warp_image
+
+_PIPELINE = ("Prediction", "InferenceMaps", "compute_maps", "decode", "predict", "run_model")
+
+
+def __getattr__(name):
+    if name in _PIPELINE:
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "GroupingParams",
