@@ -115,6 +115,10 @@ class CheckFailed(Exception):
     """A measurement that ran but did not give a valid figure."""
 
 
+class Unavailable(Exception):
+    """A backend this machine does not have (reported as skipped, with the reason)."""
+
+
 @dataclass
 class Plan:
     """Everything a run measures, from the command line (``build_plan``)."""
@@ -239,7 +243,7 @@ def run_cuda_tests(plan, workdir, section):
     env = dict(os.environ)
     if plan.dry_run:
         env["CUDA_VISIBLE_DEVICES"] = ""
-    section.notes.append(f"`{' '.join(command[1:3] + ['-q', '-m', 'cuda', CUDA_TESTS])}`"
+    section.notes.append(f"`python -m pytest -q -m cuda {CUDA_TESTS}`"
                          + (" with CUDA hidden (dry run)" if plan.dry_run else ""))
     try:
         process = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
@@ -349,7 +353,11 @@ def check_training(plan, data_root, workdir, section, progress, budget):
                          "host memory" + (" (pinned)" if plan.device.type == "cuda" else "")
                          + ": host-to-device copy, targets built on the device, forward, loss, backward, Adam, "
                          f"loss scaling; {plan.warmup_steps} untimed step(s) first. The supernet trains one sampled "
-                         "sub-network per step (the release's rule), so its figure is a mean over sub-networks.")
+                         "sub-network per step (the release's rule), so its figure is a mean over sub-networks"
+                         + ("; their layer shapes change from step to step, and with CUDNN.BENCHMARK True (the "
+                            "config's) the first step of each new shape includes cuDNN's autotuning, which a long "
+                            "run amortises: early in training this figure is a lower bound."
+                            if plan.device.type == "cuda" else "."))
 
 
 # ----------------------------------------------------------------------------- 3. loader
@@ -427,8 +435,8 @@ def _iobinding_runner(session, x, device_index):
 
 def latency_runner(backend, model, onnx_bytes, x, plan, workdir):
     """``(runner, outputs)`` for one backend: ``runner()`` runs batch 1 to completion,
-    ``outputs()`` gives what the last call returned. Raises ``CheckFailed`` with the reason when
-    the backend does not exist here (reported as skipped)."""
+    ``outputs()`` gives what the last call returned. Raises ``Unavailable`` with the reason when
+    the backend does not exist here."""
     from litepose.deploy import onnx_runner, torch_runner
 
     device = plan.device
@@ -455,16 +463,17 @@ def latency_runner(backend, model, onnx_bytes, x, plan, workdir):
 
             return keep, lambda: last[0]
         if "CUDAExecutionProvider" not in available:
-            raise CheckFailed(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider (pip install onnxruntime-gpu)")
+            raise Unavailable(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider "
+                              "(pip install onnxruntime-gpu)")
         session = _onnx_session(onnx_bytes, [("CUDAExecutionProvider", {"device_id": device.index or 0})])
         if session.get_providers()[0] != "CUDAExecutionProvider":
-            raise CheckFailed(f"the CUDA execution provider did not load (session runs on {session.get_providers()})")
+            raise Unavailable(f"the CUDA execution provider did not load (session runs on {session.get_providers()})")
         return _iobinding_runner(session, x, device.index or 0)
     if backend == "tensorrt":
         if device.type != "cuda":
-            raise CheckFailed("TensorRT needs a CUDA device")
+            raise Unavailable("TensorRT needs a CUDA device")
         if "TensorrtExecutionProvider" not in available:
-            raise CheckFailed(f"onnxruntime {ort.__version__} has no TensorrtExecutionProvider "
+            raise Unavailable(f"onnxruntime {ort.__version__} has no TensorrtExecutionProvider "
                               "(needs onnxruntime-gpu built with TensorRT, and TensorRT's libraries)")
         cache = os.path.join(workdir, "tensorrt")
         os.makedirs(cache, exist_ok=True)
@@ -473,15 +482,17 @@ def latency_runner(backend, model, onnx_bytes, x, plan, workdir):
         session = _onnx_session(onnx_bytes, [("TensorrtExecutionProvider", options),
                                              ("CUDAExecutionProvider", {"device_id": device.index or 0})])
         if session.get_providers()[0] != "TensorrtExecutionProvider":
-            raise CheckFailed(f"the TensorRT execution provider did not load (session runs on {session.get_providers()})")
+            raise Unavailable("the TensorRT execution provider did not load "
+                              f"(session runs on {session.get_providers()})")
         return _iobinding_runner(session, x, device.index or 0)
     raise ValueError(f"unknown backend {backend!r}")
 
 
-def prepare_latency_model(name, plan, workdir):
+def prepare_latency_model(name, plan, workdir, budget):
     """A zoo model (as tools/benchmark.py builds it: random weights with trained-like statistics)
-    on the device, its input, and ``{backend: (runner, relative diff to float32)}`` plus skip
-    reasons ``{backend: reason}`` for the backends that are not available here."""
+    on the device, with a runner per backend (called once: warm-up, outputs checked against
+    float32); the backends that are not available here, that failed, or that the time budget left
+    out, each with the reason."""
     import torch
 
     from litepose.config import load_config
@@ -499,13 +510,16 @@ def prepare_latency_model(name, plan, workdir):
     model = realistic_weights_(model.to(plan.device), size).eval()
     x = example_input(size, device=plan.device)
     onnx_bytes = None
-    runners, diffs, skipped, errors = {}, {}, {}, {}
+    runners, diffs, skipped, errors, left_out = {}, {}, {}, {}, []
     reference = None
     for backend in plan.backends:
+        if budget.spent():  # a TensorRT engine build can take minutes: do not start one late
+            left_out.append(backend)
+            continue
         try:
             if backend in ("onnxruntime", "tensorrt") and onnx_bytes is None:
                 if importlib.util.find_spec("onnxruntime") is None:
-                    raise CheckFailed("onnxruntime is not installed")
+                    raise Unavailable("onnxruntime is not installed")
                 onnx_bytes = export_onnx(fuse_bn(model).cpu(), size)  # BN folded, as tools/export_onnx.py exports
                 model.to(plan.device)
             run, outputs = latency_runner(backend, model, onnx_bytes, x, plan, workdir)
@@ -517,11 +531,12 @@ def prepare_latency_model(name, plan, workdir):
                 reference = result
             diffs[backend] = _relative_diff(reference, result) if reference is not None else None
             runners[backend] = run
-        except CheckFailed as exc:
-            (errors if "non-finite" in str(exc) else skipped)[backend] = str(exc)
+        except Unavailable as exc:
+            skipped[backend] = str(exc)
         except Exception as exc:
-            errors[backend] = _one_line(exc)
-    return dict(model=entry.name, input=size, runners=runners, diffs=diffs, skipped=skipped, errors=errors)
+            errors[backend] = str(exc) if isinstance(exc, CheckFailed) else _one_line(exc)
+    return dict(model=entry.name, input=size, runners=runners, diffs=diffs, skipped=skipped, errors=errors,
+                left_out=left_out)
 
 
 def check_latency(plan, workdir, section, progress, budget):
@@ -539,7 +554,9 @@ def check_latency(plan, workdir, section, progress, budget):
             section.leave_out(name, budget)
         else:
             try:
-                prepared.append(prepare_latency_model(name, plan, workdir))
+                prepared.append(prepare_latency_model(name, plan, workdir, budget))
+                for backend in prepared[-1]["left_out"]:
+                    section.leave_out(f"{name}, {backend_title(backend, plan)}", budget)
             except Exception as exc:
                 section.fail(name, exc)
         progress.update()
@@ -602,7 +619,8 @@ def machine_description(plan):
     if plan.device.type == "cuda":
         props = torch.cuda.get_device_properties(plan.device)
         parts.insert(0, f"GPU {props.name} ({props.total_memory / 2**30:.0f} GiB, compute capability "
-                        f"{props.major}.{props.minor}), CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+                        f"{props.major}.{props.minor}), CUDA {torch.version.cuda}, "
+                        f"cuDNN {torch.backends.cudnn.version()}")
     try:
         import onnxruntime as ort
 
@@ -781,7 +799,8 @@ def build_parser():
                         help="the same code paths on the CPU at tiny sizes, to check the tool (default: off)")
     parser.add_argument("--checks", nargs="+", choices=CHECKS, default=list(CHECKS),
                         help=f"which checks to run (default: {' '.join(CHECKS)})")
-    parser.add_argument("--device", default="cuda", metavar="DEVICE", help="the GPU to measure (default: cuda; cpu with --dry-run)")
+    parser.add_argument("--device", default="cuda", metavar="DEVICE",
+                        help="the GPU to measure (default: cuda; cpu with --dry-run)")
     parser.add_argument("--data-root", metavar="DIR", default=None,
                         help="synthetic dataset to use (generated there if absent) (default: a small one generated "
                              "in a temporary folder)")
@@ -789,7 +808,8 @@ def build_parser():
                         help=shrunk("synthetic_images", "training images generated when --data-root is not given"))
     parser.add_argument("--train-models", nargs="+", choices=list(TRAIN_MODELS), default=None,
                         help=shrunk("train_models", "models whose training step is timed"))
-    parser.add_argument("--steps", type=int, default=None, metavar="N", help=shrunk("steps", "timed training steps per model"))
+    parser.add_argument("--steps", type=int, default=None, metavar="N",
+                        help=shrunk("steps", "timed training steps per model"))
     parser.add_argument("--warmup-steps", type=int, default=None, metavar="N",
                         help=shrunk("warmup_steps", "untimed training steps first"))
     parser.add_argument("--batch-size", type=int, default=None, metavar="N",
@@ -808,7 +828,8 @@ def build_parser():
                         help=shrunk("latency_models", "models timed (names of tools/benchmark.py)"))
     parser.add_argument("--backends", nargs="+", choices=LATENCY_BACKENDS, default=list(LATENCY_BACKENDS),
                         help=f"latency backends (default: {' '.join(LATENCY_BACKENDS)})")
-    parser.add_argument("--repeats", type=int, default=None, metavar="N", help=shrunk("repeats", "timed latency rounds"))
+    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+                        help=shrunk("repeats", "timed latency rounds"))
     parser.add_argument("--latency-warmup", type=int, default=None, metavar="N",
                         help=shrunk("latency_warmup", "untimed latency rounds first"))
     parser.add_argument("--latency-dataset", choices=("crowd_pose", "coco"), default="crowd_pose",
