@@ -145,6 +145,17 @@ def test_bounded_grouping_without_a_cap_is_the_release_grouping_and_the_cap_keep
         DecodeLimits(max_people=0)
 
 
+def test_the_detection_cap_limits_the_detections_per_joint():
+    rng = np.random.default_rng(5)
+    det = rng.random((17, 32, 48), dtype=np.float32)
+    tags = (rng.standard_normal((17, 32, 48, 1)) * 3).astype(np.float32)
+    params = group.GroupingParams(num_joints=17, refine=False)
+    people, _ = group_bounded(det, tags, params)
+    assert (people[:, :, 2] > 0).sum(axis=0).max() == 30
+    people, _ = group_bounded(det, tags, params, DecodeLimits(max_detections=8))
+    assert (people[:, :, 2] > 0).sum(axis=0).max() == 8
+
+
 def test_the_runtime_imports_no_torch():
     code = ("import sys; import litepose.runtime, litepose.estimator, litepose.inference.group, "
             "litepose.inference.settings; from litepose import PoseEstimator; "

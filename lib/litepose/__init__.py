@@ -7,3 +7,13 @@ weight-sharing supernet and the baselines, behind a small registry), ``arch``
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # ``from litepose import PoseEstimator`` loads the estimator on first use only, so that
+    # ``import litepose`` stays light (and the estimator itself imports no PyTorch).
+    if name in ("PoseEstimator", "People"):
+        from . import estimator
+
+        return getattr(estimator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

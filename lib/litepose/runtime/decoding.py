@@ -9,6 +9,9 @@ two changes that make its cost independent of the maps:
   ``group.find_peaks`` (a test compares them); on sparse maps ``group.find_peaks`` itself runs.
 - **Fast refinement** (exact, always on): a missing joint first searches its joint's strongest
   pixels (``refine_people``), the block search of ``group`` only where that cannot decide.
+- **Detection cap** (``DecodeLimits.max_detections``, off unless asked for): fewer detections
+  per joint than ``max_num_people`` enter matching, whose optimal assignments dominate the
+  cost on dense maps. It changes results where a joint has more detections than the cap.
 - **People cap** (``DecodeLimits.max_people``, off unless asked for): only the ``max_people``
   highest-scoring people (stable order: on equal scores the earlier person wins) are refined and
   returned, in the release's order. Refinement is per person, so the people kept are exactly
@@ -45,15 +48,21 @@ DENSE_FRACTION = 0.02
 @dataclass(frozen=True)
 class DecodeLimits:
     """Switches of the bounded decoding. ``max_people``: people kept (by score) before
-    refinement, None = all (the release). ``dense_nms``: whole-map NMS on dense maps,
+    refinement, None = all (the release). ``max_detections``: detections per joint that enter
+    matching, at most ``max_num_people`` (None: ``max_num_people``, the release; fewer makes
+    matching cheaper on dense maps and drops the weakest detections of crowded frames).
+    ``dense_nms``: whole-map NMS on dense maps,
     ``fast_refine``: refinement tries the strongest pixels first (both exact, on by default)."""
     max_people: int = None
+    max_detections: int = None
     dense_nms: bool = True
     fast_refine: bool = True
 
     def __post_init__(self):
-        if self.max_people is not None and int(self.max_people) < 1:
-            raise ValueError(f"max_people must be positive or None, got {self.max_people}")
+        for name in ("max_people", "max_detections"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be positive or None, got {value}")
 
 
 NO_LIMITS = DecodeLimits()
@@ -167,10 +176,11 @@ def group_bounded(heatmaps, tags, params, limits=NO_LIMITS):
     maps = _group._Maps(heatmaps, tags, params.nms_kernel)
     if maps.num_joints != params.num_joints:
         raise ValueError(f"heatmaps have {maps.num_joints} joints, grouping expects {params.num_joints}")
+    per_joint = min(params.max_num_people, limits.max_detections or params.max_num_people)
     if limits.dense_nms and _is_dense(maps, params.detection_threshold):
-        joints, ys, xs, vals = find_peaks_dense(maps, params.detection_threshold, params.max_num_people)
+        joints, ys, xs, vals = find_peaks_dense(maps, params.detection_threshold, per_joint)
     else:
-        joints, ys, xs, vals = _group.find_peaks(maps, params.detection_threshold, params.max_num_people)
+        joints, ys, xs, vals = _group.find_peaks(maps, params.detection_threshold, per_joint)
     peak_tags = np.stack([plane[maps.tag_joint(joints), ys, xs] for plane in maps.tags], axis=1)
     people = _group.match_peaks(joints, xs, ys, vals, peak_tags, params)
     if params.adjust:

@@ -1,0 +1,206 @@
+"""Multi-person pose in one call: ``PoseEstimator``.
+
+    from litepose import PoseEstimator
+    estimator = PoseEstimator.from_onnx("litepose-xs.onnx", dataset="coco", input_size=256, preset="realtime")
+    people = estimator(frame)          # frame: [H, W, 3] uint8, BGR as OpenCV reads it (color="rgb" otherwise)
+    people.keypoints, people.scores    # [P, J, 3] x, y, score in frame pixels; [P]
+
+Two backends: ONNX Runtime (``from_onnx``; this module and everything it runs then import no
+PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the same NumPy / OpenCV
+pipeline around the network (``litepose.runtime``), whose people equal
+``litepose.inference.predict``'s.
+
+Presets:
+
+- ``accurate``: ``valid.py``'s settings, as ``InferenceSettings.from_config`` resolves them
+  (the release's: flip test, maps projected to the input size before grouping, every person).
+- ``realtime``: one pass without flip, grouping at the finest output's resolution
+  (``project_to_image`` False), and the people cap ``max_people=20`` (``runtime.DecodeLimits``:
+  only the 20 best people are refined and returned, so decoding costs a bounded time whatever
+  the maps; 20 is what COCO / CrowdPose evaluation keeps per image).
+
+Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``
+(None = no cap), ``input_size=``; ``max_detections=N`` (off in both presets) also caps the
+detections per joint that enter matching (faster on dense maps, changes crowded frames).
+"""
+
+import dataclasses
+import os
+import numpy as np
+
+from .errors import LitePoseError
+from .runtime.aggregate import compute_maps
+from .runtime.decoding import DecodeLimits, decode
+
+PRESETS = ("accurate", "realtime")
+COLORS = ("bgr", "rgb")
+REALTIME_MAX_PEOPLE = 20
+# The release's test-time settings (experiments/{coco,crowd_pose}/mobilenet/mobile.yaml, TEST.*)
+# for an ONNX model that comes without a config; a test checks them against those files.
+_RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TEST.DETECTION_THRESHOLD", "0.1",
+                      "TEST.TAG_THRESHOLD", "1.0", "TEST.NMS_KERNEL", "5", "TEST.NMS_PADDING", "2",
+                      "TEST.WITH_HEATMAPS", "(True, True)", "TEST.WITH_AE", "(True, False)",
+                      "TEST.PROJECT2IMAGE", "True", "TEST.ADJUST", "True", "TEST.REFINE", "True",
+                      "TEST.USE_DETECTION_VAL", "True", "TEST.IGNORE_TOO_MUCH", "False",
+                      "DATASET.MAX_NUM_PEOPLE", "30", "MODEL.TAG_PER_JOINT", "True",
+                      "LOSS.WITH_HEATMAPS_LOSS", "(True, True)", "LOSS.WITH_AE_LOSS", "(True, False)")
+_DATASETS = {"coco": ("coco", 17), "crowdpose": ("crowd_pose", 14), "crowd_pose": ("crowd_pose", 14)}
+
+
+class FrameError(LitePoseError, ValueError):
+    """A frame the estimator cannot take (not an [H, W, 3] uint8 array, or an unknown colour order)."""
+
+
+@dataclasses.dataclass
+class People:
+    """People found in one frame: ``keypoints [P, J, 3]`` (x, y in frame pixels, joint score),
+    ``scores [P]`` (mean joint score), ``times`` (seconds per stage: preprocess, network,
+    aggregate, grouping), ``track_ids [P]`` once a ``litepose.tracking.PoseTracker`` has seen them."""
+    keypoints: np.ndarray
+    scores: np.ndarray
+    times: dict = dataclasses.field(default_factory=dict)
+    track_ids: np.ndarray = None
+    maps: object = None
+
+    def __len__(self):
+        return len(self.scores)
+
+
+def release_test_config(dataset="coco"):
+    """A config holding the release's test-time settings for ``dataset`` (coco or crowdpose)."""
+    from .config import load_config
+
+    key = str(dataset).lower()
+    if key not in _DATASETS:
+        raise LitePoseError(f"unknown dataset {dataset!r} (known: coco, crowdpose)")
+    name, joints = _DATASETS[key]
+    return load_config(None, ("DATASET.DATASET", f"{name}_kpt" if name == "coco" else "crowd_pose_kpt",
+                              "DATASET.DATASET_TEST", name, "DATASET.NUM_JOINTS", str(joints),
+                              "MODEL.NUM_JOINTS", str(joints)) + _RELEASE_TEST_OPTS)
+
+
+def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset", max_detections=None):
+    """``(InferenceSettings, DecodeLimits)`` of ``preset`` on top of ``settings`` (the config's)."""
+    if preset not in PRESETS:
+        raise LitePoseError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    if preset == "realtime":
+        settings = dataclasses.replace(settings, flip=False, scales=(1.0,), project_to_image=False)
+        cap = REALTIME_MAX_PEOPLE
+    else:
+        cap = None
+    if flip is not None:
+        settings = dataclasses.replace(settings, flip=bool(flip))
+    if project_to_image is not None:
+        settings = dataclasses.replace(settings, project_to_image=bool(project_to_image))
+    if max_people != "preset":
+        cap = max_people
+    return settings, DecodeLimits(max_people=cap, max_detections=max_detections)
+
+
+class PoseEstimator:
+    """Frames in, people out (module doc). Build it with ``from_onnx``, ``from_checkpoint`` or
+    ``from_model``; call it on ``[H, W, 3]`` uint8 frames."""
+
+    def __init__(self, network, settings, limits=None, keypoint_info=None, preset="accurate"):
+        self.network = network
+        self.settings = settings
+        self.limits = limits or DecodeLimits()
+        self.keypoint_info = keypoint_info
+        self.preset = preset
+
+    @property
+    def backend(self):
+        return getattr(self.network, "name", type(self.network).__name__)
+
+    @property
+    def skeleton(self):
+        return self.keypoint_info.skeleton if self.keypoint_info is not None else ()
+
+    def __repr__(self):
+        s = self.settings
+        return (f"PoseEstimator(backend={self.backend}, preset={self.preset}, input_size={s.input_size}, "
+                f"joints={s.num_joints}, flip={s.flip}, project_to_image={s.project_to_image}, "
+                f"max_people={self.limits.max_people})")
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_onnx(cls, path, dataset="coco", input_size=None, preset="accurate", threads=None, device="cpu",
+                  cfg=None, **overrides):
+        """An estimator on ONNX Runtime (no PyTorch): ``path`` an exported model (file or
+        bytes), ``dataset`` its joints (coco: 17, crowdpose: 14) with the release's test
+        settings, or ``cfg`` (a config or YAML path) for other settings. ``input_size``: the
+        short side of the network input (default: a fixed-size model's own size)."""
+        from .data.coco_format import keypoint_info_from_config
+        from .inference.settings import InferenceSettings
+        from .runtime.onnx_backend import OnnxNetwork
+
+        cfg = _as_config(cfg) if cfg is not None else release_test_config(dataset)
+        network = OnnxNetwork(path, threads=threads, device=device)
+        if input_size is None:
+            if network.fixed_hw is None:
+                raise LitePoseError("this ONNX model has a dynamic input size: give input_size= (e.g. 256 for XS)")
+            input_size = min(network.fixed_hw)
+        settings = InferenceSettings.from_config(cfg, None, input_size)
+        settings, limits = preset_settings(settings, preset, **overrides)
+        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint, cfg, arch=None, preset="accurate", device=None, input_size=None,
+                        **overrides):
+        """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
+        settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
+        ``checkpoint`` (the release's format or ours)."""
+        from .models import build_model, load_checkpoint
+
+        cfg = _as_config(cfg)
+        model = build_model(cfg, arch)
+        load_checkpoint(model, os.fspath(checkpoint))
+        if hasattr(model, "get_active_subnet"):
+            model = model.get_active_subnet()
+        return cls.from_model(model, cfg, preset=preset, device=device, input_size=input_size, **overrides)
+
+    @classmethod
+    def from_model(cls, model, cfg, preset="accurate", device=None, input_size=None, **overrides):
+        """An estimator on a built PyTorch model (weights loaded)."""
+        from .data.coco_format import keypoint_info_from_config
+        from .inference.settings import InferenceSettings
+        from .runtime.torch_backend import TorchNetwork
+
+        cfg = _as_config(cfg)
+        if device is None:
+            from .utils.device import resolve_device
+
+            device = resolve_device(cfg.DEVICE)
+        settings = InferenceSettings.from_config(cfg, model, input_size)
+        settings, limits = preset_settings(settings, preset, **overrides)
+        return cls(TorchNetwork(model, device), settings, limits, keypoint_info_from_config(cfg, for_test=True),
+                   preset)
+
+    # -- inference ----------------------------------------------------------------------------
+    def __call__(self, frame, color="bgr", keep_maps=False):
+        """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
+        or "rgb"): a ``People``."""
+        check_frame(frame, color)
+        forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
+        maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
+        decoded = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
+        return People(decoded.keypoints, decoded.scores, decoded.times, maps=decoded.maps)
+
+
+def check_frame(frame, color="bgr"):
+    """One clear error unless ``frame`` is an ``[H, W, 3]`` uint8 array and ``color`` bgr or rgb."""
+    if color not in COLORS:
+        raise FrameError(f"color must be 'bgr' or 'rgb', got {color!r}")
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 \
+            or frame.shape[0] < 1 or frame.shape[1] < 1:
+        shape = tuple(frame.shape) if hasattr(frame, "shape") else None
+        dtype = getattr(frame, "dtype", type(frame).__name__)
+        raise FrameError(f"expected a frame as an [H, W, 3] uint8 array ({color.upper()}), got {dtype} {shape}")
+
+
+def _as_config(cfg):
+    if isinstance(cfg, (str, os.PathLike)):
+        from .config import load_config
+
+        return load_config(os.fspath(cfg))
+    return cfg
