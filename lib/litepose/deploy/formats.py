@@ -1,0 +1,566 @@
+"""Every edge runtime from one place: export, numerical check, atomic write, and a runner.
+
+    from litepose.deploy.formats import export_checked
+    report = export_checked("openvino", model, "litepose.xml", 448)   # folded, checked, written
+
+Formats (``FORMATS``) and what checks them here:
+
+========== ========================= ================================ ===========================
+format     files                     converter (package)              checked with
+========== ========================= ================================ ===========================
+onnx       M.onnx                    torch.onnx (TorchScript-based)   ONNX Runtime
+openvino   M.xml + M.bin             openvino.convert_model           OpenVINO CPU (f32 hint)
+tflite     M.tflite                  litert_torch.convert             LiteRT interpreter
+ncnn       M.param + M.bin           pnnx (TorchScript -> ncnn)       ncnn's Python binding
+coreml     M.mlpackage (folder)      coremltools (ML program)         structure only (no runtime
+                                                                      on Linux)
+torchscript M.pt                     torch.jit.trace                  torch.jit.load
+========== ========================= ================================ ===========================
+
+Every export folds BatchNorm first (``fuse_bn``), is written into a temporary folder beside
+the output, runs there on real images against the *unfolded* PyTorch model, and only when the
+largest difference, relative to the largest PyTorch output value, is within the tolerance is
+it moved into place (``os.replace``, one file at a time; an existing output is only replaced
+with ``force``). A failed check leaves nothing behind.
+
+``half=True`` asks for a float16 model where the format has one: ONNX (float16 weights and
+arithmetic, float32 inputs and outputs), OpenVINO (float16 weights, run with the f16
+precision hint), ncnn (float16 weights; ncnn computes in float16 where the CPU can), Core ML
+(float16 compute precision). TFLite and TorchScript have no float16 export here.
+"""
+
+import contextlib
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
+from .fuse import batchnorm_names, fuse_bn
+
+FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
+# Packages each format needs (import name, PyPI name); pyproject's ``export`` extra installs them.
+PACKAGES = {
+    "onnx": [("onnx", "onnx"), ("onnxruntime", "onnxruntime")],
+    "openvino": [("openvino", "openvino")],
+    "tflite": [("litert_torch", "litert-torch"), ("ai_edge_litert", "ai-edge-litert")],
+    "ncnn": [("pnnx", "pnnx"), ("ncnn", "ncnn")],
+    "coreml": [("coremltools", "coremltools")],
+    "torchscript": [],
+}
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "ncnn": ".param", "coreml": ".mlpackage",
+            "torchscript": ".pt"}
+HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
+# Largest |runtime - PyTorch| / max |PyTorch| accepted by default: float32 runtimes agree to
+# ~1e-6 (reordered sums); float16 and bfloat16 to ~1e-3 to 1e-2.
+DEFAULT_TOLERANCE = {False: 1e-3, True: 3e-2}
+DEFAULT_IMAGE_DIRS = ("../shared/data/coco_mini/images", "shared/data/coco_mini/images")
+
+
+def require(fmt, purpose="export"):
+    """Import the packages of ``fmt``; one ``ExportError`` line naming the missing one otherwise."""
+    modules = []
+    for module, package in PACKAGES[fmt]:
+        try:
+            modules.append(__import__(module))
+        except Exception as exc:  # ImportError, or a broken install raising anything at import
+            raise ExportError(f"{fmt} {purpose} needs the {package} package ({_first_line(exc)}): "
+                              f"pip install {package}, or pip install -e '.[export]'") from None
+    return modules
+
+
+def available(fmt):
+    """Whether the packages of ``fmt`` import here."""
+    try:
+        require(fmt)
+        return True
+    except ExportError:
+        return False
+
+
+def output_files(fmt, output):
+    """The paths an export of ``fmt`` to ``output`` writes (the main file first)."""
+    output = os.fspath(output)
+    if fmt == "openvino":
+        return [output, os.path.splitext(output)[0] + ".bin"]
+    if fmt == "ncnn":
+        return [output, os.path.splitext(output)[0] + ".bin"]
+    return [output]
+
+
+# ---------------------------------------------------------------------------------- check inputs
+
+def find_image_dir(start=None):
+    """``../shared/data/coco_mini/images`` (relative to the repository or the working folder), or None."""
+    roots = [os.getcwd(), os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))]
+    if start:
+        roots.insert(0, start)
+    for root in roots:
+        for relative in DEFAULT_IMAGE_DIRS:
+            path = os.path.normpath(os.path.join(root, relative))
+            if os.path.isdir(path) and _image_files(path):
+                return path
+    return None
+
+
+def _image_files(directory):
+    names = sorted(os.listdir(directory))
+    return [os.path.join(directory, n) for n in names if n.lower().endswith((".jpg", ".jpeg", ".png"))]
+
+
+def check_images(input_size, count=2, image_dir=None, seed=0):
+    """``[count, 3, H, W]`` normalised inputs from real images (``image_dir``, by default
+    ``../shared/data/coco_mini/images``), each resized to ``input_size``; synthetic images
+    (``litepose.data.synthetic.make_image``) when there is no such folder. Returns
+    ``(tensor, source)`` where ``source`` says which images were used."""
+    import cv2
+
+    from ..data.normalize import image_to_tensor
+
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    images, source = [], None
+    directory = image_dir or find_image_dir()
+    if directory:
+        from ..data.coco_format import read_image
+
+        for path in _image_files(directory)[:count]:
+            images.append(read_image(path))
+        source = f"{len(images)} images of {directory}"
+    if len(images) < count:
+        from ..data.synthetic import make_image
+
+        rng = np.random.default_rng(seed)
+        while len(images) < count:
+            images.append(make_image(rng)[0])
+        source = (source + " + " if source else "") + "synthetic images (litepose.data.synthetic)"
+    batch = [image_to_tensor(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)) for image in images]
+    return torch.stack(batch), source
+
+
+# ------------------------------------------------------------------------------------- exporters
+
+def _quiet():
+    stack = contextlib.ExitStack()
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore")
+    return stack
+
+
+def _export_onnx(model, x, path, half, dynamic, opset):
+    data = export_onnx(model, tuple(x.shape[2:]), dynamic=dynamic, opset=opset)
+    if half:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        with _quiet():
+            proto = convert_float_to_float16(onnx.load_from_string(data), keep_io_types=True)
+        data = proto.SerializeToString()
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _export_openvino(model, x, path, half, dynamic, opset):
+    import openvino as ov
+
+    shape = [-1, 3, -1, -1] if dynamic else list(x.shape)
+    with _quiet():
+        converted = ov.convert_model(_TupleOutputs(model), example_input=x[:1], input=[ov.PartialShape(shape)])
+    converted.inputs[0].get_tensor().set_names({INPUT_NAME})
+    for index, node in enumerate(converted.outputs):
+        node.get_tensor().set_names({f"output{index}"})
+    ov.save_model(converted, path, compress_to_fp16=half)
+
+
+def _export_tflite(model, x, path, half, dynamic, opset):
+    import litert_torch
+
+    with _quiet():
+        edge = litert_torch.convert(_TupleOutputs(model).eval(), (x[:1],))
+        edge.export(path)
+
+
+def _export_ncnn(model, x, path, half, dynamic, opset):
+    import pnnx
+
+    work = os.path.dirname(path)
+    stem = os.path.join(work, "pnnx_work")
+    with _quiet():
+        pnnx.export(_TupleOutputs(model).eval(), stem + ".pt", (x[:1],), check_trace=False, fp16=half,
+                    ncnnparam=path, ncnnbin=os.path.splitext(path)[0] + ".bin", ncnnpy=stem + "_ncnn.py",
+                    pnnxparam=stem + ".pnnx.param", pnnxbin=stem + ".pnnx.bin", pnnxpy=stem + "_pnnx.py",
+                    pnnxonnx=stem + ".pnnx.onnx")
+    if not os.path.isfile(path):
+        raise ExportError("pnnx wrote no ncnn model")
+    param = open(path).read()
+    if "pnnx." in param:  # an operator ncnn has no layer for, left as a pnnx node
+        bad = sorted({line.split()[0] for line in param.splitlines() if line.startswith("pnnx.")})
+        raise ExportError(f"pnnx left operators ncnn cannot run: {', '.join(bad)}")
+
+
+def _export_coreml(model, x, path, half, dynamic, opset):
+    import coremltools as ct
+
+    with _quiet():
+        traced = torch.jit.trace(_TupleOutputs(model).eval(), (x[:1],), check_trace=False)
+        count = len(_as_tuple(model(x[:1])))
+        converted = ct.convert(traced, inputs=[ct.TensorType(name=INPUT_NAME, shape=tuple(x[:1].shape))],
+                               outputs=[ct.TensorType(name=f"output{i}") for i in range(count)],
+                               convert_to="mlprogram",
+                               compute_precision=ct.precision.FLOAT16 if half else ct.precision.FLOAT32)
+        converted.save(path)
+
+
+def _export_torchscript(model, x, path, half, dynamic, opset):
+    with _quiet():
+        traced = torch.jit.trace(_TupleOutputs(model).eval(), (x[:1],), check_trace=False)
+        torch.jit.save(traced, path)
+
+
+_EXPORTERS = {"onnx": _export_onnx, "openvino": _export_openvino, "tflite": _export_tflite, "ncnn": _export_ncnn,
+              "coreml": _export_coreml, "torchscript": _export_torchscript}
+
+
+@contextlib.contextmanager
+def _silence_fd():
+    """Send what converters print on stdout and stderr (pnnx's pass log, progress bars, native
+    logs) to /dev/null; their errors arrive as exceptions."""
+    import sys
+
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    finally:
+        for fd in saved:
+            os.close(fd)
+
+
+# --------------------------------------------------------------------------------------- runners
+
+def load_runner(fmt, path, threads=None, half=False, precision=None):
+    """``run(x) -> [np.ndarray, ...]`` for the exported model at ``path`` on the CPU, ``x`` an
+    ``[N, 3, H, W]`` float32 array (fixed-size formats run the batch one image at a time).
+
+    ``threads``: intra-op threads (None: the runtime's default). ``precision``: OpenVINO's
+    inference precision hint (default f32, or f16 for ``half``: OpenVINO otherwise picks
+    bfloat16 on CPUs that have it)."""
+    require(fmt, "running")
+    if fmt == "onnx":
+        from .export import onnx_session
+
+        session = onnx_session(open(path, "rb").read(), threads=threads)
+        return lambda x: session.run(None, {INPUT_NAME: np.ascontiguousarray(x, np.float32)})
+    if fmt == "openvino":
+        import openvino as ov
+
+        config = {"INFERENCE_PRECISION_HINT": precision or ("f16" if half else "f32")}
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        compiled = ov.Core().compile_model(path, "CPU", config)
+        request = compiled.create_infer_request()
+        outputs = list(compiled.outputs)
+
+        def run_openvino(x):
+            request.infer({0: np.ascontiguousarray(x, np.float32)})
+            return [request.get_tensor(o).data.copy() for o in outputs]
+
+        return run_openvino
+    if fmt == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=path, num_threads=threads or None)
+        interpreter.allocate_tensors()
+        input_index = interpreter.get_input_details()[0]["index"]
+        output_indices = [d["index"] for d in _ordered_outputs(interpreter.get_output_details())]
+
+        def run_tflite(x):
+            results = []
+            for item in np.ascontiguousarray(x, np.float32):
+                interpreter.set_tensor(input_index, item[None])
+                interpreter.invoke()
+                results.append([interpreter.get_tensor(i).copy() for i in output_indices])
+            return [np.concatenate(parts) for parts in zip(*results)]
+
+        return run_tflite
+    if fmt == "ncnn":
+        import ncnn
+
+        net = ncnn.Net()
+        net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = bool(half)
+        net.opt.use_bf16_storage = False
+        if threads:
+            net.opt.num_threads = int(threads)
+        if net.load_param(path) or net.load_model(os.path.splitext(path)[0] + ".bin"):
+            raise ExportError(f"ncnn cannot load {path}")
+        names = [n for n in net.output_names()]
+
+        def run_ncnn(x):
+            results = []
+            for item in np.ascontiguousarray(x, np.float32):
+                with net.create_extractor() as extractor:
+                    extractor.input(net.input_names()[0], ncnn.Mat(item).clone())
+                    results.append([np.array(extractor.extract(name)[1])[None] for name in names])
+            return [np.concatenate(parts) for parts in zip(*results)]
+
+        return run_ncnn
+    if fmt == "torchscript":
+        with _quiet():
+            module = torch.jit.load(path, map_location="cpu").eval()
+
+        def run_torchscript(x):
+            with torch.inference_mode():
+                return [o.numpy() for o in _as_tuple(module(torch.from_numpy(np.ascontiguousarray(x, np.float32))))]
+
+        return run_torchscript
+    if fmt == "coreml":
+        raise ExportError("Core ML models run only on macOS (coremltools cannot run them on Linux)")
+    raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+
+
+def _ordered_outputs(details):
+    """TFLite output details in the model's output order (``output0``, ``output1``, ...), which
+    converters name ``..._0``, ``..._1`` or ``Identity``, ``Identity_1``."""
+    def key(detail):
+        name = detail["name"]
+        tail = name.rsplit("_", 1)[-1].rsplit(":", 1)[-1]
+        return (int(tail) if tail.isdigit() else -1, name)
+
+    return sorted(details, key=key)
+
+
+# ---------------------------------------------------------------------------------------- checks
+
+def relative_difference(expected, actual):
+    """Largest ``|actual - expected| / max |expected|`` over the outputs (inf for NaN, wrong count
+    or shape raise ``ExportError``)."""
+    if len(actual) != len(expected):
+        raise ExportError(f"the exported model has {len(actual)} outputs, PyTorch {len(expected)}")
+    worst = 0.0
+    for e, a in zip(expected, actual):
+        e = np.asarray(e.detach().cpu() if torch.is_tensor(e) else e, np.float64)
+        a = np.asarray(a.detach().cpu() if torch.is_tensor(a) else a, np.float64)
+        if e.shape != a.shape:
+            raise ExportError(f"exported output shape {list(a.shape)} differs from PyTorch {list(e.shape)}")
+        if not e.size:
+            continue
+        diff = float(np.abs(e - a).max() / max(float(np.abs(e).max()), 1e-12))
+        worst = max(worst, diff if np.isfinite(diff) else float("inf"))
+    return worst
+
+
+def check_coreml(path, model, x, half):
+    """Core ML cannot run on Linux: check the saved ML program's structure instead (loads
+    without compiling, input name and shape, one output per PyTorch output, as many
+    convolutions as the folded PyTorch model, and no BatchNorm left). Returns a description."""
+    import coremltools as ct
+
+    with _quiet():
+        loaded = ct.models.MLModel(path, skip_model_load=True)
+    spec = loaded.get_spec()
+    inputs = [(i.name, list(i.type.multiArrayType.shape)) for i in spec.description.input]
+    if inputs != [(INPUT_NAME, list(x[:1].shape))]:
+        raise ExportError(f"Core ML input {inputs} is not [{INPUT_NAME!r}, {list(x[:1].shape)}]")
+    outputs = [o.name for o in spec.description.output]
+    expected = len(_as_tuple(model(x[:1])))
+    if len(outputs) != expected:
+        raise ExportError(f"Core ML model has {len(outputs)} outputs, PyTorch {expected}")
+    ops = {}
+    for function in spec.mlProgram.functions.values():
+        for block in function.block_specializations.values():
+            for op in block.operations:
+                ops[op.type] = ops.get(op.type, 0) + 1
+    convs = sum(1 for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+    found = ops.get("conv", 0) + ops.get("conv_transpose", 0)
+    if found != convs:
+        raise ExportError(f"Core ML program has {found} convolutions, the folded PyTorch model {convs}")
+    if ops.get("batch_norm", 0):
+        raise ExportError(f"Core ML program kept {ops['batch_norm']} batch_norm ops")
+    return (f"structure only: input {INPUT_NAME} {list(x[:1].shape)}, {len(outputs)} outputs, {found} convolutions, "
+            f"{sum(ops.values())} ops, no batch_norm")
+
+
+@dataclass
+class ExportReport:
+    """What ``export_checked`` did: ``difference`` is the largest |runtime - PyTorch| relative to
+    the largest PyTorch output value (None for Core ML, checked structurally: ``check``)."""
+    fmt: str
+    files: list
+    difference: float = None
+    tolerance: float = None
+    check: str = ""
+    inputs: str = ""
+    folded: int = 0
+    sizes: list = field(default_factory=list)
+
+    def lines(self):
+        text = [f"folded {self.folded} BatchNorm layers"]
+        if self.difference is not None:
+            text.append(f"max |{self.fmt} - PyTorch| / max |PyTorch| on {self.inputs}: {self.difference:.3g} "
+                        f"(tolerance {self.tolerance:g})")
+        else:
+            text.append(f"checked: {self.check}")
+        sizes = ", ".join(f"{os.path.getsize(p) / 1e6:.2f} MB" if os.path.isfile(p) else "folder" for p in self.files)
+        text.append(f"wrote {', '.join(self.files)} ({sizes})")
+        return text
+
+
+def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False, opset=17, tolerance=None,
+                   force=False, image_dir=None, num_images=2, fold=True, checker=None):
+    """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
+
+    BN is folded (``fold``); the export is written into a temporary folder beside ``output``,
+    run by its runtime on ``num_images`` real images against ``model``, and moved into place
+    only if the relative difference is within ``tolerance`` (``DEFAULT_TOLERANCE``). ``dynamic``
+    (ONNX, OpenVINO): dynamic batch, height and width, then a second, non-square size is checked
+    too. ``checker(fmt, path, model, x, half) -> difference`` replaces the runtime check (tests).
+    Returns an ``ExportReport``; raises ``ExportError`` (nothing written) otherwise.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if half and fmt not in HALF_FORMATS:
+        raise ExportError(f"--fp16 is not available for {fmt} (only {', '.join(HALF_FORMATS)})")
+    if dynamic and fmt not in ("onnx", "openvino"):
+        raise ExportError(f"--dynamic is only available for onnx and openvino, not {fmt}")
+    from ..utils.io import check_output_file
+
+    files = output_files(fmt, output)
+    for path in files:
+        if fmt == "coreml" and os.path.isdir(path):  # an .mlpackage is a folder
+            if not force:
+                raise ExportError(f"{fmt} output {path} already exists (pass --force to overwrite it)")
+            continue
+        check_output_file(path, force=force, what=f"{fmt} output")
+    require(fmt)
+    tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    model = model.cpu().eval()
+    deployed = fuse_bn(model) if fold else model
+    folded = len(batchnorm_names(model)) - len(batchnorm_names(deployed))
+    x, source = check_images((height, width), num_images, image_dir)
+    sizes = [(height, width)]
+    if dynamic and height > 32:
+        sizes.append((height - 32, width + 64))
+
+    final_dir = os.path.dirname(os.path.abspath(files[0]))
+    os.makedirs(final_dir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=f".{os.path.basename(files[0])}.", suffix=".tmp", dir=final_dir)
+    try:
+        temp_files = [os.path.join(work, os.path.basename(p)) for p in files]
+        try:
+            with torch.no_grad(), _silence_fd():
+                _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset)
+        except ExportError:
+            raise
+        except Exception as exc:  # converters raise anything; report one line
+            raise ExportError(f"{fmt} export failed: {_first_line(exc)}") from exc
+        missing = [p for p in temp_files if not os.path.exists(p)]
+        if missing:
+            raise ExportError(f"{fmt} export wrote no {os.path.basename(missing[0])}")
+        report = ExportReport(fmt, files, tolerance=tolerance, inputs=source, folded=folded, sizes=sizes)
+        if checker is not None:
+            report.difference = checker(fmt, temp_files[0], model, x, half)
+        elif fmt == "coreml":
+            with torch.no_grad():
+                report.check = check_coreml(temp_files[0], deployed, x, half)
+        else:
+            report.difference = _check_runtime(fmt, temp_files[0], model, x, half, sizes, image_dir)
+        if report.difference is not None and not report.difference <= tolerance:
+            raise ExportError(f"{fmt} differs from PyTorch by {report.difference:.3g} relative to its largest output "
+                              f"(tolerance {tolerance:g}); nothing written")
+        for temp, final in zip(temp_files, files):
+            _move_into_place(temp, final)
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_runtime(fmt, path, model, x, half, sizes, image_dir):
+    try:
+        run = load_runner(fmt, path, half=half)
+    except ExportError:
+        raise
+    except Exception as exc:
+        raise ExportError(f"the {fmt} runtime cannot load the export: {_first_line(exc)}") from exc
+    worst = 0.0
+    for index, size in enumerate(sizes):
+        batch = x if index == 0 else check_images(size, len(x), image_dir)[0]
+        with torch.no_grad():
+            expected = _as_tuple(model(batch))
+        try:
+            actual = run(batch.numpy())
+        except Exception as exc:
+            raise ExportError(f"the {fmt} runtime failed on the export: {_first_line(exc)}") from exc
+        worst = max(worst, relative_difference(expected, actual))
+    return worst
+
+
+def _move_into_place(temp, final):
+    """``os.replace`` for a file; for a folder (Core ML's .mlpackage), the old one is moved aside
+    first and removed once the new one is in place."""
+    if os.path.isdir(temp):
+        old = None
+        if os.path.lexists(final):
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old.", dir=os.path.dirname(os.path.abspath(final)))
+            os.rmdir(old)
+            os.replace(final, old)
+        os.replace(temp, final)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    os.chmod(temp, 0o644)
+    os.replace(temp, final)
+
+
+def load_trained_model(cfg, superconfig=None):
+    """The model of ``cfg`` (``superconfig``: a LitePose architecture JSON) with the weights of
+    ``TEST.MODEL_FILE``, as a plain network on the CPU in eval mode (a supernet becomes its
+    active sub-network). ``CheckpointError`` without a checkpoint."""
+    from ..errors import CheckpointError
+    from ..models import build_model, load_checkpoint
+
+    if not cfg.TEST.MODEL_FILE:
+        raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
+    model = build_model(cfg, superconfig)
+    load_checkpoint(model, cfg.TEST.MODEL_FILE)
+    if hasattr(model, "get_active_subnet"):
+        model = model.get_active_subnet()
+    return model.cpu().eval()
+
+
+def default_input_size(model, cfg):
+    """The architecture's ``img_size``, else ``DATASET.INPUT_SIZE``."""
+    arch = getattr(model, "arch", None)
+    return int(arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
+
+
+def versions():
+    """``{package: version}`` of the export packages installed here."""
+    from importlib import metadata
+
+    names = ["torch", "onnx", "onnxruntime", "openvino", "nncf", "litert-torch", "ai-edge-litert", "pnnx", "ncnn",
+             "coremltools"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found

@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Export a trained model to an edge runtime's format, checked against PyTorch on real images.
+
+    python tools/export.py --format onnx|openvino|tflite|ncnn|coreml|torchscript \
+        --cfg experiments/coco/mobilenet/mobile.yaml --superconfig mobile_configs/search-XS.json \
+        TEST.MODEL_FILE xs.pth --output litepose-xs.onnx [--input-size 256] [--fp16] [--dynamic] [--force]
+
+Outputs by format: M.onnx; M.xml + M.bin (OpenVINO IR); M.tflite (LiteRT); M.param + M.bin
+(ncnn); M.mlpackage (Core ML ML program, a folder); M.pt (TorchScript). BatchNorm is folded
+into the convolutions first. The export runs in its own runtime on real images (shared
+coco_mini, else synthetic ones) against the unfolded PyTorch model; above --tolerance (largest
+difference relative to the largest PyTorch output) nothing is written. Core ML cannot run on
+Linux and is checked structurally. Files are written atomically, never over an existing
+one without --force. INT8: tools/quantize.py.
+"""
+
+import argparse
+
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+
+FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
+
+
+class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none or the help already says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def main(argv=None):
+    from litepose.deploy.formats import default_input_size, export_checked, load_trained_model, require, versions
+    from litepose.errors import ConfigError
+
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.formatter_class = DefaultsShown
+    parser.add_argument("--format", required=True, choices=FORMATS, help="target runtime's format")
+    parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
+    parser.add_argument("--output", required=True, metavar="PATH",
+                        help="file to write (.onnx, .xml, .tflite, .param, .mlpackage, .pt)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="square input size (default: the architecture's img_size or DATASET.INPUT_SIZE)")
+    parser.add_argument("--fp16", action="store_true", help="float16 model (onnx, openvino, ncnn, coreml)")
+    parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width (onnx, openvino)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (onnx)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="largest accepted |export - PyTorch| / max |PyTorch| (default 1e-3, 3e-2 with --fp16)")
+    parser.add_argument("--images", metavar="DIR", default=None,
+                        help="images for the check (default: ../shared/data/coco_mini/images, else synthetic)")
+    parser.add_argument("--num-images", type=int, default=2, help="images the check runs on")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    args = parse_args(parser, argv)
+    if args.num_images < 1:
+        parser.error(f"--num-images must be at least 1, got {args.num_images}")
+    if args.tolerance is not None and not args.tolerance >= 0:
+        parser.error(f"--tolerance must not be negative, got {args.tolerance}")
+
+    require(args.format)  # a missing package is one line before any work
+    cfg = load_cli_config(args)
+    model = load_trained_model(cfg, args.superconfig)
+    size = args.input_size or default_input_size(model, cfg)
+    if size <= 0 or size % 32:
+        raise ConfigError(f"--input-size must be a positive multiple of 32, got {size}")
+    report = export_checked(args.format, model, args.output, size, half=args.fp16, dynamic=args.dynamic,
+                            opset=args.opset, tolerance=args.tolerance, force=args.force, image_dir=args.images,
+                            num_images=args.num_images)
+    found = versions()
+    print(f"{args.format}{' (float16)' if args.fp16 else ''}, input 1x3x{size}x{size}"
+          f"{' (dynamic)' if args.dynamic else ''}; torch {found.get('torch')}")
+    for line in report.lines():
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
