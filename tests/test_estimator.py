@@ -61,6 +61,7 @@ def test_accurate_preset_is_valid_py_and_equals_predict(tiny):
     onnx, pytorch = _estimators(tiny, "accurate", max_people=40)
     settings = InferenceSettings.from_config(cfg, model, SIZE)
     assert onnx.settings == settings and pytorch.settings == settings
+    assert onnx.limits.max_detections is None
     assert settings.flip and settings.project_to_image
     expected = predict(model, frame[:, :, ::-1].copy(), settings)
     # max_people=40 keeps the 40 best of the release's people (exactly, test_runtime); the
@@ -78,6 +79,7 @@ def test_realtime_preset_single_pass_at_output_resolution(tiny):
     for estimator in (onnx, pytorch):
         assert not estimator.settings.flip and not estimator.settings.project_to_image
         assert estimator.settings.scales == (1.0,) and estimator.limits.max_people == 20
+        assert estimator.limits.max_detections == 20
     frame = tiny[3]
     people = onnx(frame)
     assert 0 < len(people) <= 20 and people.keypoints.shape[1:] == (17, 3)

@@ -15,13 +15,15 @@ Presets:
 - ``accurate``: ``valid.py``'s settings, as ``InferenceSettings.from_config`` resolves them
   (the release's: flip test, maps projected to the input size before grouping, every person).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
-  (``project_to_image`` False), and the people cap ``max_people=20`` (``runtime.DecodeLimits``:
-  only the 20 best people are refined and returned, so decoding costs a bounded time whatever
-  the maps; 20 is what COCO / CrowdPose evaluation keeps per image).
+  (``project_to_image`` False), and the decoding caps of ``runtime.DecodeLimits``:
+  ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
+  CrowdPose evaluation keeps per image, so AP does not change) and ``max_detections=20``
+  (at most 20 detections per joint enter matching, instead of ``max_num_people`` = 30: this
+  changes frames where a joint has more than 20 detections). Decoding then costs a bounded
+  time whatever the maps.
 
-Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``
-(None = no cap), ``input_size=``; ``max_detections=N`` (off in both presets) also caps the
-detections per joint that enter matching (faster on dense maps, changes crowded frames).
+Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
+``max_detections=`` (None = no cap), ``input_size=``.
 """
 
 import dataclasses
@@ -35,6 +37,7 @@ from .runtime.decoding import DecodeLimits, decode
 PRESETS = ("accurate", "realtime")
 COLORS = ("bgr", "rgb")
 REALTIME_MAX_PEOPLE = 20
+REALTIME_MAX_DETECTIONS = 20
 # The release's test-time settings (experiments/{coco,crowd_pose}/mobilenet/mobile.yaml, TEST.*)
 # for an ONNX model that comes without a config; a test checks them against those files.
 _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TEST.DETECTION_THRESHOLD", "0.1",
@@ -79,22 +82,25 @@ def release_test_config(dataset="coco"):
                               "MODEL.NUM_JOINTS", str(joints)) + _RELEASE_TEST_OPTS)
 
 
-def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset", max_detections=None):
+def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
+                    max_detections="preset"):
     """``(InferenceSettings, DecodeLimits)`` of ``preset`` on top of ``settings`` (the config's)."""
     if preset not in PRESETS:
         raise LitePoseError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     if preset == "realtime":
         settings = dataclasses.replace(settings, flip=False, scales=(1.0,), project_to_image=False)
-        cap = REALTIME_MAX_PEOPLE
+        cap, detections = REALTIME_MAX_PEOPLE, REALTIME_MAX_DETECTIONS
     else:
-        cap = None
+        cap = detections = None
     if flip is not None:
         settings = dataclasses.replace(settings, flip=bool(flip))
     if project_to_image is not None:
         settings = dataclasses.replace(settings, project_to_image=bool(project_to_image))
     if max_people != "preset":
         cap = max_people
-    return settings, DecodeLimits(max_people=cap, max_detections=max_detections)
+    if max_detections != "preset":
+        detections = max_detections
+    return settings, DecodeLimits(max_people=cap, max_detections=detections)
 
 
 class PoseEstimator:

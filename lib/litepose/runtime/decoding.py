@@ -98,13 +98,27 @@ def find_peaks_dense(maps, threshold, max_per_joint):
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, np.zeros(0, np.float32)
     values = det.ravel()[peaks]
+    bounds = np.searchsorted(peaks, np.arange(joints_count + 1) * height * width)  # peaks ascend
+    picked = []
+    for joint in range(joints_count):
+        lo, hi = bounds[joint], bounds[joint + 1]
+        if hi == lo:
+            continue
+        local = values[lo:hi]
+        candidates = np.arange(hi - lo)
+        if candidates.size > max_per_joint:
+            # Every value reaching the max_per_joint-th largest, ties included, in raster order.
+            kth = np.partition(local, local.size - max_per_joint)[local.size - max_per_joint]
+            candidates = np.flatnonzero(local >= kth)
+        # Strongest first, ties in raster order: a stable sort of -value over raster order.
+        order = candidates[np.argsort(-local[candidates], kind="stable")][:max_per_joint]
+        picked.append(lo + order)
+    if not picked:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, np.zeros(0, np.float32)
+    picked = np.concatenate(picked)
+    peaks, values = peaks[picked], values[picked]
     joints = peaks // (height * width)
-    # Joint, then strongest first, then raster order: a stable sort of -value within joints.
-    order = np.lexsort((-values, joints))
-    peaks, values, joints = peaks[order], values[order], joints[order]
-    starts = np.searchsorted(joints, joints, side="left")
-    keep = (np.arange(peaks.size) - starts) < max_per_joint
-    peaks, values, joints = peaks[keep], values[keep], joints[keep]
     within = peaks - joints * height * width
     return joints, within // width, within % width, values
 

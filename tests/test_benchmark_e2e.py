@@ -1,0 +1,54 @@
+"""tools/benchmark_e2e.py: frames per second and per-stage times, end to end, on a tiny model."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+
+import benchmark_e2e  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from litepose.config import load_config
+    from litepose.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(load_config("experiments/synthetic/quickstart.yaml"), "mobile_configs/quickstart.json")
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
+    torch.save(model.state_dict(), path)
+    return path
+
+
+def test_end_to_end_benchmark_reports_stages_per_backend_and_thread_count(tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "e2e.json"
+    threads = torch.get_num_threads()
+    try:
+        rows = benchmark_e2e.main(["--models", "none", "--checkpoint", str(tiny_checkpoint), "--cfg",
+                                   "experiments/synthetic/quickstart.yaml", "--arch", "mobile_configs/quickstart.json",
+                                   "--input-size", "64", "--frames", "3", "--repeat", "2", "--frame-size", "96x64",
+                                   "--threads", "1", "2", "--no-progress", "--json", str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert [(r["backend"], r["threads"]) for r in rows] == [("onnx", 1), ("onnx", 2), ("torch", 1), ("torch", 2)]
+    for row in rows:
+        assert row["frames"] == 6 and row["fps"] > 0 and row["max_people"] == 20
+        assert set(row["stages_ms"]) == {"preprocess", "network", "aggregate", "grouping", "total"}
+        assert row["stages_ms"]["network"]["median"] <= row["stages_ms"]["network"]["max"]
+    assert "pre+post/network" in capsys.readouterr().out
+    assert json.loads(out.read_text())[0]["input_size"] == 64
+    with pytest.raises(SystemExit, match="exists"):
+        benchmark_e2e.main(["--frames", "1", "--json", str(out)])
+    with pytest.raises(SystemExit, match="max-people"):
+        benchmark_e2e.main(["--frames", "1", "--max-people", "-3"])
+
+
+def test_disagreeing_passes_are_flagged():
+    fast = {s: [0.010] * 4 for s in benchmark_e2e.STAGES + ("total",)}
+    slow = {s: [0.020] * 4 for s in benchmark_e2e.STAGES + ("total",)}
+    assert benchmark_e2e.summarise([fast, slow])["warning"].startswith("passes disagree")
+    assert benchmark_e2e.summarise([fast, fast])["warning"] is None
