@@ -7,6 +7,8 @@ wrapper). Files are read with ``weights_only=True``: a checkpoint never runs cod
 """
 
 import os
+import pickle
+import re
 
 import torch
 
@@ -16,16 +18,42 @@ WRAPPER_PREFIXES = ("module.", "1.")
 _SHOWN = 3  # mismatches listed by name before the rest are counted
 
 
+_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
 def read_checkpoint(path, map_location="cpu"):
     """The raw object stored at ``path`` (tensors on ``map_location``)."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint is a folder, not a file: {path}")
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}" if not os.path.exists(path)
+                              else f"checkpoint is not a regular file: {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # PyTorch's own message goes on to explain how to load the file unsafely: never repeat that.
+        text = str(exc)
+        found = _UNSAFE_GLOBAL.search(text)
+        if found:
+            raise CheckpointError(f"{path}: refused: the file holds Python objects besides tensors "
+                                  f"({found.group(1)}), and loading it could run code; this project reads only "
+                                  "checkpoints of tensors and plain containers") from None
+        detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(detail)})") from None
     except Exception as exc:  # torch raises many types for a damaged or foreign file
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(str(exc)) or type(exc).__name__})") from None
+
+
+def _first_line(text):
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
+    return text.splitlines()[0][:200] if text else ""
+
+
+def nonfinite_tensors(state):
+    """Names of the floating-point tensors of ``state`` that hold NaN or infinite values."""
+    return [key for key, value in state.items()
+            if torch.is_tensor(value) and value.is_floating_point() and not bool(torch.isfinite(value).all())]
 
 
 def extract_state_dict(checkpoint, source="checkpoint"):
