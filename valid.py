@@ -13,6 +13,7 @@ on the first N images (vis/ in the output folder); --save-maps adds their heatma
 """
 
 import os
+import sys
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
@@ -20,12 +21,14 @@ from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_c
 def main(argv=None):
     from litepose.arch import describe_arch
     from litepose.data.coco_format import dataset_files
-    from litepose.errors import ConfigError, DataError, LitePoseError
-    from litepose.evaluation import evaluate, summary_lines
+    from litepose.errors import ConfigError, DataError, LitePoseError, OutputError
+    from litepose.evaluation import evaluate, summary_lines, write_outputs
+    from litepose.models.checkpoint import nonfinite_tensors
     from litepose.inference import InferenceSettings
     from litepose.models import build_model, load_checkpoint
     from litepose.train.checkpoint import run_dirs
     from litepose.utils.device import resolve_device
+    from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
@@ -42,8 +45,8 @@ def main(argv=None):
         parser.error(f"--save-vis must not be negative, got {args.save_vis}")
     if args.save_maps and not args.save_vis:
         parser.error("--save-maps saves the maps of the --save-vis images: give --save-vis N")
-    if args.input_size is not None and args.input_size <= 0:
-        parser.error(f"--input-size must be positive, got {args.input_size}")
+    if args.input_size is not None and input_size_problem(args.input_size):
+        raise ConfigError(input_size_problem(args.input_size))
 
     cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:
@@ -51,6 +54,10 @@ def main(argv=None):
     device = resolve_device(cfg.DEVICE)
     model = build_model(cfg, args.superconfig)
     load_checkpoint(model, cfg.TEST.MODEL_FILE)
+    broken = nonfinite_tensors(model.state_dict())
+    if broken:
+        print(f"warning: {cfg.TEST.MODEL_FILE} holds NaN or infinite values in {len(broken)} tensors (first: "
+              f"{broken[0]}): the network's outputs will not be finite", file=sys.stderr)
     arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
     settings = InferenceSettings.from_config(cfg, model, args.input_size)
     ann_file, image_dir = dataset_files(cfg, "test")
@@ -70,11 +77,15 @@ def main(argv=None):
 
     result = evaluate(cfg, model, limit=args.limit, device=device, input_size=args.input_size,
                       output_dir=output_dir, save_vis=args.save_vis, save_maps=args.save_maps,
-                      arch_name=cfg.MODEL.NAME)
-    for line in summary_lines(result, cfg.MODEL.NAME):
-        print(line)
+                      arch_name=cfg.MODEL.NAME, write_files=False)
+    for line in summary_lines(result, cfg.MODEL.NAME):  # printed first: a full disk cannot lose them
+        print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
+    sys.stdout.flush()
+    result.files = write_outputs(output_dir, cfg, result, cfg.MODEL.NAME)
     for path in result.files.values():
         print(f"wrote {path}")
+    if result.vis_error:
+        raise OutputError(f"{result.vis_error} (pictures of --save-vis; the results and metrics were written)")
     if args.save_vis:
         print(f"pictures in {output_dir}/vis")
     return 0

@@ -12,9 +12,9 @@ far above anything the release's configs use.
 import math
 
 from ..errors import ConfigError
+from ..utils.limits import MAX_INPUT_SIZE
 
 GT0 = "gt0"  # a strict lower bound: > 0
-MAX_INPUT_SIZE = 2048  # pixels; the largest legitimate use (HigherHRNet-W48 at 1024) fits twice
 MAX_PEOPLE = 1000
 MAX_EPOCHS = 100_000
 MAX_SEED = 2**63 - 1  # torch.manual_seed's range

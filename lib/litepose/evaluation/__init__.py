@@ -10,7 +10,7 @@ Results files alone: ``evaluate_keypoints(gt_file_or_dict, results, 'coco' | 'cr
 from .keypoint_eval import (COCO_COLUMNS, CROWD_INDEX_SPLIT, CROWDPOSE_COLUMNS, PROTOCOLS, evaluate_keypoints,
                             load_ground_truth, metrics_table, protocol_for_dataset)
 from .results import check_results, image_results, load_results, write_results
-from .runner import EvalResult, evaluate, select_image_ids, summary_lines
+from .runner import EvalResult, evaluate, select_image_ids, summary_lines, write_outputs
 
 __all__ = [
     "COCO_COLUMNS",
@@ -28,5 +28,6 @@ __all__ = [
     "protocol_for_dataset",
     "select_image_ids",
     "summary_lines",
+    "write_outputs",
     "write_results",
 ]

@@ -9,10 +9,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
-from ..errors import DataError
+from ..errors import DataError, OutputError
 from ..inference.pipeline import InferenceSettings, predict
 from ..utils.device import resolve_device
 from ..utils.io import atomic_write_text
+from ..utils.limits import network_input_problem
 from .keypoint_eval import evaluate_keypoints, metrics_table, protocol_for_dataset
 from .results import PERSON_CATEGORY, image_results, write_results
 
@@ -25,7 +26,9 @@ class EvalResult:
     ``ms_per_image`` the mean time per stage (network = preprocessing + forward passes,
     aggregate = flip / scale averaging and upsampling, grouping = grouping + mapping back);
     ``unreadable`` lists ``(image_id, reason)`` of images that could not be read (evaluated as
-    images without detections); ``files`` names what was written."""
+    images without detections); ``files`` names what was written; ``nonfinite`` counts the
+    images on which the network produced NaN or infinite outputs (broken weights);
+    ``vis_error`` says why pictures could not be saved (a full disk), if so."""
     metrics: OrderedDict
     protocol: str
     results: list
@@ -33,6 +36,9 @@ class EvalResult:
     unreadable: list = field(default_factory=list)
     ms_per_image: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
+    nonfinite: int = 0
+    ann_file: str = ""
+    vis_error: str = ""
 
     @property
     def ap(self):
@@ -59,7 +65,7 @@ def select_image_ids(annotations, image_ids=None, limit=None):
 
 
 def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=None, output_dir=None,
-             save_vis=0, save_maps=False, progress=True, arch_name=None):
+             save_vis=0, save_maps=False, progress=True, arch_name=None, write_files=True):
     """Run ``model`` over the test split of ``cfg``'s dataset and evaluate it.
 
     Args:
@@ -71,7 +77,8 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
         device: defaults to ``resolve_device(cfg.DEVICE)``.
         input_size: override of the test input size (default: the model's ``img_size``).
         output_dir: where the results JSON, the metrics table and pictures go (nothing is
-            written without it).
+            written without it). ``write_files=False`` leaves the results JSON and the table to
+            ``write_outputs`` (``valid.py`` prints the metrics first, so a full disk loses none).
         save_vis: draw the predictions on the first ``save_vis`` images (needs output_dir);
             ``save_maps`` also saves their heatmaps and tag maps.
         progress: show a tqdm progress bar.
@@ -96,32 +103,52 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
     results, unreadable = [], []
     totals = dict.fromkeys(TIMED_STAGES, 0.0)
     timed = 0
+    nonfinite = {"images": 0, "this image": False}
+    vis_error = ""
+
+    def watch_outputs(module, inputs, outputs):
+        tensors = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        if not all(bool(t.isfinite().all()) for t in tensors if hasattr(t, "isfinite")):
+            nonfinite["this image"] = True
+
+    hook = model.register_forward_hook(watch_outputs)
     try:
         bar = tqdm(ids, desc="evaluating", unit="img", disable=not progress, dynamic_ncols=True)
         for position, image_id in enumerate(bar):
             try:
                 image = read_image(annotations.image_path(image_id))
+                problem = network_input_problem((image.shape[1], image.shape[0]), settings.input_size,
+                                                settings.scales)
+                if problem:
+                    raise DataError(f"image cannot be evaluated ({problem}): {annotations.image_path(image_id)}")
             except DataError as exc:
                 unreadable.append((image_id, str(exc)))
                 bar.set_postfix(unreadable=len(unreadable))
                 continue
             keep_maps = save_maps and position < save_vis
+            nonfinite["this image"] = False
             prediction = predict(model, image, settings, device, keep_maps=keep_maps)
+            nonfinite["images"] += nonfinite["this image"]
             results.extend(image_results(image_id, prediction.keypoints, prediction.scores, category))
             for stage in TIMED_STAGES:
                 totals[stage] += prediction.times[stage]
             timed += 1
-            if vis_dir and position < save_vis:
-                _save_pictures(vis_dir, image_id, image, prediction, info, keep_maps)
+            if vis_dir and position < save_vis and not vis_error:
+                try:
+                    _save_pictures(vis_dir, image_id, image, prediction, info, keep_maps)
+                except OutputError as exc:  # a full disk: the evaluation goes on, the pictures stop
+                    vis_error = str(exc)
     finally:
+        hook.remove()
         model.train(was_training)
 
     metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(), image_ids=ids,
                                  source="predictions")
     ms = {stage: 1000.0 * totals[stage] / timed if timed else float("nan") for stage in TIMED_STAGES}
-    outcome = EvalResult(metrics, protocol, results, ids, unreadable, ms)
-    if output_dir:
-        outcome.files = _write_outputs(output_dir, cfg, outcome, arch_name, ann_file)
+    outcome = EvalResult(metrics, protocol, results, ids, unreadable, ms, nonfinite=nonfinite["images"],
+                         ann_file=ann_file, vis_error=vis_error)
+    if output_dir and write_files:
+        outcome.files = write_outputs(output_dir, cfg, outcome, arch_name)
     return outcome
 
 
@@ -147,9 +174,14 @@ def _map_view(image, maps):
     return cv2.warpAffine(image, to_map, maps.map_wh, flags=cv2.INTER_LINEAR)
 
 
-def _write_outputs(output_dir, cfg, outcome, arch_name, ann_file):
-    os.makedirs(output_dir, exist_ok=True)
-    split = os.path.splitext(os.path.basename(ann_file))[0]
+def write_outputs(output_dir, cfg, outcome, arch_name=None):
+    """Write the results JSON and the metrics table of ``outcome`` (atomically; a failure is
+    one ``OutputError`` line). Returns ``{"results": path, "table": path}``."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {output_dir}: {exc.strerror or exc}") from None
+    split = os.path.splitext(os.path.basename(outcome.ann_file))[0]
     files = {"results": os.path.join(output_dir, f"keypoints_{split}_results.json"),
              "table": os.path.join(output_dir, "metrics.md")}
     write_results(files["results"], outcome.results)
@@ -172,4 +204,8 @@ def summary_lines(outcome, arch=None):
     if outcome.unreadable:
         lines.append(f"warning: {len(outcome.unreadable)} of {len(outcome.image_ids)} images could not be read and "
                      f"count as images without detections (first: {outcome.unreadable[0][1]})")
+    if outcome.nonfinite:
+        lines.append(f"warning: the network's outputs were NaN or infinite on {outcome.nonfinite} of "
+                     f"{len(outcome.image_ids) - len(outcome.unreadable)} images: its weights are broken, "
+                     "these metrics mean nothing")
     return lines
