@@ -25,9 +25,12 @@ def main(argv=None):
 
     from litepose.deploy import (ExportError, batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript,
                             fuse_bn, max_abs_diff_onnx, max_abs_diff_torchscript, onnx_session)
+    from litepose.deploy.export import MAX_OPSET, MIN_OPSET
     from litepose.errors import CheckpointError
     from litepose.models import build_model, load_checkpoint
-    from litepose.utils.io import atomic_write_bytes
+    from litepose.models.checkpoint import nonfinite_tensors
+    from litepose.utils.io import atomic_write_bytes, check_output_file
+    from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
@@ -43,21 +46,29 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
     for path in filter(None, (args.output, args.torchscript)):
-        if os.path.exists(path) and not args.force:
+        if os.path.exists(path) and not os.path.isdir(path) and not args.force:
             raise ExportError(f"{path} exists; pass --force to overwrite it")
+        check_output_file(path, args.force, "--output" if path == args.output else "--torchscript")
+    if not MIN_OPSET <= args.opset <= MAX_OPSET:
+        raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
+                          f"got {args.opset}")
 
     cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:
         raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
     model = build_model(cfg, args.superconfig)
     load_checkpoint(model, cfg.TEST.MODEL_FILE)
+    broken = nonfinite_tensors(model.state_dict())
+    if broken:
+        raise ExportError(f"{cfg.TEST.MODEL_FILE} holds NaN or infinite values in {len(broken)} tensors (first: "
+                          f"{broken[0]}); nothing written")
     if hasattr(model, "get_active_subnet"):
         model = model.get_active_subnet()
     model = model.cpu().eval()
     arch = getattr(model, "arch", None)
     size = args.input_size or (arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
-    if size <= 0 or size % 32:
-        parser.error(f"--input-size must be a positive multiple of 32, got {size}")
+    if input_size_problem(size):
+        raise ExportError(input_size_problem(size))
 
     deployed = model
     if args.fuse_bn:
@@ -66,6 +77,10 @@ def main(argv=None):
               f"({len(batchnorm_names(deployed))} left)")
     sizes = [(size, size)] + ([(size + 64, size - 32)] if args.dynamic and size > 32 else [])
     with torch.no_grad():
+        outputs = model(example_input(sizes[0]))
+        if not all(bool(torch.isfinite(o).all()) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])):
+            raise ExportError(f"the network's outputs are NaN or infinite on a random input ({cfg.TEST.MODEL_FILE}); "
+                              "nothing written")
         if args.fuse_bn:
             diff = max(_diff(model, deployed, example_input(s)) for s in sizes)
             print(f"max |folded - original| (PyTorch): {diff:.3g}")

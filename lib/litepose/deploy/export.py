@@ -15,6 +15,14 @@ from ..errors import LitePoseError
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
+# The opsets the TorchScript-based exporter writes (PyTorch's own bounds when it has them).
+try:
+    from torch.onnx import _constants as _onnx_constants
+
+    MIN_OPSET = int(_onnx_constants.ONNX_MIN_OPSET)
+    MAX_OPSET = int(getattr(_onnx_constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _onnx_constants.ONNX_MAX_OPSET))
+except (ImportError, AttributeError):
+    MIN_OPSET, MAX_OPSET = 7, 20
 
 
 class ExportError(LitePoseError):
@@ -54,6 +62,9 @@ def export_onnx(model, input_size, dynamic=False, opset=DEFAULT_OPSET):
 
     ``dynamic``: batch, height and width are dynamic axes (any multiple of 32 then works).
     """
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
+                          f"got {opset}")
     model = model.eval()
     x = example_input(input_size, device=next(model.parameters()).device)
     names = output_names(len(_as_tuple(model(x))))
@@ -101,7 +112,10 @@ def onnx_session(data, threads=None, device="cpu"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             raise ExportError("ONNX Runtime has no CUDA provider here (install onnxruntime-gpu)")
         providers.insert(0, "CUDAExecutionProvider")
-    return ort.InferenceSession(data, sess_options=options, providers=providers)
+    try:
+        return ort.InferenceSession(data, sess_options=options, providers=providers)
+    except Exception as exc:  # e.g. an operator version ONNX Runtime does not implement (a very old opset)
+        raise ExportError(f"ONNX Runtime cannot run the exported model: {_first_line(exc)}") from exc
 
 
 @torch.no_grad()
@@ -146,7 +160,8 @@ def _max_diff(expected, actual):
         e = e.detach().cpu().numpy()
         if e.shape != a.shape:
             raise ExportError(f"exported output shape {list(a.shape)} differs from PyTorch {list(e.shape)}")
-        diffs.append(float(np.abs(e - a).max()))
+        diff = float(np.abs(e - a).max()) if e.size else 0.0
+        diffs.append(diff if np.isfinite(diff) else float("inf"))  # NaN must never pass a tolerance
     return max(diffs)
 
 
