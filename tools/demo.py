@@ -6,7 +6,8 @@
         --input IMAGE_OR_DIR_OR_VIDEO --output DIR
 
 Each person is drawn in its own colour with the dataset's limbs. Images are written to DIR
-under their own names; a video becomes DIR/<name>_pose.mp4.
+under their own names; a video becomes DIR/<name>_pose.mp4. Nothing is ever written onto an
+input (DIR may not be the input's folder), and existing files in DIR are kept unless --force.
 """
 
 import os
@@ -36,16 +37,51 @@ def _inputs(path):
     raise DataError(f"{path}: not an image ({', '.join(IMAGE_EXTENSIONS)}) or video ({', '.join(VIDEO_EXTENSIONS)})")
 
 
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _check_targets(kind, source, output, force):
+    """The files the demo will write: never an input, never an existing file without ``force``;
+    ``OutputError`` naming the file otherwise, before any work."""
+    from litepose.errors import OutputError
+
+    inputs = source if kind == "images" else [source]
+    folders = {os.path.dirname(os.path.abspath(path)) for path in inputs}
+    if any(os.path.isdir(output) and _same_file(output, folder) for folder in folders):
+        raise OutputError(f"--output {output} is the folder of the input images: the drawn images would "
+                          "overwrite them; give another folder")
+    if kind == "images":
+        targets = [os.path.join(output, os.path.basename(path)) for path in inputs]
+    else:
+        targets = [os.path.join(output, os.path.splitext(os.path.basename(source))[0] + "_pose.mp4")]
+    for target in targets:
+        for path in inputs:
+            if os.path.exists(target) and _same_file(target, path):
+                raise OutputError(f"{target} is an input: the demo never writes onto an input; give another --output")
+    existing = [target for target in targets if os.path.lexists(target)]
+    if existing and not force:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise OutputError(f"{existing[0]}{more} already exist(s) in --output {output} (pass --force to overwrite)")
+    return targets
+
+
 def main(argv=None):
     import cv2
     import numpy as np
     from tqdm import tqdm
 
     from litepose.data.coco_format import keypoint_info_from_config, read_image
-    from litepose.errors import ConfigError, DataError
+    from litepose.data.image_header import size_problem
+    from litepose.errors import ConfigError, DataError, OutputError
     from litepose.inference import InferenceSettings, predict
     from litepose.models import build_model, load_checkpoint
     from litepose.utils.device import resolve_device
+    from litepose.utils.io import ensure_writable_dir
+    from litepose.utils.limits import input_size_problem, network_input_problem
     from litepose.utils.vis import draw_people, write_image
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -55,12 +91,20 @@ def main(argv=None):
     parser.add_argument("--min-score", type=float, default=0.05, help="joints scoring below are not drawn")
     parser.add_argument("--input-size", type=int, default=None, metavar="N",
                         help="test input size (default: the architecture's img_size)")
+    parser.add_argument("--force", action="store_true", help="overwrite files that exist in --output")
     args = parse_args(parser, argv)
-    if args.input_size is not None and args.input_size <= 0:
-        parser.error(f"--input-size must be positive, got {args.input_size}")
+    if args.input_size is not None and input_size_problem(args.input_size):
+        raise ConfigError(input_size_problem(args.input_size))
 
     cfg = load_cli_config(args)
     kind, source = _inputs(args.input)
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise OutputError(f"--output {args.output} is a file; give a folder")
+    _check_targets(kind, source, args.output, args.force)
+    try:
+        ensure_writable_dir(args.output, "--output folder")
+    except ConfigError as exc:
+        raise OutputError(str(exc)) from None
     if not cfg.TEST.MODEL_FILE:
         raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
     info = keypoint_info_from_config(cfg, for_test=True)
@@ -69,7 +113,6 @@ def main(argv=None):
     load_checkpoint(model, cfg.TEST.MODEL_FILE)
     model.to(device).eval()
     settings = InferenceSettings.from_config(cfg, model, args.input_size)
-    os.makedirs(args.output, exist_ok=True)
 
     def draw(image):
         prediction = predict(model, image, settings, device)
@@ -82,6 +125,10 @@ def main(argv=None):
         for path in tqdm(source, desc="images", unit="img", dynamic_ncols=True):
             try:
                 image = read_image(path)
+                problem = network_input_problem((image.shape[1], image.shape[0]), settings.input_size,
+                                                settings.scales)
+                if problem:
+                    raise DataError(f"{problem}: {path}")
             except DataError as exc:
                 skipped.append(str(exc))
                 continue
@@ -98,6 +145,13 @@ def main(argv=None):
             raise DataError(f"cannot open video: {source}")
         fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        frame_wh = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        problem = None
+        if min(frame_wh) > 0:  # the size the container gives (checked before any frame is decoded)
+            problem = size_problem(*frame_wh) or network_input_problem(frame_wh, settings.input_size, settings.scales)
+        if problem:
+            capture.release()
+            raise DataError(f"{source}: frames of {problem}")
         target = os.path.join(args.output, os.path.splitext(os.path.basename(source))[0] + "_pose.mp4")
         partial = os.path.join(args.output, "." + os.path.basename(target) + ".part.mp4")
         writer = None

@@ -5,7 +5,7 @@
 
 coco: pycocotools keypoint AP (COCO sigmas; --sigmas for other joint sets). crowdpose: the
 official CrowdPose protocol (AP, AR, AP easy / medium / hard). --output writes the table as
-Markdown too.
+Markdown too (an existing file only with --force).
 """
 
 import argparse
@@ -15,7 +15,7 @@ from litepose.utils.cli import parse_args, run_cli
 
 def main(argv=None):
     from litepose.evaluation import PROTOCOLS, evaluate_keypoints, load_results, metrics_table
-    from litepose.utils.io import atomic_write_text
+    from litepose.utils.io import atomic_write_text, check_output_file
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gt", required=True, metavar="ANN.json", help="ground-truth annotation file")
@@ -24,7 +24,10 @@ def main(argv=None):
     parser.add_argument("--sigmas", type=float, nargs="+", metavar="S",
                         help="OKS sigmas, one per joint (default: the dataset's)")
     parser.add_argument("--output", metavar="TABLE.md", help="also write the table here")
+    parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     args = parse_args(parser, argv)
+    if args.output:  # before the evaluation: a folder, a read-only place or an existing file stop it at once
+        check_output_file(args.output, args.force, "--output")
 
     results = load_results(args.results)
     metrics = evaluate_keypoints(args.gt, results, args.dataset, sigmas=args.sigmas, source=args.results)
