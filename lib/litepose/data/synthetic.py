@@ -305,9 +305,49 @@ def write_split(root, split, count, seed, progress=None):
     return len(images), sum(1 for a in annotations if a["num_keypoints"] > 0)
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # another user's process, or a pid we cannot ask about: leave its folder alone
+    return True
+
+
+def remove_stale_partials(root, max_age_s=24 * 3600):
+    """Delete the hidden ``.<name>.<pid>.*.partial`` folders beside ``root`` that generations
+    killed before their end left behind: those of processes that no longer run (and, from
+    versions that did not record the process, those older than ``max_age_s``). Returns their names."""
+    import time
+
+    root = os.path.abspath(os.fspath(root))
+    parent, prefix = os.path.dirname(root), f".{os.path.basename(root)}."
+    if not os.path.isdir(parent):
+        return []
+    removed = []
+    for name in os.listdir(parent):
+        path = os.path.join(parent, name)
+        if not (name.startswith(prefix) and name.endswith(".partial") and os.path.isdir(path)):
+            continue
+        owner = name[len(prefix):].split(".", 1)[0]
+        if owner.startswith("pid") and owner[3:].isdigit():
+            stale = not _alive(int(owner[3:]))
+        else:
+            try:
+                stale = time.time() - os.path.getmtime(path) > max_age_s
+            except OSError:
+                continue
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 def generate_synthetic_dataset(root, counts=None, seed=DEFAULT_SEED, overwrite=False, show_progress=True):
     """Write the dataset to ``root``. It is drawn in a temporary folder beside ``root`` and
-    renamed into place at the end, so an interrupted run never leaves a partial dataset.
+    renamed into place at the end, so an interrupted run never leaves a partial dataset; the
+    folders of killed generations are removed by the next one (``remove_stale_partials``).
     Returns the manifest (a dict)."""
     from tqdm import tqdm
 
@@ -322,7 +362,8 @@ def generate_synthetic_dataset(root, counts=None, seed=DEFAULT_SEED, overwrite=F
         raise DataError(f"{root} already exists (pass --force to replace it)")
     parent = os.path.dirname(root)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.", suffix=".partial", dir=parent)
+    remove_stale_partials(root)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.pid{os.getpid()}.", suffix=".partial", dir=parent)
     try:
         manifest = {"generator_version": GENERATOR_VERSION, "seed": seed, "joints": "coco", "splits": {}}
         with tqdm(total=sum(counts.values()), desc="synthetic dataset", unit="img", disable=not show_progress,
