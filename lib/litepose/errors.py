@@ -7,7 +7,13 @@ command-line scripts print that line and exit non-zero instead of a traceback.
 
 
 class LitePoseError(Exception):
-    """Bad input from the user: the message names the file, key or value at fault."""
+    """Bad input from the user: the message names the file, key or value at fault. It is one
+    line even when it quotes the user's text: line breaks in it are shown as ``\\n``."""
+
+    def __init__(self, message="", *args):
+        if isinstance(message, str):
+            message = message.replace("\r", "\\r").replace("\n", "\\n")
+        super().__init__(message, *args)
 
 
 class ConfigError(LitePoseError):

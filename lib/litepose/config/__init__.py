@@ -61,10 +61,13 @@ def load_config(yaml_path=None, opts=()):
     source = os.path.basename(yaml_path) if yaml_path else "overrides"
     overrides = _pairs(opts)
 
-    model_name = data.get("MODEL", {}).get("NAME", default_config().MODEL.NAME)
+    model = data.get("MODEL")
+    model_name = model.get("NAME", default_config().MODEL.NAME) if isinstance(model, dict) else default_config().MODEL.NAME
     for key, value in overrides:
         if key == "MODEL.NAME":
             model_name = _decode(value)
+    if not isinstance(model_name, str):
+        raise ConfigError(f"config key MODEL.NAME must be a model name, got {model_name!r}")
     cfg = config_for_model(model_name)
 
     _merge(data, cfg, [], source)

@@ -161,7 +161,7 @@ def _check_dimension(value, image, field, fail):
     if type(value) not in _NUMBER_TYPES or not math.isfinite(value) or value != int(value) or value <= 0:
         fail(f"image {_short(image.get('id'))} field '{field}' must be a positive whole number, got {_short(value)}")
     if value > MAX_IMAGE_SIDE:
-        fail(f"image {_short(image.get('id'))} field '{field}' is {value:g}, more than the {MAX_IMAGE_SIDE} pixels "
+        fail(f"image {_short(image.get('id'))} field '{field}' is {int(value)}, more than the {MAX_IMAGE_SIDE} pixels "
              "an image may have")
 
 
@@ -287,7 +287,7 @@ def read_image(path, max_pixels=None):
         raise UnreadableImageError(f"cannot read image: {path}: {exc.strerror or exc}") from None
     size = header_size(data)
     if size == "damaged":
-        raise UnreadableImageError(f"cannot decode image (its header is damaged): {path}")
+        raise UnreadableImageError(f"cannot decode image (corrupt or not an image): {path}")
     if size is not None:
         problem = size_problem(*size, max_pixels=max_pixels)
         if problem:

@@ -69,7 +69,8 @@ def _png(data):
 
 
 def _gif(data):
-    return struct.unpack("<HH", data[6:10]) if len(data) >= 10 else None
+    # Header, screen descriptor, one image descriptor and the trailer: anything shorter is no GIF.
+    return struct.unpack("<HH", data[6:10]) if len(data) >= 6 + 7 + 10 + 1 else None
 
 
 def _bmp(data):
