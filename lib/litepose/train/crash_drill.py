@@ -26,7 +26,7 @@ from ..errors import LitePoseError
 from ..utils.io import ensure_writable_dir
 from .checkpoint import CHECKPOINT_NAME, FINAL_NAME
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]  # lib/litepose/train/crash_drill.py
 CONFIG = "experiments/synthetic/quickstart.yaml"
 # Small enough for seconds per epoch on one CPU thread, with every kind of layer the real ones have.
 DRILL_ARCH = {"img_size": 64, "input_channel": 8, "deconv_setting": [8, 8, 8], "backbone_setting": [
