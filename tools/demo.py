@@ -3,8 +3,12 @@
 
     python tools/demo.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE xs.pth \
-        --input IMAGE_OR_DIR_OR_VIDEO --output DIR
+        --input IMAGE_OR_DIR_OR_VIDEO --output DIR [--preset accurate|realtime]
+    python tools/demo.py --onnx litepose-xs.onnx --dataset crowdpose --input-size 256 --input ... --output DIR
 
+The model is a checkpoint (``--cfg``, ``--superconfig``, ``TEST.MODEL_FILE``; PyTorch) or an
+exported ONNX model (``--onnx``; ONNX Runtime, no PyTorch), run by ``litepose.PoseEstimator``
+with its ``--preset`` (default ``accurate``: ``valid.py``'s settings).
 Each person is drawn in its own colour with the dataset's limbs. Images are written to DIR
 under their own names; a video becomes DIR/<name>_pose.mp4. Nothing is ever written onto an
 input (DIR may not be the input's folder), and existing files in DIR are kept unless --force.
@@ -69,23 +73,45 @@ def _check_targets(kind, source, output, force):
     return targets
 
 
+def _estimator(args, cfg):
+    """The ``PoseEstimator`` the options ask for, and the device it runs on (for the summary)."""
+    from litepose import PoseEstimator
+    from litepose.errors import ConfigError
+
+    if args.onnx:
+        estimator = PoseEstimator.from_onnx(args.onnx, dataset=args.dataset, input_size=args.input_size,
+                                            preset=args.preset, threads=args.threads, cfg=cfg)
+        return estimator, "cpu (ONNX Runtime)"
+    if not cfg.TEST.MODEL_FILE:
+        raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
+    from litepose.utils.device import resolve_device
+
+    device = resolve_device(cfg.DEVICE)
+    estimator = PoseEstimator.from_checkpoint(cfg.TEST.MODEL_FILE, cfg, arch=args.superconfig, preset=args.preset,
+                                              device=device, input_size=args.input_size)
+    return estimator, device
+
+
 def main(argv=None):
     import cv2
     import numpy as np
     from tqdm import tqdm
 
-    from litepose.data.coco_format import keypoint_info_from_config, read_image
+    from litepose.data.coco_format import read_image
     from litepose.data.image_header import size_problem
     from litepose.errors import ConfigError, DataError, OutputError
-    from litepose.inference import InferenceSettings, predict
-    from litepose.models import build_model, load_checkpoint
-    from litepose.utils.device import resolve_device
     from litepose.utils.io import ensure_writable_dir
     from litepose.utils.limits import input_size_problem, network_input_problem
     from litepose.utils.vis import draw_people, write_image
 
-    parser = config_parser(__doc__.splitlines()[0])
+    parser = config_parser(__doc__.splitlines()[0], require_cfg=False)
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
+    parser.add_argument("--onnx", metavar="MODEL.onnx", help="an exported model, run by ONNX Runtime (no --cfg needed)")
+    parser.add_argument("--dataset", choices=("coco", "crowdpose"), default="coco",
+                        help="joints of the --onnx model when no --cfg is given (default coco)")
+    parser.add_argument("--preset", choices=("accurate", "realtime"), default="accurate",
+                        help="accurate: valid.py's settings (default); realtime: one pass, no flip, capped decoding")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own)")
     parser.add_argument("--input", required=True, help="an image, a folder of images, or a video")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the drawn images or video")
     parser.add_argument("--min-score", type=float, default=0.05, help="joints scoring below are not drawn")
@@ -96,7 +122,9 @@ def main(argv=None):
     if args.input_size is not None and input_size_problem(args.input_size):
         raise ConfigError(input_size_problem(args.input_size))
 
-    cfg = load_cli_config(args)
+    if not args.onnx and not args.cfg:
+        raise ConfigError("give --cfg (and TEST.MODEL_FILE) for a checkpoint, or --onnx MODEL.onnx")
+    cfg = load_cli_config(args) if args.cfg else None
     kind, source = _inputs(args.input)
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise OutputError(f"--output {args.output} is a file; give a folder")
@@ -105,18 +133,12 @@ def main(argv=None):
         ensure_writable_dir(args.output, "--output folder")
     except ConfigError as exc:
         raise OutputError(str(exc)) from None
-    if not cfg.TEST.MODEL_FILE:
-        raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
-    info = keypoint_info_from_config(cfg, for_test=True)
-    device = resolve_device(cfg.DEVICE)
-    model = build_model(cfg, args.superconfig)
-    load_checkpoint(model, cfg.TEST.MODEL_FILE)
-    model.to(device).eval()
-    settings = InferenceSettings.from_config(cfg, model, args.input_size)
+    estimator, device = _estimator(args, cfg)
+    settings = estimator.settings
 
     def draw(image):
-        prediction = predict(model, image, settings, device)
-        return draw_people(image, prediction.keypoints, info.skeleton, args.min_score), prediction
+        prediction = estimator(image, color="rgb")
+        return draw_people(image, prediction.keypoints, estimator.skeleton, args.min_score), prediction
 
     people = frames = 0
     seconds = 0.0
