@@ -12,8 +12,19 @@ with its ``--preset`` (default ``accurate``: ``valid.py``'s settings).
 Each person is drawn in its own colour with the dataset's limbs. Images are written to DIR
 under their own names; a video becomes DIR/<name>_pose.mp4. Nothing is ever written onto an
 input (DIR may not be the input's folder), and existing files in DIR are kept unless --force.
+
+Live and recorded video (``litepose.live``): ``--input`` a camera index (``0``), a stream URL
+(``rtsp://...``, ``http://...``) or a video file; ``--output`` a folder (``<name>_pose.mp4``
+in it) or a video file name (mp4v), optional for cameras and streams; ``--json FILE`` the people
+of every frame (COCO keypoint results plus ``frame`` and ``track_id``). People are tracked
+(``litepose.tracking.PoseTracker``; ``--no-track``, ``--smooth`` for One-Euro smoothing). A
+window shows the drawn frames and their frame rate when there is a display (``--no-show`` to
+stay headless; Esc or q stops); files show a progress bar.
+
+    python tools/demo.py --onnx litepose-xs.onnx --input-size 256 --preset realtime --input 0 --json people.json
 """
 
+import argparse
 import os
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
@@ -23,9 +34,13 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".m
 
 
 def _inputs(path):
-    """``('video', path)`` or ``('images', [paths])``; a clear error for anything else."""
+    """``('video', path)``, ``('live', camera index or URL)`` or ``('images', [paths])``; a
+    clear error for anything else."""
     from litepose.errors import DataError
+    from litepose.live import source_kind
 
+    if source_kind(path) in ("camera", "stream") and not os.path.exists(path):
+        return "live", path
     if os.path.isdir(path):
         images = sorted(os.path.join(path, name) for name in os.listdir(path)
                         if name.lower().endswith(IMAGE_EXTENSIONS))
@@ -53,7 +68,9 @@ def _check_targets(kind, source, output, force):
     ``OutputError`` naming the file otherwise, before any work."""
     from litepose.errors import OutputError
 
-    inputs = source if kind == "images" else [source]
+    inputs = source if kind == "images" else [source] if kind == "video" else []
+    if kind != "images" and _is_video_name(output):
+        return [output]  # litepose.live.check_outputs checks it against the input
     folders = {os.path.dirname(os.path.abspath(path)) for path in inputs}
     if any(os.path.isdir(output) and _same_file(output, folder) for folder in folders):
         raise OutputError(f"--output {output} is the folder of the input images: the drawn images would "
@@ -61,7 +78,7 @@ def _check_targets(kind, source, output, force):
     if kind == "images":
         targets = [os.path.join(output, os.path.basename(path)) for path in inputs]
     else:
-        targets = [os.path.join(output, os.path.splitext(os.path.basename(source))[0] + "_pose.mp4")]
+        targets = [os.path.join(output, _video_name(kind, source) + "_pose.mp4")]
     for target in targets:
         for path in inputs:
             if os.path.exists(target) and _same_file(target, path):
@@ -71,6 +88,18 @@ def _check_targets(kind, source, output, force):
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise OutputError(f"{existing[0]}{more} already exist(s) in --output {output} (pass --force to overwrite)")
     return targets
+
+
+def _is_video_name(path):
+    return str(path).lower().endswith(VIDEO_EXTENSIONS)
+
+
+def _video_name(kind, source):
+    from litepose.live import source_kind
+
+    if kind == "live" and source_kind(source) == "camera":
+        return f"camera{int(source)}"
+    return os.path.splitext(os.path.basename(str(source).rstrip("/")))[0] or "stream"
 
 
 def _estimator(args, cfg):
@@ -93,8 +122,6 @@ def _estimator(args, cfg):
 
 
 def main(argv=None):
-    import cv2
-    import numpy as np
     from tqdm import tqdm
 
     from litepose.data.coco_format import read_image
@@ -112,8 +139,18 @@ def main(argv=None):
     parser.add_argument("--preset", choices=("accurate", "realtime"), default="accurate",
                         help="accurate: valid.py's settings (default); realtime: one pass, no flip, capped decoding")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own)")
-    parser.add_argument("--input", required=True, help="an image, a folder of images, or a video")
-    parser.add_argument("--output", required=True, metavar="DIR", help="folder for the drawn images or video")
+    parser.add_argument("--input", required=True,
+                        help="an image, a folder of images, a video file, a camera index (0) or a stream URL")
+    parser.add_argument("--output", metavar="DIR|VIDEO",
+                        help="folder for the drawn images or video, or a video file name (optional for live input)")
+    parser.add_argument("--json", metavar="FILE.json", help="video: the people of every frame (COCO results + frame, "
+                                                            "track_id)")
+    parser.add_argument("--show", action=argparse.BooleanOptionalAction, default=None,
+                        help="video: show a window (default: when there is a display)")
+    parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
+                        help="video: stable identities across frames (default on)")
+    parser.add_argument("--smooth", action="store_true", help="video: One-Euro smoothing of the tracked joints")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="video: stop after N frames")
     parser.add_argument("--min-score", type=float, default=0.05, help="joints scoring below are not drawn")
     parser.add_argument("--input-size", type=int, default=None, metavar="N",
                         help="test input size (default: the architecture's img_size)")
@@ -126,13 +163,30 @@ def main(argv=None):
         raise ConfigError("give --cfg (and TEST.MODEL_FILE) for a checkpoint, or --onnx MODEL.onnx")
     cfg = load_cli_config(args) if args.cfg else None
     kind, source = _inputs(args.input)
-    if os.path.exists(args.output) and not os.path.isdir(args.output):
-        raise OutputError(f"--output {args.output} is a file; give a folder")
-    _check_targets(kind, source, args.output, args.force)
-    try:
-        ensure_writable_dir(args.output, "--output folder")
-    except ConfigError as exc:
-        raise OutputError(str(exc)) from None
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError(f"--max-frames must be positive, got {args.max_frames}")
+    if kind == "images" and (args.json or args.max_frames):
+        raise ConfigError("--json and --max-frames are for video input")
+    video_file = None
+    if args.output is None:
+        if kind != "live":
+            raise ConfigError("--output is needed: a folder for the drawn images or video")
+    elif kind != "images" and _is_video_name(args.output):
+        video_file = args.output
+    else:
+        if os.path.exists(args.output) and not os.path.isdir(args.output):
+            raise OutputError(f"--output {args.output} is a file; give a folder")
+        _check_targets(kind, source, args.output, args.force)
+        try:
+            ensure_writable_dir(args.output, "--output folder")
+        except ConfigError as exc:
+            raise OutputError(str(exc)) from None
+        if kind != "images":
+            video_file = os.path.join(args.output, _video_name(kind, source) + "_pose.mp4")
+    if kind != "images":
+        from litepose.live import check_outputs
+
+        check_outputs(source, [video_file, args.json], force=args.force)
     estimator, device = _estimator(args, cfg)
     settings = estimator.settings
 
@@ -162,49 +216,24 @@ def main(argv=None):
             print(f"warning: skipped {reason}")
         print(f"wrote {frames} images to {args.output}")
     else:
-        capture = cv2.VideoCapture(source)
-        if not capture.isOpened():
-            raise DataError(f"cannot open video: {source}")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        frame_wh = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        problem = None
-        if min(frame_wh) > 0:  # the size the container gives (checked before any frame is decoded)
-            problem = size_problem(*frame_wh) or network_input_problem(frame_wh, settings.input_size, settings.scales)
-        if problem:
-            capture.release()
-            raise DataError(f"{source}: frames of {problem}")
-        target = os.path.join(args.output, os.path.splitext(os.path.basename(source))[0] + "_pose.mp4")
-        partial = os.path.join(args.output, "." + os.path.basename(target) + ".part.mp4")
-        writer = None
-        try:
-            with tqdm(total=total, desc="frames", unit="frame", dynamic_ncols=True) as bar:
-                while True:
-                    ok, frame = capture.read()
-                    if not ok:
-                        break
-                    drawn, prediction = draw(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-                    if writer is None:
-                        height, width = drawn.shape[:2]
-                        writer = cv2.VideoWriter(partial, cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-                        if not writer.isOpened():
-                            raise DataError(f"cannot write video {target} (no mp4v encoder)")
-                    writer.write(cv2.cvtColor(np.ascontiguousarray(drawn), cv2.COLOR_RGB2BGR))
-                    people, frames = people + len(prediction.scores), frames + 1
-                    seconds += sum(prediction.times.values())
-                    bar.update(1)
-            if writer is None:
-                raise DataError(f"no frame could be read from {source}")
-            writer.release()
-            writer = None
-            os.replace(partial, target)  # only a complete video gets the real name
-        finally:
-            capture.release()
-            if writer is not None:
-                writer.release()
-            if os.path.exists(partial):
-                os.unlink(partial)
-        print(f"wrote {target} ({frames} frames)")
+        from litepose.live import run_video
+        from litepose.tracking import PoseTracker
+
+        def frame_problem(wh):
+            return size_problem(*wh) or network_input_problem(wh, settings.input_size, settings.scales)
+
+        tracker = None
+        if args.track:
+            tracker = PoseTracker(dataset=estimator.keypoint_info.name if estimator.keypoint_info else "coco",
+                                  sigmas=estimator.keypoint_info.sigmas if estimator.keypoint_info else None,
+                                  smoothing=args.smooth)
+        summary = run_video(estimator, source, output=video_file, json_path=args.json, show=args.show,
+                            tracker=tracker, max_frames=args.max_frames, min_score=args.min_score, force=args.force,
+                            frame_problem=frame_problem)
+        people, frames, seconds = summary.people, summary.frames, summary.seconds
+        written = [path for path in (video_file, args.json) if path]
+        print(f"{'stopped after' if summary.interrupted else 'processed'} {frames} frames"
+              f"{'; wrote ' + ', '.join(written) if written else ''} ({summary.fps:.1f} fps end to end)")
     if frames:
         print(f"{people / frames:.1f} people per {'image' if kind == 'images' else 'frame'}, "
               f"{1000 * seconds / frames:.0f} ms each on {device}")
