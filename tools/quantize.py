@@ -1,0 +1,176 @@
+#!/usr/bin/env python
+"""INT8 post-training quantisation for ONNX Runtime and OpenVINO, with its AP and latency cost.
+
+    python tools/quantize.py --cfg experiments/synthetic/quickstart.yaml \
+        TEST.MODEL_FILE output/coco_kpt/pose_mobilenet/quickstart/final_state.pth.tar \
+        --output-dir int8/ [--runtime onnx openvino] [--calibration-images 300] [--fp16] \
+        [--exclude-op-types ConvTranspose] [--ignored-types ConvolutionBackpropData] \
+        [--threads 1 2] [--latency-size 128 256] [--repeats 50] [--limit N] [--no-evaluate] [--force]
+
+BatchNorm is folded first. Calibration runs on training images preprocessed as in training.
+ONNX Runtime: static QDQ (uint8 activations, int8 per-channel weights); OpenVINO: NNCF. Writes
+int8/litepose-int8.onnx and int8/litepose-int8.xml + .bin (and with --fp16
+litepose-fp16.onnx), then int8/report.md and report.json: for PyTorch eager and each runtime in
+float32, INT8 (and float16 / bfloat16 with --fp16), the AP of valid.py's evaluation (the
+config's test split and settings), the largest output difference relative to PyTorch, and
+the network's median and p90 latency on a 1x3xSxS input, all variants interleaved round by round.
+"""
+
+import argparse
+
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+
+
+class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none or the help already says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def main(argv=None):
+    import datetime
+    import json
+    import os
+    import platform
+
+    from litepose.deploy.export import ExportError
+    from litepose.deploy.formats import check_images, default_input_size, load_trained_model, require, versions
+    from litepose.deploy.quantize import (build_variants, calibration_images, measure_ap, measure_errors,
+                                          measure_latency, report_table)
+    from litepose.utils.io import atomic_write_bytes, atomic_write_text, check_output_file
+
+    parser = config_parser(__doc__.splitlines()[0])
+    parser.formatter_class = DefaultsShown
+    parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the models and the report go")
+    parser.add_argument("--runtime", nargs="+", choices=("onnx", "openvino"), default=["onnx", "openvino"],
+                        help="runtimes to quantise for")
+    parser.add_argument("--calibration-images", type=int, default=300, metavar="N", help="training images to calibrate on")
+    parser.add_argument("--fp16", action="store_true", help="also compare float16 (ONNX, OpenVINO) and bfloat16 (OpenVINO)")
+    parser.add_argument("--exclude-op-types", nargs="*", default=[], metavar="OP",
+                        help="ONNX op types kept in float (e.g. ConvTranspose)")
+    parser.add_argument("--exclude-nodes", nargs="*", default=[], metavar="NAME", help="ONNX node names kept in float")
+    parser.add_argument("--ignored-types", nargs="*", default=[], metavar="OP",
+                        help="OpenVINO op types NNCF keeps in float (e.g. ConvolutionBackpropData, GroupConvolution)")
+    parser.add_argument("--ignored-names", nargs="*", default=[], metavar="NAME", help="OpenVINO op names kept in float")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads of the latency runs")
+    parser.add_argument("--latency-size", type=int, nargs="+", default=None,
+                        help="square input sizes of the latency runs (default: the model's input size)")
+    parser.add_argument("--repeats", type=int, default=50, help="timed rounds per latency setting")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N test images only")
+    parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure AP (--no-evaluate: latency and output error only)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing output files")
+    args = parse_args(parser, argv)
+    for name in ("calibration_images", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if any(t < 1 for t in args.threads):
+        parser.error("--threads must be at least 1")
+    if args.limit is not None and args.limit < 1:
+        parser.error(f"--limit must be positive, got {args.limit}")
+
+    outputs = {"onnx": ["litepose-int8.onnx"] + (["litepose-fp16.onnx"] if args.fp16 else []),
+               "openvino": ["litepose-int8.xml", "litepose-int8.bin"]}
+    paths = [os.path.join(args.output_dir, name) for runtime in args.runtime for name in outputs[runtime]]
+    paths += [os.path.join(args.output_dir, name) for name in ("report.md", "report.json")]
+    for path in paths:
+        check_output_file(path, force=args.force)
+    for runtime in args.runtime:
+        require(runtime, "quantisation")
+    if "openvino" in args.runtime:
+        try:
+            import nncf  # noqa: F401
+        except Exception as exc:
+            raise ExportError(f"OpenVINO quantisation needs the nncf package ({exc}): pip install nncf") from None
+
+    cfg = load_cli_config(args)
+    model = load_trained_model(cfg, args.superconfig)
+    size = default_input_size(model, cfg)
+    sizes = args.latency_size or [size]
+    if any(s <= 0 or s % 32 for s in sizes):
+        parser.error("--latency-size must be positive multiples of 32")
+    print(f"calibration: {args.calibration_images} training images at {size}x{size}")
+    images = calibration_images(cfg, size, args.calibration_images)
+    variants, artefacts = build_variants(model, images, args.runtime, args.fp16, args.exclude_op_types,
+                                         args.exclude_nodes, args.ignored_types, args.ignored_names)
+    check, source = check_images(size, 4)
+    measure_errors(model, variants, check.numpy())
+    for variant in variants:
+        print(f"max |{variant.label} {variant.precision} - PyTorch| / max |PyTorch| on {source}: {variant.error:.3g}")
+        if not variant.error < 1.0:
+            raise ExportError(f"{variant.label} {variant.precision} differs from PyTorch by {variant.error:.3g} of its "
+                              f"largest output (NaN, or a broken quantisation); nothing written")
+    if args.evaluate:
+        measure_ap(cfg, variants, args.limit, threads=max(args.threads))
+    keys = []
+    for threads in args.threads:
+        for latency_size in sizes:
+            print(f"timing {len(variants)} variants at {latency_size}x{latency_size}, {threads} thread(s), "
+                  f"{args.repeats} rounds")
+            measure_latency(variants, latency_size, threads, args.repeats)
+            keys.append((latency_size, threads))
+
+    os.makedirs(args.output_dir, exist_ok=True)
+    written = []
+    if "onnx_int8" in artefacts:
+        atomic_write_bytes(os.path.join(args.output_dir, "litepose-int8.onnx"), artefacts["onnx_int8"])
+        written.append("litepose-int8.onnx")
+    if "onnx_fp16" in artefacts:
+        atomic_write_bytes(os.path.join(args.output_dir, "litepose-fp16.onnx"), artefacts["onnx_fp16"])
+        written.append("litepose-fp16.onnx")
+    if "openvino_int8" in artefacts:
+        written += save_openvino(artefacts["openvino_int8"], args.output_dir, "litepose-int8")
+
+    found = versions()
+    header = [f"# INT8 and float16 against float32: {cfg.MODEL.NAME}, {cfg.TEST.MODEL_FILE}", "",
+              f"- date: {datetime.date.today().isoformat()}; machine: {platform.processor() or platform.machine()}, "
+              f"{os.cpu_count()} cores (`{platform.platform()}`)",
+              f"- packages: " + ", ".join(f"{k} {v}" for k, v in found.items()),
+              f"- calibration: {len(images)} training images at {size}x{size}; ONNX Runtime QDQ u8/s8 per-channel"
+              + (f", kept in float: {', '.join(args.exclude_op_types + args.exclude_nodes)}"
+                 if args.exclude_op_types or args.exclude_nodes else "")
+              + "; OpenVINO NNCF (performance preset)"
+              + (f", ignored: {', '.join(args.ignored_types + args.ignored_names)}"
+                 if args.ignored_types or args.ignored_names else ""),
+              f"- AP: valid.py's evaluation of the test split ({cfg.DATASET.TEST}, "
+              f"{'all images' if args.limit is None else f'first {args.limit} images'}, flip "
+              f"{bool(cfg.TEST.FLIP_TEST)}), {max(args.threads)} threads" if args.evaluate else "- AP: not measured",
+              f"- latency: network only, 1x3xSxS, median (p90) of {args.repeats} interleaved rounds", ""]
+    table = report_table(variants, keys)
+    atomic_write_text(os.path.join(args.output_dir, "report.md"), "\n".join(header) + table + "\n")
+    record = {"model_file": cfg.TEST.MODEL_FILE, "config": args.cfg, "calibration_images": len(images),
+              "versions": found, "date": datetime.date.today().isoformat(), "variants": [
+                  {"runtime": v.runtime, "precision": v.precision, "ap": v.ap, "max_relative_error": v.error,
+                   "latency": [{"input_size": k[0], "threads": k[1], "median_ms": v.timings[k].median_ms,
+                                "p90_ms": v.timings[k].p90_ms, "samples_s": v.timings[k].samples}
+                               for k in keys]} for v in variants]}
+    atomic_write_text(os.path.join(args.output_dir, "report.json"), json.dumps(record, indent=1) + "\n")
+    print(table)
+    print(f"wrote {', '.join(os.path.join(args.output_dir, n) for n in written + ['report.md', 'report.json'])}")
+    return 0
+
+
+def save_openvino(ov_model, directory, stem):
+    """Save an OpenVINO model as STEM.xml + STEM.bin, each file atomically."""
+    import os
+    import shutil
+    import tempfile
+
+    import openvino as ov
+
+    work = tempfile.mkdtemp(prefix=f".{stem}.", suffix=".tmp", dir=directory)
+    try:
+        ov.save_model(ov_model, os.path.join(work, stem + ".xml"), compress_to_fp16=False)
+        for suffix in (".xml", ".bin"):
+            os.replace(os.path.join(work, stem + suffix), os.path.join(directory, stem + suffix))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return [stem + ".xml", stem + ".bin"]
+
+
+if __name__ == "__main__":
+    run_cli(main)
