@@ -52,3 +52,18 @@ def test_disagreeing_passes_are_flagged():
     slow = {s: [0.020] * 4 for s in benchmark_e2e.STAGES + ("total",)}
     assert benchmark_e2e.summarise([fast, slow])["warning"].startswith("passes disagree")
     assert benchmark_e2e.summarise([fast, fast])["warning"] is None
+
+
+def test_estimator_ap_tool_evaluates_every_variant(tiny_checkpoint, synthetic_root, tmp_path, capsys):
+    import estimator_ap
+
+    out = tmp_path / "ap.json"
+    code = estimator_ap.main(["--cfg", "experiments/synthetic/quickstart.yaml", "TEST.MODEL_FILE", str(tiny_checkpoint),
+                              "DATASET.ROOT", str(synthetic_root), "DEVICE", "cpu", "--input-size", "64", "--limit", "2",
+                              "--json", str(out)])
+    assert code == 0
+    rows = json.loads(out.read_text())
+    assert [r["variant"] for r in rows][0] == "accurate" and len(rows) == len(estimator_ap.VARIANTS)
+    assert rows[0]["max_people"] is None and rows[-1]["max_people"] == 20 and rows[-1]["max_detections"] == 20
+    assert all(0.0 <= r["metrics"]["AP"] <= 1.0 or r["metrics"]["AP"] == -1 for r in rows)
+    assert "realtime" in capsys.readouterr().out
