@@ -50,10 +50,17 @@ def main(argv=None):
     parser.add_argument("--images", metavar="DIR", default=None,
                         help="images for the check (default: ../shared/data/coco_mini/images, else synthetic)")
     parser.add_argument("--num-images", type=int, default=2, help="images the check runs on")
+    parser.add_argument("--time", type=int, default=0, metavar="ROUNDS",
+                        help="then time the export against PyTorch eager for ROUNDS interleaved rounds")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads of --time")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
     if args.num_images < 1:
         parser.error(f"--num-images must be at least 1, got {args.num_images}")
+    if args.time < 0 or any(t < 1 for t in args.threads):
+        parser.error("--time must not be negative and --threads must be at least 1")
+    if args.time and args.format == "coreml":
+        parser.error("--time: Core ML models run only on macOS")
     if args.tolerance is not None and not args.tolerance >= 0:
         parser.error(f"--tolerance must not be negative, got {args.tolerance}")
 
@@ -71,6 +78,17 @@ def main(argv=None):
           f"{' (dynamic)' if args.dynamic else ''}; torch {found.get('torch')}")
     for line in report.lines():
         print(line)
+    if args.time:
+        from litepose.deploy.formats import time_export
+
+        label = f"{args.format}{' fp16' if args.fp16 else ''}"
+        print(f"\n| runtime | threads | ms (p90) | x PyTorch eager |\n|---|---|---|---|")
+        for threads, timings in time_export(args.format, args.output, model, size, args.threads, args.time,
+                                            args.fp16).items():
+            eager, exported = timings["pytorch"], timings[args.format]
+            print(f"| PyTorch eager | {threads} | {eager.median_ms:.2f} ({eager.p90_ms:.2f}) | 1.00 |")
+            print(f"| {label} | {threads} | {exported.median_ms:.2f} ({exported.p90_ms:.2f}) | "
+                  f"{eager.median_ms / exported.median_ms:.2f} |")
     return 0
 
 

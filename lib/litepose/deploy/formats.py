@@ -123,7 +123,11 @@ def check_images(input_size, count=2, image_dir=None, seed=0):
 
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     images, source = [], None
-    directory = image_dir or find_image_dir()
+    if image_dir is not None and not os.path.isdir(image_dir):
+        from ..errors import DataError
+
+        raise DataError(f"image folder not found: {image_dir}")
+    directory = image_dir if image_dir is not None else find_image_dir()
     if directory:
         from ..data.coco_format import read_image
 
@@ -166,7 +170,7 @@ def _export_onnx(model, x, path, half, dynamic, opset):
 def _export_openvino(model, x, path, half, dynamic, opset):
     import openvino as ov
 
-    shape = [-1, 3, -1, -1] if dynamic else list(x.shape)
+    shape = [-1, 3, -1, -1] if dynamic else list(x[:1].shape)
     with _quiet():
         converted = ov.convert_model(_TupleOutputs(model), example_input=x[:1], input=[ov.PartialShape(shape)])
     converted.inputs[0].get_tensor().set_names({INPUT_NAME})
@@ -504,8 +508,9 @@ def _check_runtime(fmt, path, model, x, half, sizes, image_dir):
         batch = x if index == 0 else check_images(size, len(x), image_dir)[0]
         with torch.no_grad():
             expected = _as_tuple(model(batch))
-        try:
-            actual = run(batch.numpy())
+        try:  # one image at a time: static exports have batch 1
+            parts = [run(image[None]) for image in batch.numpy()]
+            actual = [np.concatenate(outputs) for outputs in zip(*parts)]
         except Exception as exc:
             raise ExportError(f"the {fmt} runtime failed on the export: {_first_line(exc)}") from exc
         worst = max(worst, relative_difference(expected, actual))
@@ -564,3 +569,29 @@ def versions():
         except metadata.PackageNotFoundError:
             pass
     return found
+
+
+def time_export(fmt, path, model, input_size, threads=(1, 2), repeats=50, half=False, warmup=3):
+    """Median / p90 latency of the export at ``path`` against PyTorch eager (``model``, BN
+    unfolded) on one ``[1, 3, S, S]`` image, interleaved round by round, for each thread count.
+    Returns ``{threads: {"pytorch": Timing, fmt: Timing}}``."""
+    from .latency import time_interleaved
+
+    x = check_images(input_size, 1)[0]
+    array = x.numpy()
+    results = {}
+    previous = torch.get_num_threads()
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            run = load_runner(fmt, path, threads=count, half=half)
+
+            def eager():
+                with torch.inference_mode():
+                    return model(x)
+
+            results[count] = time_interleaved({"pytorch": eager, fmt: lambda: run(array)}, repeats, warmup=warmup,
+                                              progress=False)
+    finally:
+        torch.set_num_threads(previous)
+    return results

@@ -83,10 +83,14 @@ def onnx_op_types(data):
     return counts
 
 
-def quantize_onnx(model_or_bytes, images, exclude_op_types=(), exclude_nodes=(), per_channel=True,
-                  calibrate_method="minmax", input_size=None):
+def quantize_onnx(model_or_bytes, images, exclude_op_types=(), exclude_nodes=(), exclude_patterns=(),
+                  per_channel=True, calibrate_method="minmax", input_size=None):
     """INT8 QDQ ONNX bytes of a model (``nn.Module``: BN folded and exported first) or of float
-    ONNX bytes, calibrated on ``images`` (``[N, 3, H, W]`` float32)."""
+    ONNX bytes, calibrated on ``images`` (``[N, 3, H, W]`` float32). Nodes of the op types
+    ``exclude_op_types``, named in ``exclude_nodes`` or whose name matches a regular expression of
+    ``exclude_patterns`` (``re.search``) stay in float."""
+    import re
+
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -96,8 +100,9 @@ def quantize_onnx(model_or_bytes, images, exclude_op_types=(), exclude_nodes=(),
     else:
         data = model_or_bytes
     nodes = [n.name for n in onnx.load_from_string(data).graph.node]
+    patterns = [re.compile(p) for p in exclude_patterns]
     excluded = list(exclude_nodes) + [n.name for n in onnx.load_from_string(data).graph.node
-                                      if n.op_type in set(exclude_op_types)]
+                                      if n.op_type in set(exclude_op_types) or any(p.search(n.name) for p in patterns)]
     unknown = sorted(set(exclude_nodes) - set(nodes))
     if unknown:
         raise ExportError(f"no such ONNX nodes to keep in float: {', '.join(unknown[:5])}")
@@ -141,17 +146,20 @@ def openvino_float(model, input_size=128, fold=True):
     return converted
 
 
-def quantize_openvino(model_or_ov, images, ignored_types=(), ignored_names=(), preset="performance",
-                      fast_bias_correction=True, input_size=None):
+def quantize_openvino(model_or_ov, images, ignored_types=(), ignored_names=(), ignored_patterns=(),
+                      preset="performance", fast_bias_correction=True, input_size=None):
     """An INT8 ``openvino.Model`` (``nncf.quantize``) of a PyTorch model (converted first, BN
-    folded) or of an ``openvino.Model``, calibrated on ``images``."""
+    folded) or of an ``openvino.Model``, calibrated on ``images``. NNCF's ignored scope keeps
+    ops of ``ignored_types``, named in ``ignored_names`` or matching ``ignored_patterns`` (regular
+    expressions over OpenVINO's op names, which carry the PyTorch module path) in float."""
     import nncf
 
     if isinstance(model_or_ov, torch.nn.Module):
         model_or_ov = openvino_float(model_or_ov, input_size or int(images.shape[-1]))
     scope = None
-    if ignored_types or ignored_names:
-        scope = nncf.IgnoredScope(types=list(ignored_types), names=list(ignored_names), validate=False)
+    if ignored_types or ignored_names or ignored_patterns:
+        scope = nncf.IgnoredScope(types=list(ignored_types), names=list(ignored_names),
+                                  patterns=list(ignored_patterns), validate=False)
     presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
     if preset not in presets:
         raise ExportError(f"NNCF preset must be one of {', '.join(presets)}, got {preset!r}")

@@ -1,0 +1,221 @@
+"""Edge-runtime exports (litepose.deploy.formats, tools/export.py) and INT8 quantisation
+(litepose.deploy.quantize): a tiny LitePose (mobile_configs/quickstart.json) at 64 px, each
+format checked in its own runtime where its package is installed (skipped with the reason
+otherwise)."""
+
+import os
+import runpy
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from helpers import randomize_
+from litepose.config import load_config
+from litepose.deploy import formats
+from litepose.deploy.export import ExportError
+from litepose.deploy.formats import FORMATS, export_checked, output_files
+from litepose.errors import LitePoseError
+from litepose.models import build_model
+
+SIZE = 64
+CFG = REPO / "experiments" / "synthetic" / "quickstart.yaml"
+ARCH = REPO / "mobile_configs" / "quickstart.json"
+# Formats whose conversion takes long here (LiteRT: about 20 s for the tiny model, most of it
+# TensorFlow's import): excluded from the default run (python -m pytest -m slow runs them).
+SLOW_FORMATS = {"tflite"}
+# Dynamic axes are checked at a second, non-square size where the format has them.
+DYNAMIC = {"onnx"}
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    cfg = load_config(str(CFG), [])
+    return randomize_(build_model(cfg, str(ARCH)), seed).eval()
+
+
+def missing(fmt):
+    """Why ``fmt`` cannot be tested here (a package that is not installed), or None. Looked up
+    without importing: TensorFlow, OpenVINO and coremltools take seconds to import."""
+    import importlib.util
+
+    for module, package in formats.PACKAGES[fmt]:
+        if importlib.util.find_spec(module) is None:
+            return f"{package} is not installed (pip install -e '.[export]')"
+    return None
+
+
+def needs(fmt):
+    reason = missing(fmt)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def suffix(fmt):
+    return formats.SUFFIXES[fmt]
+
+
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=[needs(f)] + ([pytest.mark.slow] if f in SLOW_FORMATS else []))
+                                 for f in FORMATS])
+def test_each_format_exports_checked_against_pytorch(model, fmt, tmp_path):
+    out = tmp_path / f"tiny{suffix(fmt)}"
+    report = export_checked(fmt, model, out, SIZE, dynamic=fmt in DYNAMIC)
+    assert report.folded == 31
+    assert report.sizes == ([(64, 64), (32, 128)] if fmt in DYNAMIC else [(64, 64)])
+    for path in output_files(fmt, out):
+        assert os.path.exists(path)
+    if fmt == "coreml":  # no Core ML runtime on Linux: the ML program's structure is checked
+        assert "no batch_norm" in report.check and "2 outputs" in report.check
+    else:
+        assert report.difference <= 1e-4, report.difference
+    # Nothing else left in the folder: the temporary export folder is gone.
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in output_files(fmt, out))
+
+
+@pytest.mark.parametrize("fmt", [pytest.param("onnx", marks=needs("onnx"))]
+                         + [pytest.param(f, marks=[needs(f), pytest.mark.slow]) for f in ("openvino", "ncnn")])
+def test_float16_exports_agree_within_the_float16_tolerance(model, fmt, tmp_path):
+    report = export_checked(fmt, model, tmp_path / f"tiny16{suffix(fmt)}", SIZE, half=True)
+    assert report.tolerance == formats.DEFAULT_TOLERANCE[True]
+    assert 0 < report.difference <= report.tolerance
+
+
+@needs("onnx")
+def test_failed_check_writes_nothing(model, tmp_path, monkeypatch):
+    monkeypatch.setattr(formats, "relative_difference", lambda expected, actual: 0.5)
+    with pytest.raises(ExportError, match=r"onnx differs from PyTorch by 0.5 .*nothing written"):
+        export_checked("onnx", model, tmp_path / "bad.onnx", SIZE)
+    assert os.listdir(tmp_path) == []
+
+
+@needs("openvino")
+def test_failed_check_of_a_two_file_format_writes_neither_file(model, tmp_path):
+    with pytest.raises(ExportError, match="nothing written"):
+        export_checked("openvino", model, tmp_path / "bad.xml", SIZE, checker=lambda *args: 1.0)
+    assert os.listdir(tmp_path) == []
+
+
+@needs("onnx")
+def test_existing_output_is_kept_without_force(model, tmp_path):
+    out = tmp_path / "m.onnx"
+    out.write_bytes(b"previous")
+    with pytest.raises(LitePoseError, match="already exists"):
+        export_checked("onnx", model, out, SIZE)
+    assert out.read_bytes() == b"previous"
+    export_checked("onnx", model, out, SIZE, force=True, checker=lambda *args: 0.0)
+    assert out.read_bytes() != b"previous"
+
+
+def test_unsupported_options_are_one_line(model, tmp_path):
+    with pytest.raises(ExportError, match="--fp16 is not available for torchscript"):
+        export_checked("torchscript", model, tmp_path / "m.pt", SIZE, half=True)
+    with pytest.raises(ExportError, match="--dynamic is only available for onnx and openvino"):
+        export_checked("torchscript", model, tmp_path / "m.pt", SIZE, dynamic=True)
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_package_is_one_line(monkeypatch):
+    monkeypatch.setitem(formats.PACKAGES, "ncnn", [("no_such_module_here", "no-such-package")])
+    with pytest.raises(ExportError, match=r"^ncnn export needs the no-such-package package .*pip install") as info:
+        formats.require("ncnn")
+    assert "\n" not in str(info.value)
+
+
+def test_check_images_fall_back_to_synthetic_images(tmp_path):
+    x, source = formats.check_images(SIZE, 2, image_dir=str(tmp_path))  # an empty folder
+    assert x.shape == (2, 3, SIZE, SIZE) and "synthetic" in source
+    assert -3 < float(x.min()) < float(x.max()) < 3  # normalised
+
+
+# ------------------------------------------------------------------------------- tools/export.py
+
+@needs("onnx")
+def test_export_tool_writes_and_refuses_to_overwrite(model, tmp_path, monkeypatch, capsys):
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(model.state_dict(), checkpoint)
+    out = tmp_path / "out" / "tiny.onnx"
+    argv = ["export.py", "--format", "onnx", "--cfg", str(CFG), "TEST.MODEL_FILE", str(checkpoint),
+            "--output", str(out), "--input-size", str(SIZE)]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.chdir(REPO)
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "tools" / "export.py"), run_name="__main__")
+    printed = capsys.readouterr().out
+    assert exit_info.value.code == 0, printed
+    assert "folded 31 BatchNorm layers" in printed and f"wrote {out}" in printed
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "tools" / "export.py"), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "pass --force" in err
+
+
+# ------------------------------------------------------------------------------------------ INT8
+
+INT8_TOLERANCE = 0.25  # largest |INT8 - float| / max |float| accepted for the random tiny model
+
+
+def calibration(count=16):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as empty:  # no real images there: synthetic ones
+        x, _ = formats.check_images(SIZE, count, image_dir=empty)
+    return x.numpy()
+
+
+@needs("onnx")
+def test_onnx_int8_runs_and_stays_close_to_float(model):
+    from litepose.deploy.quantize import onnx_op_types, onnx_runner, quantize_onnx, relative_error
+
+    images = calibration()
+    data = quantize_onnx(model, images)
+    ops = onnx_op_types(data)
+    assert ops.get("QuantizeLinear", 0) > 10 and ops.get("DequantizeLinear", 0) > 30
+    error = relative_error(model, onnx_runner(data), images[:4])
+    assert 0 < error < INT8_TOLERANCE
+
+
+@needs("onnx")
+def test_onnx_int8_keeps_excluded_op_types_in_float(model):
+    import onnx
+
+    from litepose.deploy.quantize import quantize_onnx
+
+    data = quantize_onnx(model, calibration(4), exclude_op_types=["ConvTranspose"])
+    graph = onnx.load_from_string(data).graph
+    produced = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.op_type == "ConvTranspose":  # its weight is a float initializer, not a DequantizeLinear output
+            assert node.input[1] not in produced or produced[node.input[1]].op_type != "DequantizeLinear"
+
+
+@needs("onnx")
+def test_runtime_module_gives_the_evaluation_torch_outputs(model):
+    from litepose.deploy.quantize import RuntimeModule, onnx_float
+
+    module = RuntimeModule.onnx(onnx_float(model, SIZE), model)
+    x = torch.from_numpy(calibration(2))
+    outputs = module.to("cpu").eval()(x)
+    with torch.no_grad():
+        expected = model(x)
+    assert module.arch == model.arch
+    assert all(torch.is_tensor(o) for o in outputs)
+    assert max(float((a - b).abs().max()) for a, b in zip(outputs, expected)) < 1e-4
+
+
+@pytest.mark.slow
+@needs("openvino")
+def test_openvino_int8_runs_and_stays_close_to_float(model):
+    pytest.importorskip("nncf", reason="nncf is not installed")
+    from litepose.deploy.quantize import openvino_op_types, openvino_runner, quantize_openvino, relative_error
+
+    images = calibration()
+    quantized = quantize_openvino(model, images)
+    assert openvino_op_types(quantized).get("FakeQuantize", 0) > 10
+    error = relative_error(model, openvino_runner(quantized), images[:4])
+    assert 0 < error < INT8_TOLERANCE
