@@ -1,7 +1,21 @@
 """Shared test helpers."""
 
+import importlib.util
+
 import torch
 import torch.nn as nn
+
+from conftest import REPO
+
+
+def load_script(relative):
+    """A script of the repository (``tools/benchmark.py``, ...) as a module, loaded from its path:
+    the scripts are not a package, and nothing is added to ``sys.path``."""
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def randomize_(model, seed=0):

@@ -1,7 +1,6 @@
 """tools/device_check.py (issue 17), through its ``--dry-run`` on the CPU: the report has every
 section with real figures, a failed check makes the exit status non-zero, bad input is one line."""
 
-import importlib.util
 import math
 import re
 
@@ -9,16 +8,14 @@ import pytest
 import torch
 
 from conftest import REPO
+from helpers import load_script
 from litepose.data.build import available_cores
 from litepose.errors import LitePoseError
 
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("device_check", REPO / "tools" / "device_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/device_check.py")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ written, no input crashes the process or exhausts the machine, and every refusal
 naming the file, key or value, with a non-zero exit."""
 
 import errno
-import importlib.util
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ import pytest
 import torch
 
 from conftest import REPO, SHARED, arch_path
+from helpers import load_script
 from litepose.arch import load_arch, validate_arch
 from litepose.config import load_config
 from litepose.data.coco_format import KeypointAnnotations, check_annotation_data, read_image
@@ -36,15 +36,6 @@ CROWD = SHARED / "data" / "crowdpose_mini"
 CROWD_CFG = str(REPO / "experiments" / "crowd_pose" / "mobilenet" / "mobile.yaml")
 XS = str(arch_path("XS"))
 needs_fixtures = pytest.mark.skipif(not CROWD.is_dir(), reason="../shared/data fixtures absent")
-
-
-def load_script(relative):
-    """A script of the repository as a module, so that its ``main(argv)`` runs in-process."""
-    path = REPO / relative
-    spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_main(relative, argv, capsys):

@@ -14,17 +14,18 @@ import pytest
 import torch
 
 from conftest import REPO
+from helpers import load_script
 from litepose.config import load_config
 from litepose.data.build import build_dataset
 from litepose.data.synthetic import generate_synthetic_dataset
 from litepose.errors import DataError
 from litepose.train import Trainer, TrainingInterrupted, run_dirs, train
 from litepose.train.checkpoint import load_training_checkpoint
-from litepose.train.crash_drill import run_crash_drill
 from litepose.train.distributed import DistContext
 from training_support import QUICKSTART, TINY_SPACE, one_line, run_script, tiny_cfg, tiny_opts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+run_crash_drill = load_script("tools/crash_drill.py").run_crash_drill
 
 
 @pytest.fixture
@@ -203,6 +204,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint(tmp_path, 
     assert not [n for n in os.listdir(os.path.dirname(checkpoint)) if n.endswith(".tmp")]  # cleaned up
 
 
+@pytest.mark.slow  # about 40 s on 2 busy cores: 1 + 4 training runs in subprocesses
 def test_crash_drill_random_sigkills_end_with_the_uninterrupted_weights(tmp_path):
     report = run_crash_drill(tmp_path / "drill", kills=3, seed=3, epochs=6, train_images=12)
     assert len(report.kills) >= 2, report.table()
