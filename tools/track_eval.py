@@ -10,12 +10,13 @@ on every joint, joints and whole people missed for runs of frames (the detector'
 false detections; the identity of every detection is known. Per scenario and seed, the tracker
 with the given settings runs beside variants with one feature off (no lost-track memory, no
 velocity, box association) and with One-Euro smoothing. Printed per 100 frames: identity
-switches (a person's id changes to one seen before) and fragmentations (to a new id), and the
-mean joint error against the noise-free joints.
+switches (a person's id changes to one seen before) and fragmentations (to a new id), the
+mean joint error against the noise-free joints, and the tracker's time per frame.
 """
 
 import argparse
 import json
+import time
 
 SCENARIOS = {
     "easy": dict(noise_px=2.0, joint_dropout=0.1, person_dropout=0.03, dropout_frames=(2, 8), false_positives=0.05),
@@ -56,7 +57,8 @@ def main(argv=None):
     }
     scenarios = ("easy", "hard") if args.scenario == "both" else (args.scenario,)
     report = []
-    print(f"{'scenario':8} {'tracker':22} {'switches/100':>12} {'frags/100':>10} {'joint err px':>12}")
+    print(f"{'scenario':8} {'tracker':22} {'switches/100':>12} {'frags/100':>10} {'joint err px':>12} "
+          f"{'ms/frame':>8}")
     for scenario in scenarios:
         people = args.people or (6 if scenario == "easy" else 12)
         sequences = [synthetic_sequence(frames=args.frames, people=people, seed=seed, **SCENARIOS[scenario])
@@ -64,9 +66,11 @@ def main(argv=None):
         raw_error = sum(joint_error(s, [f.keypoints for f in s]) for s in sequences) / len(sequences)
         for name, settings in variants.items():
             switches = fragmentations = frames = 0
-            error = 0.0
+            error = seconds = 0.0
             for sequence in sequences:
+                start = time.perf_counter()
                 ids, keypoints = track_sequence(PoseTracker(**settings), sequence, with_keypoints=True)
+                seconds += time.perf_counter() - start
                 m = identity_metrics(sequence, ids)
                 switches, fragmentations, frames = switches + m["switches"], fragmentations + m["fragmentations"], \
                     frames + m["frames"]
@@ -74,10 +78,11 @@ def main(argv=None):
             row = {"scenario": scenario, "people": people, "tracker": name, "frames": frames, "switches": switches,
                    "fragmentations": fragmentations, "switches_per_100": 100.0 * switches / frames,
                    "fragmentations_per_100": 100.0 * fragmentations / frames, "joint_error_px": error,
-                   "detector_joint_error_px": raw_error, "settings": settings}
+                   "detector_joint_error_px": raw_error, "ms_per_frame": 1000.0 * seconds / frames,
+                   "settings": settings}
             report.append(row)
             print(f"{scenario:8} {name:22} {row['switches_per_100']:12.2f} {row['fragmentations_per_100']:10.2f} "
-                  f"{error:12.2f}")
+                  f"{error:12.2f} {row['ms_per_frame']:8.2f}")
         print(f"{scenario:8} {'(detections, raw)':22} {'':12} {'':10} {raw_error:12.2f}   "
               f"[{people} people, {len(sequences)} x {args.frames} frames]")
     if args.json:
