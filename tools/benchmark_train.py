@@ -2,14 +2,29 @@
 """Training throughput: images/s of the data pipeline alone and of the training step alone.
 
     python tools/benchmark_train.py [--archs XS S] [--batches 20] [--steps 10] [--amp] [KEY VALUE ...]
+    python tools/benchmark_train.py --cfg CFG.yaml [--superconfig ARCH.json] [...]
 
 The data pipeline (read, augment, warp, ignore masks, then targets on the device) runs with the
-config's WORKERS (at most the CPU cores); the step (forward, loss, backward, Adam) repeats on one
-batch kept on the device. When the step is faster than the pipeline, data loading starves the
-network. Data: the embedded synthetic dataset (generated under DATASET.ROOT if absent) unless
-the overrides point elsewhere; inputs at each architecture's img_size.
+config's WORKERS (at most the CPU cores); the step is ``Trainer.train_step``, the one
+``dist_train.py`` runs (targets built on the device, forward, loss, backward, optimiser, loss
+scaling), repeated on one batch kept in host memory after --warmup-steps untimed steps. When the
+step is faster than the pipeline, data loading starves the network.
+
+Without --cfg: experiments/coco/mobilenet/mobile.yaml on the embedded synthetic dataset
+(generated under DATASET.ROOT if absent), one row per --archs (default XS S). With --cfg: the
+model that config trains with ``dist_train.py --cfg CFG.yaml [--superconfig ARCH.json]``
+(MODEL.ARCH, the supernet sampling one sub-network per step, or a baseline), or one row per
+--archs. Inputs at the Trainer's size (the architecture's img_size unless TRAIN.INPUT_SIZE).
+
+From Python (tools/device_check.py loads this file by path): ``measure_data_pipeline``,
+``benchmark_trainer`` and ``time_train_step``.
 """
 
+import contextlib
+import logging
+import os
+import tempfile
+import time
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
@@ -18,43 +33,191 @@ SYNTHETIC = ["DATASET.ROOT", "data/synthetic", "DATASET.SYNTHETIC", "True", "DAT
              "DATASET.TEST", "val"]
 
 
+def _sync(device):
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, workers=None, warmup=2,
+                          progress=False):
+    """Images/s of loading, augmenting and preparing batches (targets built on ``device``), with
+    ``workers`` loader processes (default: ``WORKERS``, at most the cores). Returns a dict."""
+    from tqdm import tqdm
+
+    from litepose.data.build import build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader, \
+        set_loader_epoch
+    from litepose.data.targets import TargetConfig, prepare_batch
+
+    ensure_dataset(cfg, show_progress=False)
+    workers = default_workers(cfg) if workers is None else workers
+    batch_size = batch_size or cfg.TRAIN.IMAGES_PER_GPU
+    dataset = build_dataset(cfg, input_size, "train", augment=True)
+    loader = build_loader(dataset, batch_size, workers, shuffle=True, seed=cfg.TRAIN.SEED,
+                          pin_memory=device.type == "cuda")
+    sigma = TargetConfig.from_config(cfg)
+    images, start, epoch = 0, None, 0
+    bar = tqdm(total=warmup + batches, desc=f"data pipeline at {input_size}px", unit="batch", leave=False,
+               disable=not progress)
+    with bar:
+        while True:
+            set_loader_epoch(loader, epoch)
+            for raw in iterate_loader(loader):
+                prepare_batch(raw, sigma, input_size, device)
+                _sync(device)
+                bar.update()
+                if warmup > 0:
+                    warmup -= 1
+                    if warmup == 0:
+                        start = time.perf_counter()
+                    continue
+                images += raw["images"].shape[0]
+                batches -= 1
+                if batches == 0:
+                    elapsed = time.perf_counter() - start
+                    return {"images_per_s": images / elapsed, "workers": workers, "batch_size": batch_size,
+                            "input_size": input_size}
+            epoch += 1
+
+
+@contextlib.contextmanager
+def _quiet_training_logs():
+    """The Trainer's INFO lines (output folder, model, data) are noise here; warnings still show."""
+    from litepose.train.trainer import LOGGER_NAME
+
+    logger = logging.getLogger(LOGGER_NAME)
+    keep = logging.Filter()
+    keep.filter = lambda record: record.levelno >= logging.WARNING
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+@contextlib.contextmanager
+def benchmark_trainer(cfg_path, opts=(), superconfig=None, workdir=None):
+    """The ``Trainer`` that ``dist_train.py --cfg cfg_path [--superconfig ...] opts`` builds, for
+    timing its step: its outputs go to a temporary folder (inside ``workdir`` if given), with no
+    resume, no validation and no loader workers (the step is timed on one batch), and its INFO
+    logs are quiet. Closed on exit (TensorBoard writer, log file, output folder lock)."""
+    from litepose.config import load_config
+    from litepose.train import Trainer
+    from litepose.train.distributed import DistContext
+    from litepose.utils.device import resolve_device
+
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="litepose-benchmark-train-", dir=workdir))
+        cfg = load_config(cfg_path, list(opts) + [
+            "OUTPUT_DIR", os.path.join(folder, "output"), "LOG_DIR", os.path.join(folder, "log"),
+            "AUTO_RESUME", "False", "TRAIN.VAL_FREQ", "0", "WORKERS", "0"])
+        stack.enter_context(_quiet_training_logs())
+        trainer = Trainer(cfg, DistContext(device=resolve_device(cfg.DEVICE)), cfg_path=cfg_path,
+                          superconfig=superconfig, show_progress=False)
+        try:
+            yield trainer
+        finally:
+            if trainer.writer is not None:
+                trainer.writer.close()
+            for handler in list(trainer.logger.handlers):
+                if isinstance(handler, logging.FileHandler):  # its file is in the folder about to go
+                    trainer.logger.removeHandler(handler)
+                    handler.close()
+            trainer.close()
+
+
+def time_train_step(trainer, steps=10, warmup=2, progress=False):
+    """Images/s and peak CUDA memory of ``trainer.train_step`` on the first batch of its training
+    loader, kept in host memory and given to every step, after ``warmup`` untimed steps. Raises
+    ``LitePoseError`` when a step halts (a loss that is not finite). Returns a dict."""
+    import torch
+    from tqdm import tqdm
+
+    from litepose.data.build import iterate_loader, set_loader_epoch
+    from litepose.errors import LitePoseError
+
+    device = trainer.device
+    set_loader_epoch(trainer.train_loader, 0)
+    raw = next(iterate_loader(trainer.train_loader))
+    batch = raw["images"].shape[0]
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    start, loss = None, None
+    for step in tqdm(range(warmup + steps), desc="training steps", unit="step", leave=False, disable=not progress):
+        if step == warmup:
+            _sync(device)
+            start = time.perf_counter()
+        loss, _, applied = trainer.train_step(dict(raw))  # train_step pops the batch's "skipped"
+        if not applied:
+            raise LitePoseError(f"the training step halted ({trainer.halt}) at step {step + 1}, loss {float(loss):.4g}")
+    _sync(device)
+    elapsed = time.perf_counter() - start
+    if trainer.is_supernet and trainer.arch is None and not trainer.cfg.TRAIN.INPUT_SIZE:
+        sizes = sorted(trainer.sampler.space.img_sizes)
+        size = f"{sizes[0]}-{sizes[-1]} (sampled)"
+    else:
+        size = str(trainer.input_size(trainer.arch))
+    return dict(input=size, batch=batch, amp=(("float16" if cuda else "bfloat16") if trainer.amp else "off"),
+                steps=steps, images_per_s=steps * batch / elapsed, ms_per_step=1000.0 * elapsed / steps,
+                peak_mib=torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None, loss=float(loss),
+                loss_scale=trainer.scaler.get_scale() if trainer.scaler.is_enabled() else None)
+
+
 def main(argv=None):
     import platform
 
     import torch
 
-    from litepose.arch import load_arch
-    from litepose.train.benchmark import measure_data_pipeline, measure_train_step
     from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0], require_cfg=False)
-    parser.add_argument("--archs", nargs="+", default=["XS", "S"], metavar="NAME",
-                        help="released architectures (mobile_configs/search-NAME.json) or JSON paths")
+    archs = parser.add_mutually_exclusive_group()
+    archs.add_argument("--archs", nargs="+", default=None, metavar="NAME",
+                       help="released architectures (mobile_configs/search-NAME.json) or JSON paths, one row each "
+                            "(default: XS S without --cfg; the config's own model with --cfg)")
+    archs.add_argument("--superconfig", metavar="ARCH.json", help="one architecture, as dist_train.py's option")
     parser.add_argument("--batches", type=int, default=20, help="batches timed for the data pipeline")
     parser.add_argument("--steps", type=int, default=10, help="training steps timed")
+    parser.add_argument("--warmup-steps", type=int, default=2, help="untimed training steps first")
     parser.add_argument("--batch-size", type=int, default=None, help="images per batch (TRAIN.IMAGES_PER_GPU)")
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: WORKERS, at most the cores)")
-    parser.add_argument("--amp", action="store_true", help="time the step with mixed precision")
+    parser.add_argument("--amp", action="store_true", help="time the step with mixed precision (TRAIN.AMP True)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parse_args(parser, argv)
-    if args.batches <= 0 or args.steps <= 0:
-        parser.error("--batches and --steps must be positive")
+    if args.batches <= 0 or args.steps <= 0 or args.warmup_steps < 0:
+        parser.error("--batches and --steps must be positive, --warmup-steps >= 0")
+    if args.batch_size is not None and args.batch_size <= 0:
+        parser.error(f"--batch-size must be positive, got {args.batch_size}")
+    if args.superconfig:
+        rows = [(os.path.splitext(os.path.basename(args.superconfig))[0], args.superconfig)]
+    elif args.archs or args.cfg is None:
+        rows = [(name, name if name.endswith(".json") else f"mobile_configs/search-{name}.json")
+                for name in args.archs or ["XS", "S"]]
+    else:
+        rows = [(os.path.splitext(os.path.basename(args.cfg))[0], None)]  # MODEL.ARCH, the supernet, a baseline
     args.opts = SYNTHETIC + list(args.opts) if args.cfg is None else list(args.opts)
     args.cfg = args.cfg or DEFAULT_CFG
+    if args.batch_size:
+        args.opts += ["TRAIN.IMAGES_PER_GPU", str(args.batch_size)]
+    if args.amp:
+        args.opts += ["TRAIN.AMP", "True"]
     cfg = load_cli_config(args)
     device = resolve_device(cfg.DEVICE)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}, " \
         f"{torch.get_num_threads()} threads"
-    print(f"device: {device} ({where}); batch {args.batch_size or cfg.TRAIN.IMAGES_PER_GPU}")
+    print(f"device: {device} ({where}); batch {cfg.TRAIN.IMAGES_PER_GPU}")
     print("| arch | input | data pipeline (img/s, workers) | training step (img/s) | bound by |")
     print("|---|---|---|---|---|")
-    for name in args.archs:
-        path = name if name.endswith(".json") else f"mobile_configs/search-{name}.json"
-        arch = load_arch(path)
-        size = arch["img_size"]
-        data = measure_data_pipeline(cfg, size, device, args.batches, args.batch_size, args.workers)
-        step = measure_train_step(cfg, arch, device, args.steps, args.batch_size, args.amp)
+    for name, superconfig in rows:
+        with benchmark_trainer(args.cfg, args.opts, superconfig) as trainer:
+            size = trainer.data_size
+            data = measure_data_pipeline(cfg, size, device, args.batches, workers=args.workers,
+                                         progress=not args.no_progress)
+            step = time_train_step(trainer, args.steps, args.warmup_steps, progress=not args.no_progress)
         bound = "data" if data["images_per_s"] < step["images_per_s"] else "step"
-        print(f"| {name} | {size} | {data['images_per_s']:.1f} ({data['workers']}) | "
+        print(f"| {name} | {step['input']} | {data['images_per_s']:.1f} ({data['workers']}) | "
               f"{step['images_per_s']:.1f}{' (AMP)' if args.amp else ''} | {bound} |", flush=True)
     return 0
 

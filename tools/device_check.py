@@ -34,9 +34,9 @@ import argparse
 import contextlib
 import copy
 import datetime
+import functools
 import gc
 import importlib.util
-import logging
 import os
 import platform
 import shlex
@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 
 from litepose.utils.cli import parse_args, run_cli
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TOOLS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TOOLS)
 CUDA_TESTS = os.path.join("tests", "test_cuda.py")
 CHECKS = ("tests", "training", "loader", "latency")
 MOBILE = "experiments/coco/mobilenet/mobile.yaml"
@@ -166,13 +167,6 @@ def _repo_path(path):
     return path if os.path.isabs(path) else os.path.join(REPO, path)
 
 
-def _sync(device):
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _free_memory(device):
     import torch
 
@@ -181,19 +175,13 @@ def _free_memory(device):
         torch.cuda.empty_cache()
 
 
-@contextlib.contextmanager
-def _quiet_training_logs():
-    """The Trainer's INFO lines (output folder, model, data) are noise here; warnings still show."""
-    from litepose.train.trainer import LOGGER_NAME
-
-    logger = logging.getLogger(LOGGER_NAME)
-    keep = logging.Filter()
-    keep.filter = lambda record: record.levelno >= logging.WARNING
-    logger.addFilter(keep)
-    try:
-        yield
-    finally:
-        logger.removeFilter(keep)
+@functools.lru_cache(maxsize=None)
+def _tool(name):
+    """``tools/NAME.py``, a script next to this one, as a module loaded from its path."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(TOOLS, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @contextlib.contextmanager
@@ -277,63 +265,22 @@ def run_cuda_tests(plan, workdir, section):
 
 def measure_training(plan, model_name, amp, data_root, workdir):
     """Images/s and peak memory of ``Trainer.train_step`` (the step ``dist_train.py`` runs) on one
-    batch of the synthetic dataset, after ``plan.warmup_steps`` untimed steps."""
-    import torch
-
-    from litepose.config import load_config
-    from litepose.data.build import iterate_loader, set_loader_epoch
-    from litepose.train import Trainer
-    from litepose.train.distributed import DistContext
-
+    batch of the synthetic dataset, after ``plan.warmup_steps`` untimed steps
+    (``tools/benchmark_train.py``'s ``time_train_step``)."""
+    benchmark_train = _tool("benchmark_train")
     cfg_path, arch = TRAIN_MODELS[model_name]
-    label = f"{model_name}-amp{int(amp)}"
-    opts = synthetic_opts(data_root) + [
-        "OUTPUT_DIR", os.path.join(workdir, "runs", label), "LOG_DIR", os.path.join(workdir, "logs", label),
-        "AUTO_RESUME", "False", "TRAIN.VAL_FREQ", "0", "TRAIN.AMP", str(amp), "WORKERS", "0",
-        "DEVICE", str(plan.device)]
+    opts = synthetic_opts(data_root) + ["TRAIN.AMP", str(amp), "DEVICE", str(plan.device)]
     if plan.batch_size:
         opts += ["TRAIN.IMAGES_PER_GPU", str(plan.batch_size)]
     if plan.input_size:
         opts += ["TRAIN.INPUT_SIZE", str(plan.input_size)]
-    cfg = load_config(_repo_path(cfg_path), opts)
     _free_memory(plan.device)
-    with _quiet_training_logs():
-        trainer = Trainer(cfg, DistContext(device=plan.device), cfg_path=_repo_path(cfg_path),
-                          superconfig=_repo_path(arch) if arch else None, show_progress=False)
-    try:
-        set_loader_epoch(trainer.train_loader, 0)
-        raw = next(iterate_loader(trainer.train_loader))
-        batch = raw["images"].shape[0]
-        cuda = plan.device.type == "cuda"
-        if cuda:
-            torch.cuda.reset_peak_memory_stats(plan.device)
-        start, loss = None, None
-        for step in range(plan.warmup_steps + plan.steps):
-            if step == plan.warmup_steps:
-                _sync(plan.device)
-                start = time.perf_counter()
-            loss, _, applied = trainer.train_step(dict(raw))  # train_step pops the batch's "skipped"
-            if not applied:
-                raise CheckFailed(f"the training step halted ({trainer.halt}) at step {step + 1}, "
-                                  f"loss {float(loss):.4g}")
-        _sync(plan.device)
-        elapsed = time.perf_counter() - start
-        if trainer.is_supernet:
-            sizes = sorted(trainer.sampler.space.img_sizes)
-            size = f"{plan.input_size}" if plan.input_size else f"{sizes[0]}-{sizes[-1]} (sampled)"
-        else:
-            size = str(trainer.input_size(None))
-        return dict(model=model_name, input=size, batch=batch,
-                    amp=(("float16" if cuda else "bfloat16") if amp else "off"), steps=plan.steps,
-                    images_per_s=plan.steps * batch / elapsed, ms_per_step=1000.0 * elapsed / plan.steps,
-                    peak_mib=torch.cuda.max_memory_allocated(plan.device) / 2**20 if cuda else None,
-                    loss=float(loss),
-                    loss_scale=trainer.scaler.get_scale() if trainer.scaler.is_enabled() else None)
-    finally:
-        if trainer.writer is not None:
-            trainer.writer.close()
-        del trainer
-        _free_memory(plan.device)
+    with benchmark_train.benchmark_trainer(_repo_path(cfg_path), opts, _repo_path(arch) if arch else None,
+                                           workdir) as trainer:
+        row = benchmark_train.time_train_step(trainer, plan.steps, plan.warmup_steps)
+    del trainer
+    _free_memory(plan.device)
+    return dict(model=model_name, **row)
 
 
 def check_training(plan, data_root, workdir, section, progress, budget):
@@ -364,8 +311,8 @@ def check_training(plan, data_root, workdir, section, progress, budget):
 
 def check_loader(plan, data_root, section, progress, budget):
     from litepose.config import load_config
-    from litepose.train.benchmark import measure_data_pipeline
 
+    measure_data_pipeline = _tool("benchmark_train").measure_data_pipeline
     opts = synthetic_opts(data_root) + ["DEVICE", str(plan.device)]
     if plan.batch_size:
         opts += ["TRAIN.IMAGES_PER_GPU", str(plan.batch_size)]
@@ -384,7 +331,7 @@ def check_loader(plan, data_root, section, progress, budget):
             except Exception as exc:
                 section.fail(f"{size}px", exc)
         progress.update()
-    section.notes.append(f"`litepose.train.benchmark.measure_data_pipeline`: read, augment, warp and ignore masks "
+    section.notes.append(f"`measure_data_pipeline` of tools/benchmark_train.py: read, augment, warp and ignore masks "
                          f"in {plan.workers} loader worker(s) (one per CPU core), then targets on {plan.device}; "
                          "2 untimed batches first.")
 
