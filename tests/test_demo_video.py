@@ -19,11 +19,18 @@ from litepose.errors import DataError, OutputError  # noqa: E402
 SIZE = 64
 
 
+def realistic_weights_(model, size):
+    try:  # it moves from litepose.deploy.benchmark to litepose.deploy.latency
+        from litepose.deploy.latency import realistic_weights_ as weights
+    except ImportError:
+        from litepose.deploy.benchmark import realistic_weights_ as weights
+    return weights(model, size)
+
+
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory):
     from litepose.config import load_config
     from litepose.deploy import export_onnx, fuse_bn
-    from litepose.deploy.benchmark import realistic_weights_
     from litepose.models import build_model
 
     torch.manual_seed(0)

@@ -110,7 +110,10 @@ def test_dense_nms_finds_the_peaks_of_group(shape, quantised):
 
 
 @pytest.mark.parametrize("depth", [1, 2])
-def test_fast_refinement_equals_the_block_search(depth):
+@pytest.mark.parametrize("stage2", [True, False])  # False: every pair the top pixels leave open takes the blocks
+def test_fast_refinement_equals_the_block_search(depth, stage2, monkeypatch):
+    if not stage2:
+        monkeypatch.setattr(decoding, "_STAGE2_EVALUATIONS", 0)
     rng = np.random.default_rng(3)
     joints, height, width = 17, 64, 64
     det = rng.random((joints, height, width), dtype=np.float32) * 2

@@ -8,7 +8,7 @@
 
 Each model is LitePose-XS/S/M/L (``mobile_configs/search-*.json`` with
 ``experiments/<dataset>/mobilenet/mobile.yaml``) with random weights of a trained network's
-scale (``deploy.benchmark.realistic_weights_``): the worst case of decoding, since about half
+scale (``realistic_weights_`` of ``litepose.deploy``): the worst case of decoding, since about half
 of every heatmap passes the detection threshold. ``--checkpoint`` adds a trained model
 (``--cfg``, ``--arch``). Backends: PyTorch eager (``torch``) and ONNX Runtime on the
 BN-folded export with dynamic sizes (``onnx``); ``--threads`` sets PyTorch's, ONNX Runtime's
@@ -82,10 +82,19 @@ def _stats(values):
     return {"median": float(np.median(values)), "p99": float(np.percentile(values, 99)), "max": float(values.max())}
 
 
+def _realistic_weights(model, size):
+    """``realistic_weights_`` from where the deployment package keeps it (it moved from
+    ``litepose.deploy.benchmark`` to ``litepose.deploy.latency``)."""
+    try:
+        from litepose.deploy.latency import realistic_weights_
+    except ImportError:
+        from litepose.deploy.benchmark import realistic_weights_
+    return realistic_weights_(model, size)
+
+
 def _models(args):
     """``(name, cfg, model)`` with random weights (or the checkpoint's)."""
     from litepose.config import load_config
-    from litepose.deploy.benchmark import realistic_weights_
     from litepose.models import build_model, load_checkpoint
 
     for name in args.models:
@@ -98,7 +107,7 @@ def _models(args):
         arch = os.path.join(REPO_ROOT, "mobile_configs", MODELS[key] + ".json")
         model = build_model(cfg, arch)
         size = args.input_size or model.arch["img_size"]
-        yield f"LitePose-{key} (random weights)", cfg, realistic_weights_(model, size)
+        yield f"LitePose-{key} (random weights)", cfg, _realistic_weights(model, size)
     if args.checkpoint:
         if not args.cfg:
             raise SystemExit("--checkpoint needs --cfg (and --arch unless the config names MODEL.ARCH)")

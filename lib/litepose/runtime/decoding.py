@@ -130,10 +130,12 @@ REFINE_TOP_PIXELS = 1024
 def refine_people(people, maps, top_pixels=REFINE_TOP_PIXELS):
     """``group.refine_people`` (step 5: a missing joint takes the first raster-order pixel
     maximising ``heatmap - round(|tag - mean tag|)``) with the same result, faster on dense
-    maps: each pair (person, missing joint) first evaluates its joint's ``top_pixels``
+    maps. Each pair (person, missing joint) first evaluates its joint's ``top_pixels``
     strongest pixels; when the best value found there exceeds the weakest of them, no other
-    pixel can reach it (``round(distance) >= 0``), and the answer is exact. Pairs where it does
-    not (sparse maps: the best pixel is weak) fall back to ``group``'s block search."""
+    pixel can reach it (``round(distance) >= 0``) and the answer is exact. Otherwise that best
+    value still bounds the answer from below, and only pixels whose heatmap reaches it can
+    hold the answer: they are evaluated next. Pairs with too many such pixels (sparse maps,
+    where the best value is weak) take ``group``'s block search."""
     det = maps.det
     detected = people[:, :, 2] > 0
     has_any = detected.any(axis=1)
@@ -144,26 +146,32 @@ def refine_people(people, maps, top_pixels=REFINE_TOP_PIXELS):
     mean_tags = mean_tags.astype(np.float32)[person_idx]
     best_flat = np.zeros(person_idx.size, np.int64)
     best_det = np.zeros(person_idx.size, np.float32)
-    unresolved = np.ones(person_idx.size, bool)
+    unresolved = np.zeros(person_idx.size, bool)
     plane_size = maps.height * maps.width
     count = min(int(top_pixels), plane_size)
     for joint in np.unique(joint_idx):
         pairs = np.flatnonzero(joint_idx == joint)
         plane = det[joint].ravel()
+        # Stage 1: the strongest pixels.
         top = np.argpartition(-plane, count - 1)[:count] if count < plane_size else np.arange(plane_size)
         top = np.sort(top)  # raster order: the first maximum is the lowest index
-        det_values = plane[top]
-        tag_plane = maps.tag_joint(np.array([joint]))[0]
-        tag_values = [np.broadcast_to(t[tag_plane].ravel()[top], (pairs.size, top.size)) for t in maps.tags]
-        value = det_values[None, :] - _group._tag_distance(tag_values, [mean_tags[pairs, d, None]
-                                                                        for d in range(len(maps.tags))])
-        best = np.argmax(value, axis=1)
-        best_value = value[np.arange(pairs.size), best]
+        value, best = _best_pixels(maps, joint, top, mean_tags[pairs])
         # Outside the top pixels every value is at most the weakest top pixel's heatmap.
-        exact = best_value > det_values.min() if count < plane_size else np.ones(pairs.size, bool)
-        best_flat[pairs[exact]] = top[best[exact]]
-        best_det[pairs[exact]] = det_values[best[exact]]
-        unresolved[pairs[exact]] = False
+        exact = value > plane[top].min() if count < plane_size else np.ones(pairs.size, bool)
+        best_flat[pairs] = top[best]
+        if exact.all():
+            continue
+        # Stage 2: the best value found is reached by a pixel; a pixel can only reach it if its
+        # heatmap does, so the pixels whose heatmap reaches the lowest such value of the pairs
+        # left hold each pair's answer (all of them when the maps are sparse: then the blocks).
+        rest = pairs[~exact]
+        candidates = np.flatnonzero(plane >= value[~exact].min())
+        if candidates.size * rest.size > _STAGE2_EVALUATIONS:
+            unresolved[rest] = True
+            continue
+        _, best = _best_pixels(maps, joint, candidates, mean_tags[rest])
+        best_flat[rest] = candidates[best]
+    best_det = det.reshape(det.shape[0], -1)[joint_idx, best_flat]
     if unresolved.any():
         rest = np.flatnonzero(unresolved)
         best_flat[rest], best_det[rest] = _group._refine_argmax(maps, joint_idx[rest], mean_tags[rest])
@@ -173,6 +181,28 @@ def refine_people(people, maps, top_pixels=REFINE_TOP_PIXELS):
     people[person_idx[fill], joint_idx[fill], 0] = (xs + 0.5 + dx)[fill]
     people[person_idx[fill], joint_idx[fill], 1] = (ys + 0.5 + dy)[fill]
     people[person_idx[fill], joint_idx[fill], 2] = best_det[fill]
+
+
+# Refinement's second stage evaluates at most this many (pair, pixel) values per joint.
+_STAGE2_EVALUATIONS = 2_000_000
+
+
+def _best_pixels(maps, joint, pixels, mean_tags):
+    """For each mean tag ``[n, D]``: the best ``heatmap - round(|tag - mean|)`` over ``pixels``
+    (flat indices in raster order, of ``joint``) and the position in ``pixels`` of its first
+    maximum, in the release's float32 arithmetic (``group._tag_distance``)."""
+    det_values = maps.det[joint].ravel()[pixels]
+    tag_plane = maps.tag_joint(np.array([joint]))[0]
+    values = np.empty((len(mean_tags), pixels.size), np.float32)
+    step = max(1, _STAGE2_EVALUATIONS // 8 // max(1, pixels.size))
+    for start in range(0, len(mean_tags), step):
+        rows = slice(start, start + step)
+        n = len(mean_tags[rows])
+        tag_values = [np.broadcast_to(t[tag_plane].ravel()[pixels], (n, pixels.size)) for t in maps.tags]
+        values[rows] = det_values[None, :] - _group._tag_distance(
+            tag_values, [mean_tags[rows, d, None] for d in range(len(maps.tags))])
+    best = np.argmax(values, axis=1)
+    return values[np.arange(len(mean_tags)), best], best
 
 
 def _is_dense(maps, threshold):
