@@ -27,7 +27,10 @@ def main(argv=None):
     cfg = load_cli_config(args)
 
     from litepose.train import train
+    from litepose.train.process import configure_process
+    from litepose.utils.device import resolve_device
 
+    configure_process(cfg, resolve_device(cfg.DEVICE).type)
     train(cfg, cfg_path=args.cfg, superconfig=args.superconfig, teacher=args.teacher,
           teacher_arch=args.teacher_arch, show_progress=not args.no_progress)
     return 0

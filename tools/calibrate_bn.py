@@ -41,6 +41,9 @@ def main(argv=None):
         parser.error("--images and --batch-size must be positive, --val-images not negative")
 
     cfg = load_cli_config(args)
+    from litepose.data.build import single_opencv_thread
+
+    single_opencv_thread()  # BN recalibration's loader forks workers (process-wide: the script's call)
     if not cfg.TEST.MODEL_FILE:
         raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/weights.pth")
     if cfg.MODEL.NAME == "pose_supermobilenet" and not args.superconfig:

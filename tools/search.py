@@ -75,6 +75,9 @@ def main(argv=None):
     args = parse_args(parser, argv)
 
     cfg = load_cli_config(args)
+    from litepose.data.build import single_opencv_thread
+
+    single_opencv_thread()  # BN recalibration's loader forks workers (process-wide: the script's call)
     if cfg.MODEL.NAME != "pose_supermobilenet":
         raise ConfigError(f"{args.cfg}: MODEL.NAME is {cfg.MODEL.NAME}; the search needs a supernet config")
     if os.path.exists(args.output) and not args.force:

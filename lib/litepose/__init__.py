@@ -1,20 +1,27 @@
 """LitePose: efficient multi-person pose estimation (CVPR 2022) as one importable package.
 
-Subpackages: ``config`` (yacs defaults and loading), ``models`` (LitePose, the
-weight-sharing supernet and the baselines, behind a small registry), ``arch``
-(architecture files), ``search`` (the search space, its sampler and the architecture search),
-``utils`` (shared helpers). ``PoseEstimator`` (``litepose.estimator``): frames in, people out.
+Subpackages and modules:
+
+- ``config``: yacs defaults, loading with strict keys, value ranges;
+- ``arch``: architecture files (the release's JSON schema) and their validation;
+- ``models``: LitePose, the weight-sharing supernet and the baselines, behind a registry;
+  checkpoints and weight transfer;
+- ``search``: the search space and its sampler, BN recalibration, cost models, evolution;
+- ``data``: COCO-format datasets, the release's augmentation and training targets;
+- ``loss``: heatmap and associative-embedding losses;
+- ``train``: the training loop, distributed setup, checkpoints;
+- ``inference``: the test-time pipeline and AE grouping (PyTorch);
+- ``runtime``: the same pipeline in NumPy/OpenCV around ONNX Runtime (no PyTorch);
+- ``evaluation``: COCO and CrowdPose protocols, the evaluation loop, the decoding ceiling;
+- ``deploy``: BN folding, exports, quantisation, latency;
+- ``estimator`` (``PoseEstimator``: frames in, people out), ``tracking``, ``live``;
+- ``utils``: the one affine transform, I/O, devices, drawing, the scripts' CLI plumbing.
+
+Importing the package changes no process-wide state (threads, backends, environment); the
+scripts do that (``litepose.utils.cli``, ``litepose.train.process``).
 """
 
-import os as _os
-
 __version__ = "0.1.0"
-
-# OpenCV reads its decoder's pixel limit once, when it is loaded: set it to this project's image
-# limit (litepose.data.image_header) unless the user set it, so that formats whose header we do
-# not parse meet the same limit while they are decoded. No effect if cv2 was imported first.
-_limit = _os.environ.get("LITEPOSE_MAX_IMAGE_PIXELS", "").strip()
-_os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", _limit if _limit.isdigit() and int(_limit) > 0 else str(2**26))
 
 
 def __getattr__(name):

@@ -82,7 +82,7 @@ class ResumableSampler(DistributedSampler):
         return max(0, super().__len__() - self.start)
 
 
-def _ignore_stop_signals(worker_id):
+def _init_worker(worker_id):
     # Ctrl-C and SIGTERM reach the whole process group; the main process turns them into a
     # clean stop with a checkpoint, which needs its loader workers alive until then.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -93,7 +93,11 @@ def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, w
                  drop_last=True, pin_memory=False):
     """A ``DataLoader`` whose sampler splits the data between processes (``rank`` of
     ``world_size``) and shuffles by ``seed`` and the epoch: call ``loader.sampler.set_epoch(e)``
-    and ``loader.dataset.set_epoch(e)`` before each epoch (``set_loader_epoch``)."""
+    and ``loader.dataset.set_epoch(e)`` before each epoch (``set_loader_epoch``).
+
+    With ``workers`` > 0, a process that has run OpenCV should call ``single_opencv_thread()``
+    first (the scripts do): OpenCV's thread pool does not survive fork, and a worker forked
+    from a process whose pool had run hung in its first OpenCV call."""
     if batch_size <= 0:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     per_rank = -(-len(dataset) // world_size)
@@ -102,15 +106,16 @@ def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, w
                         f"per process ({world_size} process(es)); lower TRAIN.IMAGES_PER_GPU")
     sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
                                drop_last=False)
-    if workers > 0:
-        # The workers are the parallelism. OpenCV's thread pool does not survive fork: a worker
-        # forked from a process whose pool had run (e.g. after generating the synthetic data)
-        # hung in its first OpenCV call. One OpenCV thread here means no pool to inherit.
-        cv2.setNumThreads(1)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
                       collate_fn=collate_samples, pin_memory=pin_memory, drop_last=drop_last,
-                      worker_init_fn=_ignore_stop_signals if workers > 0 else None,
+                      worker_init_fn=_init_worker if workers > 0 else None,
                       persistent_workers=False)  # workers must see each epoch's set_epoch
+
+
+def single_opencv_thread():
+    """For scripts whose loaders fork workers: no OpenCV thread pool in this process (the
+    workers are the parallelism), so none is inherited half-alive by a forked worker."""
+    cv2.setNumThreads(1)
 
 
 def set_loader_epoch(loader, epoch, start_step=0):

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..arch import describe_arch, load_arch
-from ..data.build import (available_cores, build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
+from ..data.build import (build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
                           set_loader_epoch)
 from ..data.targets import TargetConfig, prepare_batch
 from ..errors import CheckpointError, ConfigError, DataError, LitePoseError
@@ -89,17 +89,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def configure_backends(cfg):
-    """cuDNN switches of the config; ``CUDNN.DETERMINISTIC`` also asks PyTorch for deterministic
-    kernels wherever it has them (a warning names each op that has none)."""
-    torch.backends.cudnn.enabled = cfg.CUDNN.ENABLED
-    torch.backends.cudnn.deterministic = cfg.CUDNN.DETERMINISTIC
-    torch.backends.cudnn.benchmark = cfg.CUDNN.BENCHMARK and not cfg.CUDNN.DETERMINISTIC
-    if cfg.CUDNN.DETERMINISTIC:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
-        torch.use_deterministic_algorithms(True, warn_only=True)
 
 
 def check_train_config(cfg):
@@ -209,7 +198,6 @@ class Trainer:
         self.cfg, self.ctx, self.show_progress = cfg, ctx, show_progress
         self.device = ctx.device
         seed_everything(cfg.TRAIN.SEED)
-        configure_backends(cfg)
 
         self.output_dir, self.tb_dir = run_dirs(cfg, cfg_path, superconfig)
         self._lock = None
@@ -242,7 +230,7 @@ class Trainer:
         self.criterion = PoseLoss.from_config(cfg)
         workers = default_workers(cfg)
         if self.device.type == "cpu":
-            self._set_cpu_threads(workers)
+            self.logger.info(f"CPU: {torch.get_num_threads()} compute thread(s) per process")
         pin = cfg.PIN_MEMORY and self.device.type == "cuda"
         train_set = build_dataset(cfg, self.data_size, "train", augment=True)
         self.train_loader = build_loader(train_set, cfg.TRAIN.IMAGES_PER_GPU, workers, cfg.TRAIN.SHUFFLE,
@@ -292,17 +280,6 @@ class Trainer:
             self.writer = SummaryWriter(self.tb_dir, purge_step=self.global_step or None)
 
     # ----------------------------------------------------------------------------- building
-    def _set_cpu_threads(self, workers):
-        """One compute thread per core left over by the loader workers and the other processes
-        of this machine: OpenMP threads that share a core with a busy process spin-wait, which
-        made CPU steps over ten times slower in our measurements. OMP_NUM_THREADS wins if set."""
-        if os.environ.get("OMP_NUM_THREADS"):
-            return
-        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        threads = max(1, available_cores() // local_processes - workers)
-        torch.set_num_threads(threads)
-        self.logger.info(f"CPU: {threads} compute thread(s) per process")
-
     def _build_model(self, superconfig):
         cfg = self.cfg
         self.sampler = None

@@ -5,9 +5,17 @@ turn a ``LitePoseError`` into one line on stderr and a non-zero exit code.
 """
 
 import argparse
+import os
 import sys
 
 from ..errors import LitePoseError
+
+# OpenCV reads its decoder's pixel limit once, when it is loaded: scripts (which import this
+# module before anything imports cv2) set it to the project's image limit
+# (litepose.data.image_header) unless the user set it, so that formats whose header the project
+# does not parse meet the same limit while they are decoded.
+_limit = os.environ.get("LITEPOSE_MAX_IMAGE_PIXELS", "").strip()
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", _limit if _limit.isdigit() and int(_limit) > 0 else str(2**26))
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
