@@ -7,9 +7,11 @@ import sys
 import pytest
 
 from conftest import REPO
-from litepose.deploy.benchmark import ModelResult, markdown_table, resolve_models, speedups
+from helpers import load_script
 from litepose.deploy.latency import Timing, time_interleaved
 from litepose.errors import ConfigError
+
+benchmark = load_script("tools/benchmark.py")
 
 
 def benchmark_cli(*args):
@@ -60,17 +62,17 @@ def test_timing_statistics():
 
 
 def test_model_names_resolve_with_aliases():
-    names = [e.name for e in resolve_models(["XS", "litepose-s", "W24", "h-1", "H1", "HigherHRNet-W32"])]
+    names = [e.name for e in benchmark.resolve_models(["XS", "litepose-s", "W24", "h-1", "H1", "HigherHRNet-W32"])]
     assert names == ["LitePose-XS", "LitePose-S", "HigherHRNet-W24", "EfficientHRNet-H-1", "EfficientHRNet-H-1",
                      "HigherHRNet-W32"]
-    custom, = resolve_models(["experiments/coco/mobilenet/mobile.yaml:mobile_configs/search-M.json"])
+    custom, = benchmark.resolve_models(["experiments/coco/mobilenet/mobile.yaml:mobile_configs/search-M.json"])
     assert custom.name == "search-M" and custom.is_litepose
     with pytest.raises(ConfigError, match="unknown model 'W99'"):
-        resolve_models(["W99"])
+        benchmark.resolve_models(["W99"])
 
 
 def _result(name, litepose, **medians):
-    return ModelResult(name, "cpu", 512, int(1e9), int(1e6), litepose,
+    return benchmark.ModelResult(name, "cpu", 512, int(1e9), int(1e6), litepose,
                        {backend: Timing([ms / 1000.0]) for backend, ms in medians.items()})
 
 
@@ -79,11 +81,11 @@ def test_speedups_compare_each_litepose_with_each_reference_baseline():
                _result("HigherHRNet-W24", False, eager=400.0, onnx=100.0),
                _result("EfficientHRNet-H-1", False, eager=300.0),
                _result("HigherHRNet-W32", False, eager=900.0)]
-    rows = {(backend, lite, base): factor for _, backend, lite, base, factor in speedups(results)}
+    rows = {(backend, lite, base): factor for _, backend, lite, base, factor in benchmark.speedups(results)}
     assert rows == {("eager", "LitePose-S", "HigherHRNet-W24"): pytest.approx(4.0),
                     ("onnx", "LitePose-S", "HigherHRNet-W24"): pytest.approx(2.0),
                     ("eager", "LitePose-S", "EfficientHRNet-H-1"): pytest.approx(3.0)}
-    table = markdown_table(results)
+    table = benchmark.markdown_table(results)
     assert "| cpu | LitePose-S | HigherHRNet-W24 | 4.00x | 2.00x |" in table
     assert "| cpu | LitePose-S | EfficientHRNet-H-1 | 3.00x | n/a |" in table
     assert "| EfficientHRNet-H-1 | 512 | 1.00 | 1.00 | 300.0 / 300.0 | n/a |" in table

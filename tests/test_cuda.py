@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from conftest import REPO, arch_path
+from helpers import load_script
 from litepose.config import load_config
 from litepose.data.build import build_dataset, build_loader, iterate_loader, set_loader_epoch
 from litepose.data.targets import TargetConfig, prepare_batch
@@ -206,7 +207,8 @@ def test_checkpoint_saved_on_cuda_resumes_on_cuda(tmp_path, synthetic_root, tiny
 @pytest.mark.parametrize("name", ["LitePose-XS", "HigherHRNet-W24", "EfficientHRNet-H-1"])
 def test_inference_on_cuda_equals_the_cpu(name, no_tf32):
     from litepose.deploy import example_input, fuse_bn
-    from litepose.deploy.benchmark import realistic_weights_, resolve_models
+    from litepose.deploy.latency import realistic_weights_
+    resolve_models = load_script("tools/benchmark.py").resolve_models
 
     entry = resolve_models([name])[0]
     cfg = load_config(os.path.join(REPO, entry.config.format(dataset="crowd_pose")))

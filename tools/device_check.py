@@ -442,19 +442,12 @@ def prepare_latency_model(name, plan, workdir, budget):
     out, each with the reason."""
     import torch
 
-    from litepose.config import load_config
     from litepose.deploy import example_input, export_onnx, fuse_bn
-    from litepose.deploy.benchmark import realistic_weights_, resolve_models
-    from litepose.models import build_model
 
-    entry = resolve_models([name])[0]
-    cfg = load_config(_repo_path(entry.config.format(dataset=plan.latency_dataset)))
-    model = build_model(cfg, _repo_path(entry.arch) if entry.arch else None)
-    if hasattr(model, "get_active_subnet"):
-        model = model.get_active_subnet()
-    arch = getattr(model, "arch", None)
-    size = plan.input_size or (arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
-    model = realistic_weights_(model.to(plan.device), size).eval()
+    benchmark = _tool("benchmark")
+    entry = benchmark.resolve_models([name])[0]
+    _, model, size = benchmark.build_zoo_model(entry, plan.latency_dataset, plan.input_size)
+    model = model.to(plan.device).eval()
     x = example_input(size, device=plan.device)
     onnx_bytes = None
     runners, diffs, skipped, errors, left_out = {}, {}, {}, {}, []
@@ -490,12 +483,11 @@ def check_latency(plan, workdir, section, progress, budget):
     import torch
 
     from litepose.deploy import time_interleaved
-    from litepose.deploy.benchmark import resolve_models
 
     if plan.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # as tools/benchmark.py; TF32 stays at PyTorch's default
     prepared = []
-    for name in (entry.name for entry in resolve_models(plan.latency_models)):
+    for name in (entry.name for entry in _tool("benchmark").resolve_models(plan.latency_models)):
         progress.set_postfix_str(f"latency: preparing {name}")
         if budget.spent():
             section.leave_out(name, budget)
@@ -792,7 +784,6 @@ def build_parser():
 def build_plan(args, parser):
     """A ``Plan`` from parsed arguments; input errors become ``parser.error`` or ``ConfigError``."""
     from litepose.data.build import available_cores
-    from litepose.deploy.benchmark import resolve_models
     from litepose.errors import ConfigError
     from litepose.utils.device import resolve_device
 
@@ -813,7 +804,7 @@ def build_plan(args, parser):
             parser.error(f"input sizes must be positive multiples of 32, got {size}")
     if args.workers is not None and args.workers < 0:
         parser.error(f"--workers must be >= 0, got {args.workers}")
-    resolve_models(values["latency_models"])  # an unknown name is a one-line ConfigError now, not after minutes
+    _tool("benchmark").resolve_models(values["latency_models"])  # an unknown name is a one-line ConfigError now, not after minutes
     if args.data_root is not None and os.path.exists(args.data_root) and not os.path.isdir(args.data_root):
         raise ConfigError(f"--data-root is not a folder: {args.data_root}")
     if args.dry_run:

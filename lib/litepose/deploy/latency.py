@@ -6,15 +6,26 @@ slow drift of the machine (other processes, clock changes, heat) hits all candid
 alike instead of whichever happened to run last; the starting candidate rotates every
 round so none always runs right after the same neighbour. Reported: median and 90th
 percentile of the per-call wall times.
+
+Weights do not change the work a network does, so timed models may have random weights, as long
+as they behave like trained ones (``realistic_weights_``): untrained HRNet weights (std 0.001)
+would make activations denormal floats, which some CPUs process many times slower, and
+unnormalised random ones give output maps of arbitrary scale, which changes how much grouping
+finds.
 """
 
+import dataclasses
+import math
 import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn as nn
 from tqdm import tqdm
+
+from ..search.bn import recalibrate_bn
 
 
 @dataclass
@@ -61,20 +72,65 @@ def onnx_runner(session, x):
     return run
 
 
+def end_to_end_runner(model, cfg, size, device):
+    """A runner for the time per image of the whole test-time pipeline of ``litepose.inference``
+    (``predict``): resize and normalise a ``size`` x ``size`` RGB image, the network, map
+    aggregation and associative-embedding grouping, as deployed (one scale, no flip test).
+    The runner keeps the per-stage times of every call in ``runner.stage_times``."""
+    from ..inference import InferenceSettings, predict
+
+    settings = InferenceSettings.from_config(cfg, model, input_size=size)
+    settings = dataclasses.replace(settings, flip=False, scales=(1.0,))
+    image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    stage_times = []
+
+    def run():
+        prediction = predict(model, image, settings, device=device)
+        stage_times.append(prediction.times)
+        return prediction
+
+    run.stage_times = stage_times
+    return run
+
+
+@torch.no_grad()
+def realistic_weights_(model, input_size, seed=0):
+    """Random weights that behave like trained ones: He-normal convolutions, then BatchNorm
+    statistics estimated on a random batch, so every normalised activation (and each
+    model's output maps, which grouping reads) has a trained network's scale."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            fan_in = module.weight[0].numel() if isinstance(module, nn.Conv2d) else \
+                module.weight.shape[0] // module.groups * module.weight[0, 0].numel()
+            module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * math.sqrt(1.0 / fan_in))
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_parameters()
+    images = torch.randn(2, 3, input_size, input_size, generator=generator)
+    recalibrate_bn(model, [images])
+    return model.eval()
+
+
 def time_interleaved(runners, repeats, warmup=1, progress=True, description="timing"):
     """``{name: Timing}`` for ``{name: callable}``: ``warmup`` untimed rounds, then
-    ``repeats`` timed rounds, each calling every runner once (rotating the order)."""
+    ``repeats`` timed rounds, each calling every runner once (rotating the order). With
+    ``progress``, a tqdm bar advances after every call, warm-up included."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     names = list(runners)
-    for _ in range(warmup):
-        for name in names:
-            runners[name]()
     samples = {name: [] for name in names}
-    for round_index in tqdm(range(repeats), desc=description, disable=not progress, leave=False):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runners[name]()
-            samples[name].append(time.perf_counter() - start)
+    with tqdm(total=(warmup + repeats) * len(names), desc=description, unit="call", disable=not progress,
+              leave=False) as bar:
+        for round_index in range(-warmup, repeats):
+            bar.set_postfix_str(f"warm-up round {round_index + warmup + 1}/{warmup}" if round_index < 0 else
+                                f"round {round_index + 1}/{repeats}", refresh=False)
+            shift = round_index % len(names) if round_index >= 0 else 0
+            for name in names[shift:] + names[:shift]:
+                start = time.perf_counter()
+                runners[name]()
+                if round_index >= 0:
+                    samples[name].append(time.perf_counter() - start)
+                bar.update()
     return {name: Timing(values) for name, values in samples.items()}
