@@ -2,6 +2,10 @@
 
     from litepose.train import train
     summary = train(cfg, cfg_path, superconfig=None, teacher=None, teacher_arch=None)
+
+What measures or drills training lives with the scripts, not here: ``tools/benchmark_train.py``
+times ``Trainer.train_step`` against the data pipeline, ``tools/crash_drill.py`` kills and
+restarts ``dist_train.py``.
 """
 
 from .checkpoint import BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, run_dirs
