@@ -150,3 +150,31 @@ def test_missing_and_invalid_files(tmp_path):
 def test_a_key_given_twice_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match=r"invalid YAML at line 4: key 'LR' is given twice"):
         load_config(write(tmp_path, "TRAIN:\n  LR: 0.1\n  WD: 0.0\n  LR: 0.2\n"))
+
+
+def test_keys_kept_for_the_release_warn_when_set_and_say_they_do_nothing():
+    import warnings
+
+    from litepose.config import CompatibilityKeyWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_config("experiments/crowd_pose/mobilenet/mobile.yaml")          # the release's own values
+        assert not [w for w in caught if issubclass(w.category, CompatibilityKeyWarning)]
+        load_config("experiments/crowd_pose/mobilenet/mobile.yaml", ["VERBOSE", "False", "DEBUG.SAVE_HEATMAPS_GT", "False"])
+    messages = sorted(str(w.message) for w in caught if issubclass(w.category, CompatibilityKeyWarning))
+    assert messages == [
+        "config key DEBUG.SAVE_HEATMAPS_GT (False) is accepted for compatibility with the release's files and has no effect",
+        "config key VERBOSE (False) is accepted for compatibility with the release's files and has no effect",
+    ]
+
+
+def test_relative_architecture_path_resolves_from_another_folder(tmp_path, monkeypatch):
+    from conftest import REPO
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(str(REPO / "experiments" / "synthetic" / "quickstart.yaml"))
+    assert cfg.MODEL.ARCH == str(REPO / "mobile_configs" / "quickstart.json")
+    with pytest.raises(ConfigError, match=r"^config key MODEL.ARCH: nope.json not found in the current folder "
+                                          rf"\({tmp_path}\) nor beside the config or above it"):
+        load_config(str(REPO / "experiments" / "synthetic" / "quickstart.yaml"), ["MODEL.ARCH", "nope.json"])

@@ -13,12 +13,13 @@ followed, so a small hostile file (nested aliases, "billion laughs") cannot exha
 import ast
 import difflib
 import os
+import warnings
 
 import yaml
 from yacs.config import CfgNode
 
 from ..errors import ConfigError
-from .defaults import default_config
+from .defaults import COMPATIBILITY_KEYS, default_config
 from .model_extras import MODEL_EXTRAS
 from .ranges import check_ranges
 
@@ -75,8 +76,54 @@ def load_config(yaml_path=None, opts=()):
         _set_override(cfg, key, _decode(value))
 
     _finalize(cfg)
+    if yaml_path:
+        cfg.MODEL.ARCH = _resolve_path(cfg.MODEL.ARCH, yaml_path, "MODEL.ARCH")
+    _warn_compatibility_keys(cfg, source)
     cfg.freeze()
     return cfg
+
+
+def _resolve_path(path, yaml_path, key):
+    """A relative path of a config file: against the current folder, else against the config
+    file's folder and the folders above it (the release's files name ``mobile_configs/...``
+    from the repository root, so a script run elsewhere still finds them)."""
+    if not path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    folder = os.path.dirname(os.path.abspath(yaml_path))
+    tried = [os.getcwd()]
+    while True:
+        candidate = os.path.join(folder, path)
+        if os.path.exists(candidate):
+            return candidate
+        tried.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    raise ConfigError(f"config key {key}: {path} not found in the current folder ({tried[0]}) nor beside the "
+                      f"config or above it ({tried[1]} and up)")
+
+
+class CompatibilityKeyWarning(UserWarning):
+    """A key kept for the release's files was set to a value that changes nothing."""
+
+
+def _flat_items(node, prefix=""):
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _flat_items(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _warn_compatibility_keys(cfg, source):
+    defaults = dict(_flat_items(default_config()))
+    for key, value in _flat_items(cfg):
+        kept = any(key == name or (name.endswith(".") and key.startswith(name)) for name in COMPATIBILITY_KEYS)
+        if kept and key in defaults and value != defaults[key]:
+            # Python's default filter shows each of these once per process.
+            warnings.warn(f"config key {key} ({value!r}) is accepted for compatibility with the release's files "
+                          "and has no effect", CompatibilityKeyWarning, stacklevel=3)
 
 
 class _StrictLoader(yaml.SafeLoader):

@@ -158,7 +158,7 @@ _C.TRAIN.DISTILL_FACTOR = 1.0
 _C.TRAIN.CHECKPOINT_STEPS = 0
 
 _C.TEST = CN()
-_C.TEST.IMAGES_PER_GPU = 32
+_C.TEST.IMAGES_PER_GPU = 1
 _C.TEST.FLIP_TEST = False
 _C.TEST.ADJUST = True
 _C.TEST.REFINE = True
@@ -183,6 +183,15 @@ _C.DEBUG.SAVE_BATCH_IMAGES_PRED = False
 _C.DEBUG.SAVE_HEATMAPS_GT = True
 _C.DEBUG.SAVE_HEATMAPS_PRED = True
 _C.DEBUG.SAVE_TAGMAPS_PRED = True
+
+
+# Keys the release's files carry that change nothing here (its DEBUG dumps, SGD's second
+# momentum, its own multiprocessing launcher, ...): accepted so those files load unchanged, with
+# a warning when one is set to another value than its default. A trailing "." is a section.
+COMPATIBILITY_KEYS = (
+    "VERBOSE", "RANK", "MULTIPROCESSING_DISTRIBUTED", "FP16.DYNAMIC_LOSS_SCALE", "DATASET.DATA_FORMAT",
+    "TEST.IMAGES_PER_GPU", "TEST.LOG_PROGRESS", "TEST.IGNORE_CENTER", "TRAIN.GAMMA1", "TRAIN.GAMMA2", "DEBUG.",
+)
 
 
 def default_config():
