@@ -47,11 +47,13 @@ def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, 
     from tqdm import tqdm
 
     from litepose.data.build import build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader, \
-        set_loader_epoch
+        set_loader_epoch, single_opencv_thread
     from litepose.data.targets import TargetConfig, prepare_batch
 
     ensure_dataset(cfg, show_progress=False)
     workers = default_workers(cfg) if workers is None else workers
+    if workers > 0:
+        single_opencv_thread()  # the forked workers are the parallelism (what dist_train.py sets)
     batch_size = batch_size or cfg.TRAIN.IMAGES_PER_GPU
     dataset = build_dataset(cfg, input_size, "train", augment=True)
     loader = build_loader(dataset, batch_size, workers, shuffle=True, seed=cfg.TRAIN.SEED,
@@ -101,10 +103,13 @@ def benchmark_trainer(cfg_path, opts=(), superconfig=None, workdir=None):
     """The ``Trainer`` that ``dist_train.py --cfg cfg_path [--superconfig ...] opts`` builds, for
     timing its step: its outputs go to a temporary folder (inside ``workdir`` if given), with no
     resume, no validation and no loader workers (the step is timed on one batch), and its INFO
-    logs are quiet. Closed on exit (TensorBoard writer, log file, output folder lock)."""
+    logs are quiet. The process is configured as ``dist_train.py`` configures it (cuDNN switches,
+    CPU threads: ``configure_process``). Closed on exit (TensorBoard writer, log file, output
+    folder lock)."""
     from litepose.config import load_config
     from litepose.train import Trainer
     from litepose.train.distributed import DistContext
+    from litepose.train.process import configure_process
     from litepose.utils.device import resolve_device
 
     with contextlib.ExitStack() as stack:
@@ -112,9 +117,11 @@ def benchmark_trainer(cfg_path, opts=(), superconfig=None, workdir=None):
         cfg = load_config(cfg_path, list(opts) + [
             "OUTPUT_DIR", os.path.join(folder, "output"), "LOG_DIR", os.path.join(folder, "log"),
             "AUTO_RESUME", "False", "TRAIN.VAL_FREQ", "0", "WORKERS", "0"])
+        device = resolve_device(cfg.DEVICE)
+        configure_process(cfg, device.type)
         stack.enter_context(_quiet_training_logs())
-        trainer = Trainer(cfg, DistContext(device=resolve_device(cfg.DEVICE)), cfg_path=cfg_path,
-                          superconfig=superconfig, show_progress=False)
+        trainer = Trainer(cfg, DistContext(device=device), cfg_path=cfg_path, superconfig=superconfig,
+                          show_progress=False)
         try:
             yield trainer
         finally:

@@ -211,7 +211,7 @@ def main(argv=None):
 
     from litepose.utils.io import atomic_write_text
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first sentence
     parser.add_argument("--kills", type=int, default=5, help="SIGKILLs before the run may finish")
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill times and the training run")
     parser.add_argument("--epochs", type=int, default=8, help="epochs of the drilled run")
