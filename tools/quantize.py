@@ -141,7 +141,7 @@ def main(argv=None):
               f"{bool(cfg.TEST.FLIP_TEST)}), {max(args.threads)} threads" if args.evaluate else "- AP: not measured",
               f"- latency: network only, 1x3xSxS, median (p90) of {args.repeats} interleaved rounds", ""]
     table = report_table(variants, keys)
-    atomic_write_text(os.path.join(args.output_dir, "report.md"), "\n".join(header) + table + "\n")
+    atomic_write_text(os.path.join(args.output_dir, "report.md"), "\n".join(header) + "\n" + table + "\n")
     record = {"model_file": cfg.TEST.MODEL_FILE, "config": args.cfg, "calibration_images": len(images),
               "versions": found, "date": datetime.date.today().isoformat(), "variants": [
                   {"runtime": v.runtime, "precision": v.precision, "ap": v.ap, "max_relative_error": v.error,
