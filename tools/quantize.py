@@ -53,9 +53,13 @@ def main(argv=None):
     parser.add_argument("--exclude-op-types", nargs="*", default=[], metavar="OP",
                         help="ONNX op types kept in float (e.g. ConvTranspose)")
     parser.add_argument("--exclude-nodes", nargs="*", default=[], metavar="NAME", help="ONNX node names kept in float")
+    parser.add_argument("--exclude-patterns", nargs="*", default=[], metavar="REGEX",
+                        help="ONNX nodes whose name matches kept in float (e.g. final_ for the output layers)")
     parser.add_argument("--ignored-types", nargs="*", default=[], metavar="OP",
                         help="OpenVINO op types NNCF keeps in float (e.g. ConvolutionBackpropData, GroupConvolution)")
     parser.add_argument("--ignored-names", nargs="*", default=[], metavar="NAME", help="OpenVINO op names kept in float")
+    parser.add_argument("--ignored-patterns", nargs="*", default=[], metavar="REGEX",
+                        help="OpenVINO ops whose name matches kept in float (e.g. '.*final_.*')")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads of the latency runs")
     parser.add_argument("--latency-size", type=int, nargs="+", default=None,
                         help="square input sizes of the latency runs (default: the model's input size)")
@@ -96,7 +100,9 @@ def main(argv=None):
     print(f"calibration: {args.calibration_images} training images at {size}x{size}")
     images = calibration_images(cfg, size, args.calibration_images)
     variants, artefacts = build_variants(model, images, args.runtime, args.fp16, args.exclude_op_types,
-                                         args.exclude_nodes, args.ignored_types, args.ignored_names)
+                                         args.exclude_nodes, args.ignored_types, args.ignored_names,
+                                         exclude_patterns=args.exclude_patterns,
+                                         ignored_patterns=args.ignored_patterns)
     check, source = check_images(size, 4)
     measure_errors(model, variants, check.numpy())
     for variant in variants:
@@ -131,11 +137,11 @@ def main(argv=None):
               f"{os.cpu_count()} cores (`{platform.platform()}`)",
               f"- packages: " + ", ".join(f"{k} {v}" for k, v in found.items()),
               f"- calibration: {len(images)} training images at {size}x{size}; ONNX Runtime QDQ u8/s8 per-channel"
-              + (f", kept in float: {', '.join(args.exclude_op_types + args.exclude_nodes)}"
-                 if args.exclude_op_types or args.exclude_nodes else "")
+              + (f", kept in float: {', '.join(args.exclude_op_types + args.exclude_nodes + args.exclude_patterns)}"
+                 if args.exclude_op_types or args.exclude_nodes or args.exclude_patterns else "")
               + "; OpenVINO NNCF (performance preset)"
-              + (f", ignored: {', '.join(args.ignored_types + args.ignored_names)}"
-                 if args.ignored_types or args.ignored_names else ""),
+              + (f", ignored: {', '.join(args.ignored_types + args.ignored_names + args.ignored_patterns)}"
+                 if args.ignored_types or args.ignored_names or args.ignored_patterns else ""),
               f"- AP: valid.py's evaluation of the test split ({cfg.DATASET.TEST}, "
               f"{'all images' if args.limit is None else f'first {args.limit} images'}, flip "
               f"{bool(cfg.TEST.FLIP_TEST)}), {max(args.threads)} threads" if args.evaluate else "- AP: not measured",

@@ -260,7 +260,7 @@ class Variant:
 
 
 def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exclude_op_types=(), exclude_nodes=(),
-                   ignored_types=(), ignored_names=(), log=print):
+                   ignored_types=(), ignored_names=(), log=print, exclude_patterns=(), ignored_patterns=()):
     """PyTorch eager, then per runtime float32, INT8 and (``half``) float16 / bfloat16 variants of
     ``model``, quantised on ``images``. Returns ``(variants, artefacts)`` where ``artefacts`` holds
     the float and quantised models (``onnx_float``, ``onnx_int8``, ``onnx_fp16``, ``openvino_float``,
@@ -270,7 +270,8 @@ def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exc
     if "onnx" in runtimes:
         artefacts["onnx_float"] = onnx_float(model, int(images.shape[-1]))
         log("quantising for ONNX Runtime (QDQ, u8 activations, s8 per-channel weights)")
-        artefacts["onnx_int8"] = quantize_onnx(artefacts["onnx_float"], images, exclude_op_types, exclude_nodes)
+        artefacts["onnx_int8"] = quantize_onnx(artefacts["onnx_float"], images, exclude_op_types, exclude_nodes,
+                                              exclude_patterns)
         variants.append(Variant("ONNX Runtime", "onnx", "float32",
                                 lambda t: RuntimeModule.onnx(artefacts["onnx_float"], model, t)))
         variants.append(Variant("ONNX Runtime", "onnx", "int8",
@@ -283,7 +284,7 @@ def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exc
         artefacts["openvino_float"] = openvino_float(model, int(images.shape[-1]))
         log("quantising for OpenVINO (NNCF)")
         artefacts["openvino_int8"] = quantize_openvino(artefacts["openvino_float"], images, ignored_types,
-                                                       ignored_names)
+                                                       ignored_names, ignored_patterns)
         variants.append(Variant("OpenVINO", "openvino", "float32",
                                 lambda t: RuntimeModule.openvino(artefacts["openvino_float"], model, t, "f32")))
         variants.append(Variant("OpenVINO", "openvino", "int8",
