@@ -18,6 +18,26 @@ def load_script(relative):
     return module
 
 
+class ScriptResult:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_script_in_process(relative, argv, capsys):
+    """Run a script's ``main`` through ``run_cli`` in this process, as ``python SCRIPT ARGV``
+    would (exit status, stdout, stderr), without paying a new interpreter and torch import."""
+    from litepose.utils.cli import run_cli
+
+    capsys.readouterr()
+    try:
+        run_cli(load_script(relative).main, list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    out, err = capsys.readouterr()
+    return ScriptResult(code, out, err)
+
+
 def randomize_(model, seed=0):
     """Give every weight, BN statistic and kernel transform a non-trivial random value, so
     that equality tests cannot pass by accident (identity transforms, unit BN)."""

@@ -18,6 +18,7 @@ to resume after an interruption. The result is an architecture JSON that dist_tr
 """
 
 import os
+import sys
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
@@ -37,12 +38,27 @@ def parse_macs(text):
     return value
 
 
+def dataset_fingerprint(cfg):
+    """The annotation files the scorer reads (calibration: train, AP: test), by content."""
+    from litepose.data.coco_format import dataset_files
+    from litepose.utils.io import file_sha256
+
+    fingerprint = {}
+    for split in ("train", "test"):
+        ann_file, image_dir = dataset_files(cfg, split)
+        fingerprint[split] = {"annotations": file_sha256(ann_file) if os.path.isfile(ann_file) else ann_file,
+                              "images": os.path.abspath(image_dir)}
+    return fingerprint
+
+
 def main(argv=None):
     from litepose.arch import describe_arch, save_arch
     from litepose.errors import ConfigError, LitePoseError
     from litepose.models import build_model, load_checkpoint
     from litepose.models.builders import litepose_head_config
     from litepose.search import EvolutionSearch, LatencyTable, MacCounter
+    from litepose.search.evolution import SearchError
+    from litepose.utils.io import file_sha256
     from litepose.search.scoring import SubnetScorer
     from litepose.search.space import SearchSpace
     from litepose.utils.device import resolve_device
@@ -125,6 +141,13 @@ def main(argv=None):
             fractions.append(latency.predict(arch) / args.max_latency_ms)
         return max(fractions)
 
+    smallest = space.smallest()
+    if max_macs and macs_of(smallest) > max_macs:
+        raise SearchError(f"even the smallest architecture has {macs_of(smallest) / 1e9:.3f} GMACs, above "
+                          f"--max-macs {max_macs / 1e9:.3f} GMACs: the budget is below what the search space can reach")
+    if args.max_latency_ms is not None and latency.predict(smallest) > args.max_latency_ms:
+        raise SearchError(f"even the smallest architecture is predicted at {latency.predict(smallest):.1f} ms, above "
+                          f"--max-latency-ms {args.max_latency_ms:g} ms: the budget is below what the search space can reach")
     supernet = build_model(cfg)
     load_checkpoint(supernet, cfg.TEST.MODEL_FILE)
     scorer = SubnetScorer(cfg, supernet, args.val_images, args.calib_images, args.batch_size, device, args.seed)
@@ -139,11 +162,24 @@ def main(argv=None):
         label = "initial population" if generation == 0 else f"generation {generation}/{args.generations}"
         print(f"{label}: best so far {describe(best)} | {describe_arch(best.arch)}", flush=True)
 
+    # What the scores depend on: a state file of another supernet, data or scorer is refused.
+    scored = {"supernet_sha256": file_sha256(cfg.TEST.MODEL_FILE),
+              "data": dataset_fingerprint(cfg), "val_images": args.val_images, "calib_images": args.calib_images,
+              "batch_size": args.batch_size, "max_macs": max_macs, "max_latency_ms": args.max_latency_ms,
+              "latency_table": file_sha256(args.latency_table) if args.latency_table else None}
+    state_path = args.state or f"{args.output}.state.json"
     search = EvolutionSearch(space, scorer, cost, 1.0, population_size=args.population,
                              generations=args.generations, parent_ratio=args.parent_ratio,
                              mutation_ratio=args.mutation_ratio, mutate_prob=args.mutate_prob, seed=args.seed,
-                             state_path=args.state or f"{args.output}.state.json", on_generation=report)
+                             state_path=state_path, on_generation=report, scored=scored)
+    if search.resumed:
+        print(f"resuming the search from {state_path}: generation {search.generation}, "
+              f"{len(search.scores)} architectures already scored", flush=True)
     best = search.run()
+    scores = set(search.scores.values())
+    if len(scores) == 1:
+        print(f"warning: every architecture scored the same (AP {scores.pop():.4f}): the supernet is probably "
+              "undertrained, and the 'best' architecture is an arbitrary one", file=sys.stderr)
     save_arch(best.arch, args.output, overwrite=args.force)
     print(f"best architecture: {describe(best)}")
     print(f"wrote {args.output}")

@@ -71,11 +71,14 @@ class EvolutionSearch:
         budget: the largest cost accepted.
         state_path: JSON file to resume from and to keep up to date (optional).
         on_generation: callback ``(generation, best: Candidate)`` after each generation.
+        scored: what the scores depend on beyond the settings (the supernet checkpoint's hash,
+            the data, the scorer's settings), a JSON-able dict; a state file that recorded
+            another refuses to resume, so a retrained supernet never reuses stale scores.
     """
 
     def __init__(self, space, score_fn, cost_fn, budget, population_size=40, generations=40,
                  parent_ratio=0.25, mutation_ratio=0.5, mutate_prob=0.1, seed=0, max_tries=2000,
-                 state_path=None, on_generation=None, progress=True):
+                 state_path=None, on_generation=None, progress=True, scored=None):
         if population_size < 2 or generations < 0:
             raise SearchError("population must be at least 2 and generations not negative")
         if not (0 < parent_ratio <= 1 and 0 <= mutation_ratio <= 1 and 0 <= mutate_prob <= 1):
@@ -95,7 +98,8 @@ class EvolutionSearch:
         self.progress = progress
         self.settings = dict(budget=budget, population_size=population_size, generations=generations,
                              parent_ratio=parent_ratio, mutation_ratio=mutation_ratio,
-                             mutate_prob=mutate_prob, seed=seed)
+                             mutate_prob=mutate_prob, seed=seed, scored=dict(scored or {}))
+        self.resumed = False    # whether the search continues from state_path
         self.rng = random.Random(seed)
         self.scores = {}        # arch key -> score (cache, survives restarts)
         self.generation = 0     # generations completed
@@ -115,8 +119,15 @@ class EvolutionSearch:
         if not isinstance(state, dict):
             raise SearchError(f"{not_a_state} (it holds a JSON {type(state).__name__})")
         if state.get("version") != STATE_VERSION or state.get("settings") != self.settings:
-            raise SearchError(f"{self.state_path} was written by a search with other settings "
-                              f"({state.get('settings')}); use another --state file or the same settings")
+            recorded = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+            differ = sorted(k for k in set(recorded) | set(self.settings) if recorded.get(k) != self.settings.get(k))
+            if "scored" in differ:
+                before, now = recorded.get("scored") or {}, self.settings["scored"]
+                differ.remove("scored")
+                differ += sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+            raise SearchError(f"{self.state_path} holds a search of other settings or inputs (differing: "
+                              f"{', '.join(differ) or 'version'}); its scores would be stale: use another "
+                              "--state file or remove it to start afresh")
         try:
             scores = state["scores"]
             if not isinstance(scores, dict) or not all(_is_score(v) for v in scores.values()):
@@ -133,6 +144,7 @@ class EvolutionSearch:
             raise SearchError(f"{not_a_state} ({detail})") from None
         self.scores, self.generation = dict(scores), generation
         self.population, self.history, self.generation_rng = population, history, generation_rng
+        self.resumed = True
 
     def _save_state(self):
         if not self.state_path:
@@ -149,8 +161,9 @@ class EvolutionSearch:
         smallest = self.space.smallest()
         cost = self.cost_fn(smallest)
         if cost > self.budget:
-            raise SearchError(f"even the smallest architecture costs {cost:.4g} > budget {self.budget:.4g}: "
-                              "the budget is below what the search space can reach")
+            raise SearchError(f"even the smallest architecture costs {cost:.4g} where the budget is "
+                              f"{self.budget:.4g} (in the cost function's unit): the budget is below what the "
+                              "search space can reach")
 
     def _within_budget(self, make):
         for _ in range(self.max_tries):

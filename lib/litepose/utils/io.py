@@ -133,6 +133,17 @@ def check_output_file(path, force=False, what="output file"):
     return path
 
 
+def file_sha256(path, chunk=1 << 20):
+    """Hex SHA-256 of a file's bytes (what a cached result was computed from)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def path_problem(path, what="file"):
     """Why ``path`` cannot be read as a file ("... not found", "... is a folder"), or None."""
     path = os.fspath(path)
