@@ -93,26 +93,11 @@ def onnx_bytes(model, size, opset=17):
 
 
 def macs(model, size):
-    """Multiply-accumulates of convolutions and linear layers for one ``[1, 3, S, S]`` image."""
-    total = [0]
+    """MACs of one ``[1, 3, S, S]`` image by the project's counter (``litepose.models.profile``:
+    the thop convention behind the paper's figures), for YOLO and LitePose alike."""
+    from ..models.profile import profile_model
 
-    def hook(module, inputs, output):
-        if isinstance(module, torch.nn.Conv2d):
-            total[0] += output.numel() * module.in_channels // module.groups * int(np.prod(module.kernel_size))
-        elif isinstance(module, torch.nn.ConvTranspose2d):
-            total[0] += inputs[0].numel() * module.out_channels // module.groups * int(np.prod(module.kernel_size))
-        elif isinstance(module, torch.nn.Linear):
-            total[0] += output.numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))]
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, size, size))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return total[0]
+    return profile_model(_Tuple(model), size).macs  # tensors only: YOLO also returns a dict
 
 
 @dataclass
