@@ -25,10 +25,8 @@ E2E_TOLERANCE_PX = 0.01
 
 
 def realistic_weights_(model, size):
-    try:  # it moves from litepose.deploy.benchmark to litepose.deploy.latency
-        from litepose.deploy.latency import realistic_weights_ as weights
-    except ImportError:
-        from litepose.deploy.benchmark import realistic_weights_ as weights
+    from litepose.deploy.latency import realistic_weights_ as weights
+
     return weights(model, size)
 
 

@@ -13,15 +13,11 @@ import torch.nn.functional as F
 from litepose.config import load_config
 from litepose.data import normalize
 from litepose.inference import InferenceSettings, compute_maps, decode, group, resize_geometry, warp_image
-from litepose.runtime import (DecodeLimits, IMAGENET_MEAN, IMAGENET_STD, compute_maps as np_compute_maps,
+from litepose.runtime import (DecodeLimits, compute_maps as np_compute_maps,
                               decode as np_decode, find_peaks_dense, group_bounded, network_input, resize_maps)
 from litepose.runtime import decoding
 
 COCO_CFG = "experiments/coco/mobilenet/mobile.yaml"
-
-
-def test_normalisation_constants_are_the_training_ones():
-    assert IMAGENET_MEAN == normalize.IMAGENET_MEAN and IMAGENET_STD == normalize.IMAGENET_STD
 
 
 @pytest.mark.parametrize("flip", [False, True])

@@ -83,12 +83,8 @@ def _stats(values):
 
 
 def _realistic_weights(model, size):
-    """``realistic_weights_`` from where the deployment package keeps it (it moved from
-    ``litepose.deploy.benchmark`` to ``litepose.deploy.latency``)."""
-    try:
-        from litepose.deploy.latency import realistic_weights_
-    except ImportError:
-        from litepose.deploy.benchmark import realistic_weights_
+    from litepose.deploy.latency import realistic_weights_
+
     return realistic_weights_(model, size)
 
 

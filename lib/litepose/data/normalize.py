@@ -2,14 +2,16 @@
 
 Images are RGB, scaled to [0, 1], then normalised with the ImageNet mean and standard
 deviation: HigherHRNet's and the release's ``ToTensor`` + ``Normalize``. Training
-augmentation, evaluation, the demo and deployment all use these constants from here.
+augmentation, evaluation, the demo and deployment all use these constants; they are defined
+once, in the PyTorch-free runtime (``litepose.runtime.preprocess``), which needs them too.
 """
 
 import numpy as np
 import torch
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..runtime.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "image_to_tensor", "normalize_tensor", "tensor_to_image"]
 
 
 def image_to_tensor(image):
