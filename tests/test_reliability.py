@@ -249,6 +249,7 @@ def _rank_of(pid):
         return -1
 
 
+@pytest.mark.slow  # a drill: two torchrun runs with a dead or hung worker (20 to 60 s each)
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds torchrun's workers through /proc")
 @pytest.mark.parametrize("fault", ["SIGKILL", "SIGSTOP"])
 def test_a_dead_or_hung_torchrun_worker_stops_the_run_and_torchrun_resumes_it(tmp_path, synthetic_root, tiny_arch,
