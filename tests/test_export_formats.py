@@ -78,8 +78,7 @@ def test_each_format_exports_checked_against_pytorch(model, fmt, tmp_path):
     assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in output_files(fmt, out))
 
 
-@pytest.mark.parametrize("fmt", [pytest.param("onnx", marks=needs("onnx"))]
-                         + [pytest.param(f, marks=[needs(f), pytest.mark.slow]) for f in ("openvino", "ncnn")])
+@pytest.mark.parametrize("fmt", [pytest.param(f, marks=needs(f)) for f in ("onnx", "openvino", "ncnn")])
 def test_float16_exports_agree_within_the_float16_tolerance(model, fmt, tmp_path):
     report = export_checked(fmt, model, tmp_path / f"tiny16{suffix(fmt)}", SIZE, half=True)
     assert report.tolerance == formats.DEFAULT_TOLERANCE[True]
@@ -208,7 +207,6 @@ def test_runtime_module_gives_the_evaluation_torch_outputs(model):
     assert max(float((a - b).abs().max()) for a, b in zip(outputs, expected)) < 1e-4
 
 
-@pytest.mark.slow
 @needs("openvino")
 def test_openvino_int8_runs_and_stays_close_to_float(model):
     pytest.importorskip("nncf", reason="nncf is not installed")
