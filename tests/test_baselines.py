@@ -123,7 +123,9 @@ def test_checkpoints_round_trip_and_mismatches_are_one_line(tmp_path):
     fresh = baseline("crowd_pose", "w24_512")
     assert load_checkpoint(fresh, path)["epoch"] == 3
     assert torch.equal(fresh.final_layers[1].weight, model.final_layers[1].weight)
-    with pytest.raises(Exception) as error:
+    from litepose.errors import CheckpointError
+
+    with pytest.raises(CheckpointError) as error:
         load_checkpoint(baseline("coco", "w24_512"), path)
     assert "does not fit HigherHRNet" in str(error.value) and "\n" not in str(error.value)
 

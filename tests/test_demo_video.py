@@ -121,7 +121,9 @@ def test_image_folder_mode_still_works(onnx_model, tmp_path, capsys):
     assert demo.main(["--onnx", str(onnx_model), "--input-size", str(SIZE), "--input", str(photos), "--output",
                       str(tmp_path / "drawn")]) == 0
     assert cv2.imread(str(tmp_path / "drawn" / "a.jpg")).shape == (40, 50, 3)
-    with pytest.raises(Exception, match="--output is needed"):
+    from litepose.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--output is needed"):
         demo.main(["--onnx", str(onnx_model), "--input-size", str(SIZE), "--input", str(photos)])
 
 

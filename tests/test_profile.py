@@ -24,9 +24,10 @@ def test_macs_and_params_agree_with_the_paper(name):
     for dataset, expected in (("crowd_pose", crowd), ("coco", coco)):
         cfg = load_config(f"experiments/{dataset}/mobilenet/mobile.yaml")
         profile = profile_model(build_model(cfg, arch), arch["img_size"])
-        assert profile.macs / 1e9 == pytest.approx(expected, rel=0.01), dataset
+        # The facts give three decimals: equal to within half the last one.
+        assert profile.macs / 1e9 == pytest.approx(expected, abs=5e-4), dataset
         if dataset == "crowd_pose":
-            assert profile.params / 1e6 == pytest.approx(params, rel=0.01)
+            assert profile.params / 1e6 == pytest.approx(params, abs=5e-4)
 
 
 def run(*args):

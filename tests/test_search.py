@@ -77,7 +77,8 @@ def test_search_returns_the_best_architecture_within_budget(tmp_path):
     search = _toy_search(tmp_path, budget)
     best = search.run()
     assert best.cost <= budget and WIDE.contains(best.arch)
-    assert best.score == max(search.scores.values()) or best.score >= search.history[0].score
+    # Parents survive each generation, so the best architecture ever scored is the one returned.
+    assert best.score == max(search.scores.values())
     assert [h.score for h in search.history] == sorted(h.score for h in search.history)
     assert len(search.history) == 3
 
