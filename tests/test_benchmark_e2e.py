@@ -1,15 +1,13 @@
 """tools/benchmark_e2e.py: frames per second and per-stage times, end to end, on a tiny model."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from helpers import load_script
 
-import benchmark_e2e  # noqa: E402
+benchmark_e2e = load_script("tools/benchmark_e2e.py")
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +53,7 @@ def test_disagreeing_passes_are_flagged():
 
 
 def test_estimator_ap_tool_evaluates_every_variant(tiny_checkpoint, synthetic_root, tmp_path, capsys):
-    import estimator_ap
-
+    estimator_ap = load_script("tools/estimator_ap.py")
     out = tmp_path / "ap.json"
     code = estimator_ap.main(["--cfg", "experiments/synthetic/quickstart.yaml", "TEST.MODEL_FILE", str(tiny_checkpoint),
                               "DATASET.ROOT", str(synthetic_root), "DEVICE", "cpu", "--input-size", "64", "--limit", "2",

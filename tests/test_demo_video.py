@@ -2,17 +2,15 @@
 video and per-frame JSON with track ids; outputs never onto the input; the image-folder mode."""
 
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+from helpers import load_script
 
-import demo  # noqa: E402
+demo = load_script("tools/demo.py")
 
 from litepose.errors import DataError, OutputError  # noqa: E402
 

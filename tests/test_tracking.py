@@ -94,11 +94,9 @@ def test_generated_sequence_has_known_identities_dropouts_and_false_detections()
 
 
 def test_track_eval_tool_prints_the_figures(tmp_path, capsys):
-    import sys
-    from pathlib import Path
+    from helpers import load_script
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-    import track_eval
+    track_eval = load_script("tools/track_eval.py")
 
     out = tmp_path / "track.json"
     report = track_eval.main(["--frames", "60", "--seeds", "0", "--scenario", "hard", "--json", str(out)])
