@@ -7,12 +7,11 @@ import os
 import runpy
 import sys
 
-import numpy as np
 import pytest
 import torch
 
 from conftest import REPO
-from helpers import randomize_
+from helpers import load_script, randomize_
 from litepose.config import load_config
 from litepose.deploy import formats
 from litepose.deploy.export import ExportError
@@ -223,7 +222,7 @@ def test_openvino_int8_runs_and_stays_close_to_float(model):
 
 @needs("onnx")
 def test_alternatives_table_and_plot_without_ultralytics(tmp_path):
-    from litepose.deploy import alternatives
+    alternatives = load_script("tools/alternatives.py")
 
     candidates = alternatives.build_candidates(str(REPO), yolo=(), litepose=("XS",), log=lambda *a: None)
     assert [(c.name, c.size, c.published_ap) for c in candidates] == [("LitePose-XS", 256, 40.6)]
@@ -238,7 +237,7 @@ def test_alternatives_table_and_plot_without_ultralytics(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(__import__("importlib").util.find_spec("ultralytics") is None, reason="ultralytics is not installed")
 def test_yolo_pose_builds_offline_and_exports():
-    from litepose.deploy import alternatives
+    alternatives = load_script("tools/alternatives.py")
 
     network = alternatives.build_yolo("yolo11n-pose")
     assert os.environ.get("YOLO_OFFLINE") == "1"

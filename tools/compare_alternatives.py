@@ -26,8 +26,14 @@ def main(argv=None):
     import json
     import platform
 
-    from litepose.deploy.alternatives import (LITEPOSE_MODELS, PUBLISHED_AP, YOLO_MODELS, build_candidates, markdown,
-                                              plot, time_candidates)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("alternatives", os.path.join(REPO, "tools", "alternatives.py"))
+    alternatives = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(alternatives)  # the tools' own module beside this script
+    LITEPOSE_MODELS, PUBLISHED_AP, YOLO_MODELS = alternatives.LITEPOSE_MODELS, alternatives.PUBLISHED_AP, alternatives.YOLO_MODELS
+    build_candidates, markdown, plot = alternatives.build_candidates, alternatives.markdown, alternatives.plot
+    time_candidates = alternatives.time_candidates
     from litepose.deploy.formats import require, versions
     from litepose.utils.io import atomic_write_text, ensure_writable_dir
 

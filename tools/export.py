@@ -15,8 +15,13 @@ one without --force. INT8: tools/quantize.py.
 """
 
 import argparse
+import os
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+
+# The check's default images: the real fixtures beside the repository, when they are there.
+SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                             "coco_mini", "images")
 
 FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
 
@@ -70,8 +75,11 @@ def main(argv=None):
     size = args.input_size or default_input_size(model, cfg)
     if size <= 0 or size % 32:
         raise ConfigError(f"--input-size must be a positive multiple of 32, got {size}")
+    images = args.images
+    if images is None and os.path.isdir(SHARED_IMAGES):
+        images = SHARED_IMAGES
     report = export_checked(args.format, model, args.output, size, half=args.fp16, dynamic=args.dynamic,
-                            opset=args.opset, tolerance=args.tolerance, force=args.force, image_dir=args.images,
+                            opset=args.opset, tolerance=args.tolerance, force=args.force, image_dir=images,
                             num_images=args.num_images)
     found = versions()
     print(f"{args.format}{' (float16)' if args.fp16 else ''}, input 1x3x{size}x{size}"
@@ -82,7 +90,7 @@ def main(argv=None):
         from litepose.deploy.formats import time_export
 
         label = f"{args.format}{' fp16' if args.fp16 else ''}"
-        print(f"\n| runtime | threads | ms (p90) | x PyTorch eager |\n|---|---|---|---|")
+        print("\n| runtime | threads | ms (p90) | x PyTorch eager |\n|---|---|---|---|")
         for threads, timings in time_export(args.format, args.output, model, size, args.threads, args.time,
                                             args.fp16).items():
             eager, exported = timings["pytorch"], timings[args.format]

@@ -17,6 +17,7 @@ the network's median and p90 latency on a 1x3xSxS input, all variants interleave
 """
 
 import argparse
+import os
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
@@ -103,7 +104,9 @@ def main(argv=None):
                                          args.exclude_nodes, args.ignored_types, args.ignored_names,
                                          exclude_patterns=args.exclude_patterns,
                                          ignored_patterns=args.ignored_patterns)
-    check, source = check_images(size, 4)
+    shared = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                          "coco_mini", "images")
+    check, source = check_images(size, 4, shared if os.path.isdir(shared) else None)
     measure_errors(model, variants, check.numpy())
     for variant in variants:
         print(f"max |{variant.label} {variant.precision} - PyTorch| / max |PyTorch| on {source}: {variant.error:.3g}")
@@ -135,7 +138,7 @@ def main(argv=None):
     header = [f"# INT8 and float16 against float32: {cfg.MODEL.NAME}, {cfg.TEST.MODEL_FILE}", "",
               f"- date: {datetime.date.today().isoformat()}; machine: {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores (`{platform.platform()}`)",
-              f"- packages: " + ", ".join(f"{k} {v}" for k, v in found.items()),
+              "- packages: " + ", ".join(f"{k} {v}" for k, v in found.items()),
               f"- calibration: {len(images)} training images at {size}x{size}; ONNX Runtime QDQ u8/s8 per-channel"
               + (f", kept in float: {', '.join(args.exclude_op_types + args.exclude_nodes + args.exclude_patterns)}"
                  if args.exclude_op_types or args.exclude_nodes or args.exclude_patterns else "")

@@ -76,12 +76,15 @@ def main(argv=None):
                          help="training images for BN recalibration (default 500)")
     scoring.add_argument("--batch-size", type=int, default=None, help="calibration batch (TRAIN.IMAGES_PER_GPU)")
     evolution = parser.add_argument_group("evolution")
-    evolution.add_argument("--population", type=int, default=40)
-    evolution.add_argument("--generations", type=int, default=40)
-    evolution.add_argument("--parent-ratio", type=float, default=0.25)
-    evolution.add_argument("--mutation-ratio", type=float, default=0.5)
-    evolution.add_argument("--mutate-prob", type=float, default=0.1)
-    evolution.add_argument("--seed", type=int, default=0)
+    evolution.add_argument("--population", type=int, default=40, help="architectures per generation (default 40)")
+    evolution.add_argument("--generations", type=int, default=40, help="generations after the first (default 40)")
+    evolution.add_argument("--parent-ratio", type=float, default=0.25,
+                           help="share of the population kept as parents (default 0.25)")
+    evolution.add_argument("--mutation-ratio", type=float, default=0.5,
+                           help="share of children made by mutation, the rest by crossover (default 0.5)")
+    evolution.add_argument("--mutate-prob", type=float, default=0.1,
+                           help="probability that a mutation resamples each choice (default 0.1)")
+    evolution.add_argument("--seed", type=int, default=0, help="seeds the draws and the calibration images (default 0)")
     evolution.add_argument("--state", help="search state file to resume from (default OUTPUT.state.json)")
     table = parser.add_argument_group("latency table")
     table.add_argument("--build-latency-table", action="store_true", help="time the search space's layers here")

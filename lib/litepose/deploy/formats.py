@@ -58,7 +58,6 @@ HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
 # Largest |runtime - PyTorch| / max |PyTorch| accepted by default: float32 runtimes agree to
 # ~1e-6 (reordered sums); float16 and bfloat16 to ~1e-3 to 1e-2.
 DEFAULT_TOLERANCE = {False: 1e-3, True: 3e-2}
-DEFAULT_IMAGE_DIRS = ("../shared/data/coco_mini/images", "shared/data/coco_mini/images")
 
 
 def require(fmt, purpose="export"):
@@ -94,28 +93,15 @@ def output_files(fmt, output):
 
 # ---------------------------------------------------------------------------------- check inputs
 
-def find_image_dir(start=None):
-    """``../shared/data/coco_mini/images`` (relative to the repository or the working folder), or None."""
-    roots = [os.getcwd(), os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))]
-    if start:
-        roots.insert(0, start)
-    for root in roots:
-        for relative in DEFAULT_IMAGE_DIRS:
-            path = os.path.normpath(os.path.join(root, relative))
-            if os.path.isdir(path) and _image_files(path):
-                return path
-    return None
-
-
 def _image_files(directory):
     names = sorted(os.listdir(directory))
     return [os.path.join(directory, n) for n in names if n.lower().endswith((".jpg", ".jpeg", ".png"))]
 
 
 def check_images(input_size, count=2, image_dir=None, seed=0):
-    """``[count, 3, H, W]`` normalised inputs from real images (``image_dir``, by default
-    ``../shared/data/coco_mini/images``), each resized to ``input_size``; synthetic images
-    (``litepose.data.synthetic.make_image``) when there is no such folder. Returns
+    """``[count, 3, H, W]`` normalised inputs from the real images of ``image_dir`` (the tools
+    pass ``../shared/data/coco_mini/images``), each resized to ``input_size``; synthetic images
+    (``litepose.data.synthetic.make_image``) without one or for what it lacks. Returns
     ``(tensor, source)`` where ``source`` says which images were used."""
     import cv2
 
@@ -127,7 +113,7 @@ def check_images(input_size, count=2, image_dir=None, seed=0):
         from ..errors import DataError
 
         raise DataError(f"image folder not found: {image_dir}")
-    directory = image_dir if image_dir is not None else find_image_dir()
+    directory = image_dir
     if directory:
         from ..data.coco_format import read_image
 

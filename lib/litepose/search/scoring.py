@@ -14,9 +14,10 @@ def calibrate_network(cfg, model, input_size, images, batch_size=None, device=No
     the same images for every call with the same ``seed``). Returns the images seen."""
     device = resolve_device(cfg.DEVICE) if device is None else device
     batch_size = max(1, min(batch_size or cfg.TRAIN.IMAGES_PER_GPU, images))
-    batches = training_batches(cfg, input_size, device=device, num_batches=math.ceil(images / batch_size),
-                               seed=seed, batch_size=batch_size, workers=0, with_targets=False)
-    return recalibrate_bn(model.to(device), batches, progress=progress)
+    count = math.ceil(images / batch_size)
+    batches = training_batches(cfg, input_size, device=device, num_batches=count, seed=seed, batch_size=batch_size,
+                               workers=0, with_targets=False)
+    return recalibrate_bn(model.to(device), batches, num_batches=count, progress=progress)
 
 
 class SubnetScorer:

@@ -30,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .. import __version__
 from ..arch import describe_arch, load_arch
 from ..data.build import (build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
                           set_loader_epoch)
@@ -186,7 +187,7 @@ class Trainer:
     """Builds everything a run needs from a frozen config, then ``fit()``s."""
 
     def __init__(self, cfg, ctx, cfg_path=None, superconfig=None, teacher=None, teacher_arch=None,
-                 show_progress=True):
+                 show_progress=True, run_info=None):
         check_train_config(cfg)
         if (teacher is None) != (teacher_arch is None):
             raise ConfigError("distillation needs both --teacher PATH and --teacher-arch ARCH.json")
@@ -215,9 +216,14 @@ class Trainer:
         if len(cfg.GPUS) > 1 and not ctx.distributed:
             self.logger.warning(f"GPUS lists {len(cfg.GPUS)} GPUs but this is one process: "
                                 f"use torchrun --nproc_per_node {len(cfg.GPUS)} dist_train.py ...")
+        self.run_record = run_record(cfg, run_info)
+        self.logger.info(self.run_record)
 
         if ctx.is_main:
-            ensure_dataset(cfg, show_progress=show_progress)
+            started = time.time()
+            if ensure_dataset(cfg, show_progress=show_progress):
+                self.logger.info(f"generated the synthetic dataset under {cfg.DATASET.ROOT} in "
+                                 f"{time.time() - started:.0f} s (first run only)")
         ctx.barrier()
 
         self._build_model(superconfig)
@@ -278,6 +284,9 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(self.tb_dir, purge_step=self.global_step or None)
+            # Markdown in TensorBoard's text tab: indented lines render as code.
+            self.writer.add_text("run", "\n".join("    " + line for line in self.run_record.splitlines()),
+                                 self.global_step)
 
     # ----------------------------------------------------------------------------- building
     def _build_model(self, superconfig):
@@ -727,13 +736,29 @@ class Trainer:
         self.ctx.barrier()
 
 
-def train(cfg, cfg_path=None, superconfig=None, teacher=None, teacher_arch=None, show_progress=True):
+def run_record(cfg, run_info=None):
+    """What a run's log starts with: the script's facts (command line, git state: ``run_info``),
+    package versions and the resolved config."""
+    import platform
+
+    import cv2
+
+    lines = [f"{key}: {value}" for key, value in (run_info or {}).items()]
+    lines.append(f"versions: python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
+                 f"opencv {cv2.__version__}, litepose {__version__}")
+    lines.append("resolved config:")
+    lines.extend("  " + line for line in cfg.dump().rstrip().splitlines())
+    return "\n".join(lines)
+
+
+def train(cfg, cfg_path=None, superconfig=None, teacher=None, teacher_arch=None, show_progress=True,
+          run_info=None):
     """Train as ``dist_train.py`` does (one process, or one of ``torchrun``'s). Returns a summary
     dict: output folder, checkpoint paths, last and best validation loss, images/s."""
     ctx = setup_distributed(cfg)
     trainer = None
     try:
-        trainer = Trainer(cfg, ctx, cfg_path, superconfig, teacher, teacher_arch, show_progress)
+        trainer = Trainer(cfg, ctx, cfg_path, superconfig, teacher, teacher_arch, show_progress, run_info)
         return trainer.fit()
     finally:
         if trainer is not None:

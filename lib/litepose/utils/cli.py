@@ -35,13 +35,14 @@ def run_cli(main, argv=None):
     sys.exit(code or 0)
 
 
-def config_parser(description, require_cfg=True):
+def config_parser(description, require_cfg=True, example="TEST.MODEL_FILE ckpt.pth"):
     """A parser with the release's conventions: ``--cfg FILE`` and trailing ``KEY VALUE``
-    config overrides, which may be mixed with the script's own options."""
+    config overrides (``example`` shows one that applies to the script), which may be mixed
+    with the script's own options."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--cfg", required=require_cfg, help="experiment config (YAML)")
     parser.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE",
-                        help="config overrides, e.g. TEST.MODEL_FILE ckpt.pth")
+                        help=f"config overrides, e.g. {example}")
     return parser
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .export import ExportError, _first_line
+from litepose.deploy.export import ExportError, _first_line
 
 YOLO_MODELS = ("yolo11n-pose", "yolov8n-pose")
 LITEPOSE_MODELS = ("XS", "S", "M", "L")
@@ -54,9 +54,9 @@ def build_yolo(name):
 
 def build_litepose_arch(name, repo_root):
     """LitePose-``name`` (XS, S, M, L) for COCO with random weights, BN folded, and its input size."""
-    from ..config import load_config
-    from ..models import build_model
-    from .fuse import fuse_bn
+    from litepose.config import load_config
+    from litepose.models import build_model
+    from litepose.deploy.fuse import fuse_bn
 
     cfg = load_config(os.path.join(repo_root, "experiments", "coco", "mobilenet", "mobile.yaml"), [])
     torch.manual_seed(0)
@@ -95,7 +95,7 @@ def onnx_bytes(model, size, opset=17):
 def macs(model, size):
     """MACs of one ``[1, 3, S, S]`` image by the project's counter (``litepose.models.profile``:
     the thop convention behind the paper's figures), for YOLO and LitePose alike."""
-    from ..models.profile import profile_model
+    from litepose.models.profile import profile_model
 
     return profile_model(_Tuple(model), size).macs  # tensors only: YOLO also returns a dict
 
@@ -141,7 +141,7 @@ def build_candidates(repo_root, yolo=YOLO_MODELS, litepose=LITEPOSE_MODELS, yolo
 def _runner(runtime, data, threads, work):
     x = np.zeros((1, 3) + _input_hw(data), np.float32)
     if runtime == "onnx":
-        from .export import onnx_session
+        from litepose.deploy.export import onnx_session
 
         session = onnx_session(data, threads=threads)
         return lambda: session.run(None, {"input": x})
@@ -170,7 +170,7 @@ def time_candidates(candidates, runtimes=("onnx", "openvino"), threads=(1, 2), r
     """Median / p90 of every candidate on every runtime, all interleaved per thread count."""
     import tempfile
 
-    from .latency import time_interleaved
+    from litepose.deploy.latency import time_interleaved
 
     with tempfile.TemporaryDirectory(prefix="litepose-alternatives-") as work:
         for count in threads:
