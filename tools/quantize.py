@@ -34,7 +34,6 @@ class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
 def main(argv=None):
     import datetime
     import json
-    import os
     import platform
 
     from litepose.deploy.export import ExportError
@@ -165,7 +164,6 @@ def main(argv=None):
 
 def save_openvino(ov_model, directory, stem):
     """Save an OpenVINO model as STEM.xml + STEM.bin, each file atomically."""
-    import os
     import shutil
     import tempfile
 

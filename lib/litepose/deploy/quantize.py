@@ -363,7 +363,7 @@ def report_table(variants, keys):
     ``(input_size, threads)`` key."""
     head = ["Runtime", "Precision", "AP", "ΔAP vs float32", "max rel. error"]
     for size, threads in keys:
-        head += [f"ms {size}px {threads}T (p90)", f"× eager", f"× float32"]
+        head += [f"ms {size}px {threads}T (p90)", "× eager", "× float32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     eager = next((v for v in variants if v.runtime == "pytorch"), None)
     for variant in variants:
