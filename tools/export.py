@@ -14,25 +14,15 @@ Linux and is checked structurally. Files are written atomically, never over an e
 one without --force. INT8: tools/quantize.py.
 """
 
-import argparse
 import os
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli
 
 # The check's default images: the real fixtures beside the repository, when they are there.
 SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                              "coco_mini", "images")
 
 FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
-
-
-class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is none or the help already says it."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
 
 
 def main(argv=None):

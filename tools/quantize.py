@@ -19,16 +19,7 @@ the network's median and p90 latency on a 1x3xSxS input, all variants interleave
 import argparse
 import os
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
-
-
-class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default, except where there is none or the help already says it."""
-
-    def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):

@@ -328,20 +328,25 @@ def adjust_people(people, det):
     people[person_idx, joint_idx, 1] = ys + dy + 0.5
 
 
+def missing_joints(people):
+    """``(person_idx, joint_idx, mean_tags)``: the joints refinement fills (missing joints of
+    people with at least one), and their person's mean tag over its detected joints, in float32
+    like the release's torch mean (the release reads the tag map at the truncated adjusted
+    position: the peak, whose tags the row holds)."""
+    detected = people[:, :, 2] > 0
+    person_idx, joint_idx = np.nonzero(~detected & detected.any(axis=1)[:, None])
+    mean_tags = (people[:, :, 3:] * detected[:, :, None]).sum(axis=1) / detected.sum(axis=1).clip(1)[:, None]
+    return person_idx, joint_idx, mean_tags.astype(np.float32)[person_idx]
+
+
 def refine_people(people, maps):
     """Step 5 in place: fill missing joints from each person's mean tag."""
-    det = maps.det
-    detected = people[:, :, 2] > 0
-    has_any = detected.any(axis=1)
-    person_idx, joint_idx = np.nonzero(~detected & has_any[:, None])
+    person_idx, joint_idx, mean_tags = missing_joints(people)
     if person_idx.size == 0:
         return
-    # Mean tag of the detected joints, in float32 like the release's torch mean. The release
-    # reads the tag map at the (truncated) adjusted position: the peak, whose tags the row holds.
-    mean_tags = (people[:, :, 3:] * detected[:, :, None]).sum(axis=1) / detected.sum(axis=1).clip(1)[:, None]
-    best_flat, best_det = _refine_argmax(maps, joint_idx, mean_tags.astype(np.float32)[person_idx])
+    best_flat, best_det = _refine_argmax(maps, joint_idx, mean_tags)
     ys, xs = best_flat // maps.width, best_flat % maps.width
-    dx, dy = _quarter_shift(det, joint_idx, ys, xs)
+    dx, dy = _quarter_shift(maps.det, joint_idx, ys, xs)
     fill = best_det > 0
     people[person_idx[fill], joint_idx[fill], 0] = (xs + 0.5 + dx)[fill]
     people[person_idx[fill], joint_idx[fill], 1] = (ys + 0.5 + dy)[fill]

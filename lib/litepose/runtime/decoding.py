@@ -137,13 +137,9 @@ def refine_people(people, maps, top_pixels=REFINE_TOP_PIXELS):
     hold the answer: they are evaluated next. Pairs with too many such pixels (sparse maps,
     where the best value is weak) take ``group``'s block search."""
     det = maps.det
-    detected = people[:, :, 2] > 0
-    has_any = detected.any(axis=1)
-    person_idx, joint_idx = np.nonzero(~detected & has_any[:, None])
+    person_idx, joint_idx, mean_tags = _group.missing_joints(people)
     if person_idx.size == 0:
         return
-    mean_tags = (people[:, :, 3:] * detected[:, :, None]).sum(axis=1) / detected.sum(axis=1).clip(1)[:, None]
-    mean_tags = mean_tags.astype(np.float32)[person_idx]
     best_flat = np.zeros(person_idx.size, np.int64)
     best_det = np.zeros(person_idx.size, np.float32)
     unresolved = np.zeros(person_idx.size, bool)

@@ -21,6 +21,15 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` shows each option's default, except where there is none or the help says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def run_cli(main, argv=None):
     """Run ``main(argv)``; exit 0, its return code, or 2 with one ``error:`` line."""
     try:
