@@ -194,3 +194,19 @@ def test_import_litepose_stays_light():
     code = "import sys, litepose; print(sorted(m for m in ('torch', 'cv2', 'litepose.estimator') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["openvino", "torchscript"])
+def test_exported_formats_run_through_the_estimator_as_pytorch_does(tiny, tmp_path, fmt):
+    from litepose import PoseEstimator
+    from litepose.deploy.formats import available, export_checked
+
+    if not available(fmt):
+        pytest.skip(f"the {fmt} runtime is not installed (pip install -e .[export])")
+    _, model, _, frame = tiny
+    square = np.ascontiguousarray(frame[:50, :50])        # a fixed-size export takes its own size
+    output = tmp_path / ("tiny.xml" if fmt == "openvino" else "tiny.pt")
+    export_checked(fmt, model, str(output), SIZE)
+    estimator = PoseEstimator.from_exported(output, fmt, dataset="coco", input_size=SIZE, preset="realtime")
+    _, pytorch = _estimators(tiny, "realtime")
+    _assert_same_people(estimator(square), pytorch(square))

@@ -151,6 +151,28 @@ class PoseEstimator:
         return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset)
 
     @classmethod
+    def from_exported(cls, path, format, dataset="coco", input_size=None, preset="accurate", threads=None,
+                      cfg=None, **overrides):
+        """An estimator on a model exported by ``tools/export.py``: ``format`` one of onnx,
+        openvino, tflite, ncnn, torchscript (each runs in its own runtime on the CPU; Core ML
+        only on macOS). Exports of a fixed size take frames of that size: give ``input_size``
+        (the export's side). ONNX goes through ``from_onnx`` (no PyTorch)."""
+        if format == "onnx":
+            return cls.from_onnx(path, dataset=dataset, input_size=input_size, preset=preset, threads=threads,
+                                 cfg=cfg, **overrides)
+        from .data.coco_format import keypoint_info_from_config
+        from .inference.settings import InferenceSettings
+        from .runtime.exported import ExportedNetwork
+
+        if input_size is None:
+            raise LitePoseError(f"give input_size= for a {format} model (the side it was exported at)")
+        cfg = _as_config(cfg) if cfg is not None else release_test_config(dataset)
+        network = ExportedNetwork(format, path, threads=threads)
+        settings = InferenceSettings.from_config(cfg, None, input_size)
+        settings, limits = preset_settings(settings, preset, **overrides)
+        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset)
+
+    @classmethod
     def from_checkpoint(cls, checkpoint, cfg, arch=None, preset="accurate", device=None, input_size=None,
                         **overrides):
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
