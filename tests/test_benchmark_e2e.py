@@ -39,10 +39,14 @@ def test_end_to_end_benchmark_reports_stages_per_backend_and_thread_count(tiny_c
         assert row["stages_ms"]["network"]["median"] <= row["stages_ms"]["network"]["max"]
     assert "pre+post/network" in capsys.readouterr().out
     assert json.loads(out.read_text())[0]["input_size"] == 64
-    with pytest.raises(SystemExit, match="exists"):
-        benchmark_e2e.main(["--frames", "1", "--json", str(out)])
-    with pytest.raises(SystemExit, match="max-people"):
-        benchmark_e2e.main(["--frames", "1", "--max-people", "-3"])
+    capsys.readouterr()
+    for argv, message in ((["--frames", "1", "--json", str(out)], "exists"),
+                          (["--frames", "1", "--max-people", "-3"], "--max-people must be"),
+                          (["--models", "ZZ"], "unknown model 'ZZ'")):
+        with pytest.raises(SystemExit) as stopped:
+            benchmark_e2e.main(argv)
+        err = capsys.readouterr()
+        assert stopped.value.code == 2 and message in err.err and err.out == ""   # before any work
 
 
 def test_disagreeing_passes_are_flagged():

@@ -224,3 +224,13 @@ print(sum(1 for _ in training_batches(cfg, 64, num_batches=3)))
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "3", result.stderr
+
+
+def test_synthetic_generation_where_it_cannot_write_is_one_line(tmp_path):
+    from litepose.errors import DataError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError, match=r"^cannot create the synthetic dataset at .*a_file/data: "):
+        generate_synthetic_dataset(blocker / "data", {"train": 2}, show_progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -105,5 +105,7 @@ def test_track_eval_tool_prints_the_figures(tmp_path, capsys):
     rows = {row["tracker"]: row for row in report}
     assert rows["tracker"]["fragmentations"] < rows["no lost-track memory"]["fragmentations"]
     assert json.loads(out.read_text())[0]["scenario"] == "hard"
-    with pytest.raises(SystemExit, match="exists"):
+    from litepose.errors import LitePoseError
+
+    with pytest.raises(LitePoseError, match="already exists"):
         track_eval.main(["--frames", "10", "--json", str(out)])

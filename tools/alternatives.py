@@ -232,3 +232,9 @@ def plot(candidates, runtimes, threads, path):
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit("error: tools/alternatives.py is the module of tools/compare_alternatives.py: run that")

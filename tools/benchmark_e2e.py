@@ -185,20 +185,24 @@ def summarise(passes):
 def main(argv=None):
     import cv2
 
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     if args.frames < 1 or args.repeat < 1 or min(args.threads) < 1:
-        raise SystemExit("--frames, --repeat and --threads must be positive")
+        parser.error("--frames, --repeat and --threads must be positive")
     for key in ("max_people", "max_detections"):
         value = getattr(args, key)
         if value not in ("preset", "none") and not (value.isdigit() and int(value) > 0):
-            raise SystemExit(f"--{key.replace('_', '-')} must be a positive number, 'none' or 'preset', got {value!r}")
+            parser.error(f"--{key.replace('_', '-')} must be a positive number, 'none' or 'preset', got {value!r}")
     if args.json and os.path.exists(args.json):
-        raise SystemExit(f"{args.json} exists: give a new file")
+        parser.error(f"--json {args.json} exists: give a new file")
+    unknown = [n for n in args.models if n.lower() != "none" and n.upper().replace("LITEPOSE-", "") not in MODELS]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     try:
         size = tuple(int(v) for v in args.frame_size.lower().split("x"))
         assert len(size) == 2 and min(size) > 0
     except (ValueError, AssertionError):
-        raise SystemExit(f"--frame-size must be WxH, got {args.frame_size!r}") from None
+        parser.error(f"--frame-size must be WxH, got {args.frame_size!r}")
     frames = _frames(args.frames, size, args.seed)
     rows = []
     header = (f"{'model':34} {'backend':11} {'thr':>3} {'fps':>6} | " +
@@ -233,4 +237,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from litepose.utils.cli import run_cli
+
+    run_cli(lambda argv: main(argv) and 0)  # main returns the rows; the command exits 0

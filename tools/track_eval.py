@@ -38,15 +38,18 @@ def _parser():
 
 
 def main(argv=None):
-    import os
 
     from litepose.tracking import PoseTracker, identity_metrics, joint_error, synthetic_sequence, track_sequence
 
-    args = _parser().parse_args(argv)
+    from litepose.utils.cli import parse_args
+    from litepose.utils.io import check_output_file
+
+    parser = _parser()
+    args = parse_args(parser, argv)
     if args.frames < 1 or (args.people is not None and args.people < 1):
-        raise SystemExit("--frames and --people must be positive")
-    if args.json and os.path.exists(args.json):
-        raise SystemExit(f"{args.json} exists: give a new file")
+        parser.error("--frames and --people must be positive")
+    if args.json:
+        check_output_file(args.json, what="--json file")
     base = dict(max_lost=args.max_lost, min_similarity=args.min_similarity, association=args.association)
     variants = {
         "tracker": base,
@@ -93,4 +96,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from litepose.utils.cli import run_cli
+
+    run_cli(lambda argv: main(argv) and 0)  # main returns the figures; the command exits 0

@@ -361,9 +361,13 @@ def generate_synthetic_dataset(root, counts=None, seed=DEFAULT_SEED, overwrite=F
     if os.path.exists(root) and not overwrite:
         raise DataError(f"{root} already exists (pass --force to replace it)")
     parent = os.path.dirname(root)
-    os.makedirs(parent, exist_ok=True)
-    remove_stale_partials(root)
-    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.pid{os.getpid()}.", suffix=".partial", dir=parent)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        remove_stale_partials(root)
+        staging = tempfile.mkdtemp(prefix=f".{os.path.basename(root)}.pid{os.getpid()}.", suffix=".partial",
+                                   dir=parent)
+    except OSError as exc:
+        raise DataError(f"cannot create the synthetic dataset at {root}: {exc.strerror or exc}") from None
     try:
         manifest = {"generator_version": GENERATOR_VERSION, "seed": seed, "joints": "coco", "splits": {}}
         with tqdm(total=sum(counts.values()), desc="synthetic dataset", unit="img", disable=not show_progress,
@@ -381,6 +385,9 @@ def generate_synthetic_dataset(root, counts=None, seed=DEFAULT_SEED, overwrite=F
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, root)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile: nothing half-written stays
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(f"cannot write the synthetic dataset at {root}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
