@@ -87,7 +87,7 @@ def test_targets_equal_the_releases_on_synthetic_images(synthetic_root):
             assert_same_as_release(annotations, dataset, index, crowdpose=False)
 
 
-def test_people_beyond_the_limit_are_the_last_in_the_file(tmp_path):
+def test_only_the_first_people_in_the_file_are_kept(tmp_path):
     from test_data import write_dataset
 
     people = [{0: (20 + 10 * i, 50)} for i in range(5)]
