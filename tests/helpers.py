@@ -1,6 +1,8 @@
 """Shared test helpers."""
 
 import importlib.util
+import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -23,17 +25,70 @@ class ScriptResult:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def run_script_in_process(relative, argv, capsys):
+def _process_state():
+    """What a script may change for the whole process: compute threads (``--threads``,
+    ``configure_process``), OpenCV's thread pool (``single_opencv_thread``), the deterministic
+    and cuDNN switches (``configure_backends``), grad mode, the environment, the working
+    folder and ``sys.argv``."""
+    import cv2
+
+    return dict(threads=torch.get_num_threads(), cv2_threads=cv2.getNumThreads(),
+                deterministic=(torch.are_deterministic_algorithms_enabled(),
+                               torch.is_deterministic_algorithms_warn_only_enabled()),
+                cudnn=(torch.backends.cudnn.enabled, torch.backends.cudnn.deterministic,
+                       torch.backends.cudnn.benchmark),
+                grad=torch.is_grad_enabled(), environ=dict(os.environ), cwd=os.getcwd(), argv=list(sys.argv))
+
+
+def _restore_process_state(state):
+    import cv2
+
+    if torch.get_num_threads() != state["threads"]:
+        torch.set_num_threads(state["threads"])
+    if cv2.getNumThreads() != state["cv2_threads"]:
+        cv2.setNumThreads(state["cv2_threads"])
+    mode, warn_only = state["deterministic"]
+    torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    (torch.backends.cudnn.enabled, torch.backends.cudnn.deterministic,
+     torch.backends.cudnn.benchmark) = state["cudnn"]
+    torch.set_grad_enabled(state["grad"])
+    if dict(os.environ) != state["environ"]:
+        os.environ.clear()
+        os.environ.update(state["environ"])
+    os.chdir(state["cwd"])
+    sys.argv[:] = state["argv"]
+
+
+def run_script_in_process(relative, argv, capsys, cwd=REPO):
     """Run a script's ``main`` through ``run_cli`` in this process, as ``python SCRIPT ARGV``
-    would (exit status, stdout, stderr), without paying a new interpreter and torch import."""
+    run in ``cwd`` (default: the repository, where the scripts' relative paths start) would:
+    exit status, stdout, stderr, without paying a new interpreter and torch import.
+
+    ``sys.argv[0]`` is the script (argparse names it in usage lines), and whatever process-wide
+    state the script sets (see ``_process_state``) is put back afterwards, so that one script's
+    ``--threads 1`` does not slow every later test. An exception other than ``SystemExit``
+    (a crash, which a subprocess would report as a traceback and status 1) propagates to the
+    test with its traceback."""
     from litepose.utils.cli import run_cli
 
+    script = load_script(relative)
+    argv = [str(arg) for arg in argv]
+    state = _process_state()
     capsys.readouterr()
     try:
-        run_cli(load_script(relative).main, list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        os.chdir(cwd)
+        sys.argv[:] = [str(REPO / relative), *argv]
+        try:
+            run_cli(script.main, argv)
+            code = 0
+        except SystemExit as exc:
+            if exc.code is None or isinstance(exc.code, int):
+                code = exc.code or 0
+            else:  # sys.exit("message"): the interpreter prints it and exits 1
+                print(exc.code, file=sys.stderr)
+                code = 1
+    finally:
+        _restore_process_state(state)
     out, err = capsys.readouterr()
     return ScriptResult(code, out, err)
 

@@ -2,8 +2,6 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -11,6 +9,7 @@ import pytest
 import torch
 
 from conftest import REPO, SHARED, arch_path
+from helpers import run_script_in_process
 from litepose.config import load_config
 from litepose.evaluation import evaluate
 from litepose.models import build_model
@@ -31,13 +30,14 @@ def xs_checkpoint(tmp_path_factory):
     return path
 
 
-def run(script, *args):
-    return subprocess.run([sys.executable, str(REPO / script), *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=600)
+@pytest.fixture
+def run(capsys):
+    """``python SCRIPT ARGS`` in the repository, run in this process (tests/helpers.py)."""
+    return lambda script, *args: run_script_in_process(script, args, capsys)
 
 
 @needs_fixtures
-def test_valid_limit_2_writes_results_and_table_in_the_run_folder(tmp_path, xs_checkpoint):
+def test_valid_limit_2_writes_results_and_table_in_the_run_folder(tmp_path, xs_checkpoint, run):
     done = run("valid.py", "--cfg", CROWD_CFG, "--superconfig", arch_path("XS"), "TEST.MODEL_FILE", xs_checkpoint,
                *DATA, "OUTPUT_DIR", tmp_path, "--limit", 2, "--save-vis", 1, "--save-maps",
                "TEST.DETECTION_THRESHOLD", "0.0")  # a random network's heatmaps are weak: keep its peaks
@@ -55,7 +55,7 @@ def test_valid_limit_2_writes_results_and_table_in_the_run_folder(tmp_path, xs_c
 
 
 @needs_fixtures
-def test_a_checkpoint_for_another_architecture_fails_clearly(tmp_path):
+def test_a_checkpoint_for_another_architecture_fails_clearly(tmp_path, run):
     torch.manual_seed(0)
     other = tmp_path / "s.pth"
     torch.save(build_model(load_config(str(CROWD_CFG)), str(arch_path("S"))).state_dict(), other)
@@ -91,7 +91,7 @@ def test_evaluate_counts_unreadable_images_and_evaluates_a_subset(tmp_path, xs_c
 
 
 @needs_fixtures
-def test_demo_draws_a_folder_of_images_and_a_video(tmp_path, xs_checkpoint):
+def test_demo_draws_a_folder_of_images_and_a_video(tmp_path, xs_checkpoint, run):
     video = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (160, 120))
     for value in (0, 120):
