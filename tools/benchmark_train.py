@@ -86,7 +86,7 @@ def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, 
 @contextlib.contextmanager
 def _quiet_training_logs():
     """The Trainer's INFO lines (output folder, model, data) are noise here; warnings still show."""
-    from litepose.train.trainer import LOGGER_NAME
+    from litepose.train.run_log import LOGGER_NAME
 
     logger = logging.getLogger(LOGGER_NAME)
     keep = logging.Filter()

@@ -1,4 +1,6 @@
-"""Training: the loop behind ``dist_train.py``, distributed setup and checkpoints.
+"""Training: the loop behind ``dist_train.py`` (``trainer.py``) and its parts: rare events
+(``faults.py``), resuming (``resume.py``), logs and TensorBoard (``run_log.py``), checkpoints,
+distributed setup.
 
     from litepose.train import train
     summary = train(cfg, cfg_path, superconfig=None, teacher=None, teacher_arch=None)
@@ -9,7 +11,8 @@ restarts ``dist_train.py``.
 """
 
 from .checkpoint import BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, run_dirs
-from .trainer import NonFiniteLossError, Trainer, TrainingInterrupted, train
+from .faults import NonFiniteLossError, TrainingInterrupted
+from .trainer import Trainer, train
 
 __all__ = ["BEST_NAME", "CHECKPOINT_NAME", "FINAL_NAME", "NonFiniteLossError", "Trainer", "TrainingInterrupted", "run_dirs",
            "train"]

@@ -1,5 +1,6 @@
 """The training loop of ``dist_train.py``: fixed networks, the supernet, distillation; one process
-or many; checkpoints, resume, progress and logs.
+or many. Its parts live beside it: rare events (a loss that is not finite, unreadable images,
+stop signals) in ``faults.py``, resuming in ``resume.py``, logs and TensorBoard in ``run_log.py``.
 
     from litepose.train import train
     summary = train(cfg, cfg_path="experiments/...yaml", superconfig="mobile_configs/search-XS.json")
@@ -16,12 +17,9 @@ smallest members (of the fixed member under ``--superconfig``). Without validati
 latest epoch's weights (as in the release).
 """
 
-import logging
 import os
 import random
-import signal
 import sys
-import threading
 import time
 
 import numpy as np
@@ -30,60 +28,25 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import __version__
 from ..arch import describe_arch, load_arch
 from ..data.build import (build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
                           set_loader_epoch)
 from ..data.targets import TargetConfig, prepare_batch
-from ..errors import CheckpointError, ConfigError, DataError, LitePoseError
+from ..errors import CheckpointError, ConfigError, LitePoseError
 from ..loss import PoseLoss, total
 from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
 from ..models.checkpoint import extract_state_dict, load_state_dict_checked, read_checkpoint
 from ..search.space import ArchManager
 from ..utils.io import ensure_writable_dir, lock_folder, path_problem, remove_stale_temporaries
-from .checkpoint import (BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, LOG_NAME, capture_rng_state, load_scheduler_state,
-                         load_training_checkpoint, restore_rng_state, run_dirs, save_checkpoint, scheduler_state)
+from .checkpoint import BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, load_training_checkpoint, run_dirs, save_checkpoint
 from .distributed import setup_distributed
+from .faults import (NONFINITE, UNREADABLE, StepGuard, StopSignals, UnreadableImages, interrupted_error,
+                     nonfinite_loss_error)
+from .resume import (Progress, check_resumable, check_training_checkpoint, checkpoint_state, checkpoint_to_resume,
+                     restore_training_state)
+from .run_log import Meter, RunWriter, epoch_line, fmt, run_record, setup_logger
 
-LOGGER_NAME = "litepose.train"
 HEAD_KEYS = ("deconv", "final")  # what the release leaves out when initialising from MODEL.PRETRAINED
-
-
-class NonFiniteLossError(LitePoseError):
-    """The loss became NaN or infinite; training stopped, the last good checkpoint is kept."""
-
-
-class TrainingInterrupted(LitePoseError):
-    """SIGINT or SIGTERM stopped the run after a checkpoint was saved; the same command resumes it."""
-
-    label = "stopped"
-
-    def __init__(self, message, signum):
-        super().__init__(message)
-        self.exit_code = 128 + int(signum)  # the shell's convention for a death by that signal
-
-
-class _TqdmHandler(logging.Handler):
-    """Console log lines that do not break the progress bar. Progress and logs go to stdout;
-    stderr carries only warnings and the one-line error that stops a run."""
-
-    def emit(self, record):
-        tqdm.write(self.format(record), file=sys.stderr if record.levelno >= logging.WARNING else sys.stdout)
-
-
-def _setup_logger(output_dir, is_main):
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.handlers.clear()
-    logger.propagate = False
-    logger.setLevel(logging.INFO if is_main else logging.WARNING)
-    console = _TqdmHandler()
-    console.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(console)
-    if is_main:
-        handler = logging.FileHandler(os.path.join(output_dir, LOG_NAME), encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        logger.addHandler(handler)
-    return logger
 
 
 def seed_everything(seed):
@@ -166,23 +129,6 @@ class ArchRunner(nn.Module):
         return outputs
 
 
-class _Meter:
-    def __init__(self):
-        self.sums, self.count = {}, 0
-
-    def update(self, terms, n):
-        for key, value in terms.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
-        self.count += n
-
-    def means(self):
-        return {k: v / max(1, self.count) for k, v in self.sums.items()}
-
-
-def _fmt(value):
-    return f"{value:.3e}" if abs(value) < 1e-2 else f"{value:.4f}"
-
-
 class Trainer:
     """Builds everything a run needs from a frozen config, then ``fit()``s."""
 
@@ -209,7 +155,7 @@ class Trainer:
             self._lock = lock_folder(self.output_dir)
             remove_stale_temporaries(self.output_dir, (CHECKPOINT_NAME, BEST_NAME, FINAL_NAME))
         ctx.barrier()
-        self.logger = _setup_logger(self.output_dir, ctx.is_main)
+        self.logger = setup_logger(self.output_dir, ctx.is_main)
         self.checkpoint_path = os.path.join(self.output_dir, CHECKPOINT_NAME)
         self.logger.info(f"output: {self.output_dir} | device: {self.device}"
                          + (f" | {ctx.world_size} processes ({ctx.backend})" if ctx.distributed else ""))
@@ -270,23 +216,15 @@ class Trainer:
         self.resumed_meter = None
         self.best_perf, self.best_epoch = None, None
         self.global_step = 0
-        # reason -> times, for the unreadable training images of this process; missing files first
-        self.skipped = {f"image not found: {path}": 1 for path in self.train_loader.dataset.missing}
-        for reason in self.skipped:
-            self.logger.warning(f"left out of the training set: {reason}")
+        self.skipped = UnreadableImages(cfg.DATASET.MAX_UNREADABLE_IMAGES, self.logger,
+                                        self.train_loader.dataset.missing)
         self.val_skipped = set()
-        self.stop_signal = None
+        self.signals = StopSignals(announce=ctx.is_main)
+        self.guard = StepGuard(self.model, ctx, self.sampler)  # after _wrap: SyncBatchNorm may replace the model
         self.halt = None
-        self._sampler_before_step = None
         self._resume()
-        self.writer = None
-        if ctx.is_main:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(self.tb_dir, purge_step=self.global_step or None)
-            # Markdown in TensorBoard's text tab: indented lines render as code.
-            self.writer.add_text("run", "\n".join("    " + line for line in self.run_record.splitlines()),
-                                 self.global_step)
+        self.writer = RunWriter(self.tb_dir, self.run_record, self.global_step, self.global_step) if ctx.is_main \
+            else None
 
     # ----------------------------------------------------------------------------- building
     def _build_model(self, superconfig):
@@ -356,85 +294,28 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- resume
     def _resume(self):
-        cfg = self.cfg
-        path = None
-        if cfg.TRAIN.RESUME and cfg.TRAIN.CHECKPOINT:
-            path = cfg.TRAIN.CHECKPOINT
-            if path_problem(path, "TRAIN.CHECKPOINT"):
-                raise CheckpointError(path_problem(path, "TRAIN.CHECKPOINT"))
-        elif cfg.AUTO_RESUME and os.path.isfile(self.checkpoint_path):
-            path = self.checkpoint_path
+        path = checkpoint_to_resume(self.cfg, self.checkpoint_path)
         if path is None:
             self.logger.info(f"no checkpoint to resume from: starting at epoch {self.begin_epoch + 1}")
             return
         checkpoint = load_training_checkpoint(path)
-        if not isinstance(checkpoint, dict) or "optimizer" not in checkpoint or "epoch" not in checkpoint:
-            raise CheckpointError(f"{path} is not a training checkpoint of dist_train.py (no optimizer or epoch)")
-        if checkpoint.get("model") != cfg.MODEL.NAME or checkpoint.get("arch") != self.arch:
-            theirs = checkpoint.get("arch")
-            described = describe_arch(theirs) if theirs else "no fixed architecture"
-            raise CheckpointError(f"{path} was written for {checkpoint.get('model')} ({described}), not for this "
-                                  "run's model; set AUTO_RESUME False or use another OUTPUT_DIR")
-        self._check_resumable(checkpoint, path)
-        load_state_dict_checked(self.model, extract_state_dict(checkpoint, path), strict=True, source=path)
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        load_scheduler_state(self.scheduler, checkpoint["scheduler"])
-        if checkpoint.get("scaler"):
-            self.scaler.load_state_dict(checkpoint["scaler"])
-        if checkpoint.get("rng"):
-            restore_rng_state(checkpoint["rng"])
-        if self.sampler is not None and checkpoint.get("arch_sampler"):
-            self.sampler.load_state_dict(checkpoint["arch_sampler"])
-        self.begin_epoch = int(checkpoint["epoch"])
-        self.begin_step = int(checkpoint.get("step") or 0)
-        self.resumed_meter = checkpoint.get("epoch_meter") if self.begin_step else None
-        self.best_perf, self.best_epoch = checkpoint.get("best_perf"), checkpoint.get("best_epoch")
-        self.global_step = int(checkpoint.get("global_step", 0))
+        check_training_checkpoint(checkpoint, path, self.cfg.MODEL.NAME, self.arch)
+        check_resumable(checkpoint, path, self.ctx.world_size, self.cfg.TRAIN.IMAGES_PER_GPU)
+        progress = restore_training_state(checkpoint, path, self.model, self.optimizer, self.scheduler, self.scaler,
+                                          self.sampler)
+        self.begin_epoch, self.begin_step, self.resumed_meter = progress.epoch, progress.step, progress.meter
+        self.best_perf, self.best_epoch = progress.best_perf, progress.best_epoch
+        self.global_step = progress.global_step
         self.logger.info(f"resumed from {path}: continuing at epoch {self.begin_epoch + 1}"
                          + (f" step {self.begin_step + 1}" if self.begin_step else ""))
 
-    def _check_resumable(self, checkpoint, path):
-        """A mid-epoch checkpoint holds a position in the data as each of its processes saw it:
-        it resumes only with as many processes and images per process (an end-of-epoch one
-        resumes with any)."""
-        step = int(checkpoint.get("step") or 0)
-        if not step:
-            return
-        where = f"{path} was saved within epoch {int(checkpoint['epoch']) + 1} (after step {step})"
-        saved = checkpoint.get("world_size")
-        if saved is not None and int(saved) != self.ctx.world_size:
-            raise CheckpointError(f"{where} by {saved} process(es), and this run has {self.ctx.world_size}: the data "
-                                  f"position would differ; resume it with {saved} (torchrun --nproc_per_node "
-                                  f"{saved}) at least to the end of that epoch")
-        saved = checkpoint.get("images_per_process")
-        if saved is not None and int(saved) != self.cfg.TRAIN.IMAGES_PER_GPU:
-            raise CheckpointError(f"{where} with TRAIN.IMAGES_PER_GPU {saved}, and this run has "
-                                  f"{self.cfg.TRAIN.IMAGES_PER_GPU}: the data position would differ; resume it with "
-                                  f"TRAIN.IMAGES_PER_GPU {saved} at least to the end of that epoch")
-
     def checkpoint_state(self, next_epoch, perf, step=0, meter=None):
         """What ``checkpoint.pth.tar`` holds: training continues at epoch ``next_epoch`` (0-based)
-        after its first ``step`` steps."""
-        return {
-            "epoch": next_epoch,
-            "step": step,
-            "epoch_meter": {"sums": dict(meter.sums), "count": meter.count} if meter is not None and step else None,
-            "model": self.cfg.MODEL.NAME,
-            "arch": self.arch,
-            "state_dict": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": scheduler_state(self.scheduler),
-            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
-            "perf": perf,
-            "best_perf": self.best_perf,
-            "best_epoch": self.best_epoch,
-            "global_step": self.global_step,
-            "rng": capture_rng_state(),
-            "arch_sampler": self.sampler.state_dict() if self.sampler is not None else None,
-            "config": self.cfg.dump(),
-            "world_size": self.ctx.world_size,
-            "images_per_process": self.cfg.TRAIN.IMAGES_PER_GPU,
-        }
+        after its first ``step`` steps (``meter``: the running means of those)."""
+        progress = Progress(next_epoch, step, meter.state() if meter is not None else None, self.best_perf,
+                            self.best_epoch, self.global_step)
+        return checkpoint_state(progress, perf, self.cfg, self.arch, self.model, self.optimizer, self.scheduler,
+                                self.scaler, self.sampler, self.ctx.world_size)
 
     # ----------------------------------------------------------------------------- steps
     def step_archs(self):
@@ -479,27 +360,19 @@ class Trainer:
 
     def train_step(self, raw_batch):
         """One optimisation step. Returns ``(loss, terms, applied)``. The processes agree before
-        the update whether to halt instead (``self.halt``): a loss that is not finite, a stop
-        signal, too many unreadable images, on any of them; then nothing changes, on every one."""
-        self._note_skipped(raw_batch.pop("skipped", []))
-        # A halted step is redone on resume: its architectures must be drawn again from here.
-        self._sampler_before_step = self.sampler.state_dict() if self.is_supernet else None
-        # The forward pass moves BatchNorm's running statistics; a halted step must not.
-        buffers = [b.detach().clone() for b in self.model.buffers()]
+        the update whether to halt instead (``self.halt``, see ``faults.py``): a loss that is not
+        finite, a stop signal, too many unreadable images, on any of them; then nothing changes,
+        on every one."""
+        self.skipped.note(raw_batch.pop("skipped", []))
+        self.guard.begin()
         archs = self.step_archs()
         batches = [prepare_batch(raw_batch, self.target_config, self.input_size(a), self.device) for a in archs]
         with self._autocast():
             outputs = self.runner([b.images for b in batches], archs)
         loss, terms = self.losses(batches, outputs)
-        finite = bool(torch.isfinite(loss.detach()).item())
-        limit = self.cfg.DATASET.MAX_UNREADABLE_IMAGES
-        nonfinite, stop, too_many = self.ctx.any_of(not finite, self.stop_signal is not None,
-                                                    len(self.skipped) > limit)
-        self.halt = "nonfinite" if nonfinite else "unreadable" if too_many else "signal" if stop else None
+        self.halt = self.guard.verdict(loss, self.stop_signal is not None, self.skipped.too_many)
         if self.halt is not None:
-            with torch.no_grad():
-                for buffer, saved in zip(self.model.buffers(), buffers):
-                    buffer.copy_(saved)
+            self.guard.undo_forward()
             return loss.detach(), terms, False
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -510,51 +383,33 @@ class Trainer:
         self.scaler.update()
         return loss.detach(), terms, True
 
-    def _note_skipped(self, reasons):
-        limit = self.cfg.DATASET.MAX_UNREADABLE_IMAGES
-        for reason in reasons:
-            first = reason not in self.skipped
-            self.skipped[reason] = self.skipped.get(reason, 0) + 1
-            if first and len(self.skipped) <= limit:
-                self.logger.warning(f"skipped an unreadable training image ({len(self.skipped)} so far, "
-                                    f"DATASET.MAX_UNREADABLE_IMAGES {limit}): {reason}")
+    @property
+    def stop_signal(self):
+        """The stop signal received (SIGINT, SIGTERM) while ``fit()`` runs, or None."""
+        return self.signals.received
+
+    @stop_signal.setter
+    def stop_signal(self, signum):
+        self.signals.received = signum
 
     def _halt(self, epoch, step, steps, loss, terms, meter, bar):
         """Stop the run as ``self.halt`` says, after saving what can be saved."""
         bar.close()
         where = f"epoch {epoch + 1} step {step + 1}/{steps}"
-        if self.halt == "nonfinite":
-            detail = ", ".join(f"{k} {float(v):.4g}" for k, v in terms.items())
-            raise NonFiniteLossError(
-                f"loss became {float(loss)} (on this or another process) at {where} ({detail}); stopped, "
-                f"the last good checkpoint is {self.checkpoint_path}"
-                + ("" if os.path.isfile(self.checkpoint_path) else " (none written yet)"))
-        if self.halt == "unreadable":
-            limit = self.cfg.DATASET.MAX_UNREADABLE_IMAGES
-            if len(self.skipped) > limit:
-                last = list(self.skipped)[-1]
-                raise DataError(f"{len(self.skipped)} unreadable training images, more than DATASET."
-                                f"MAX_UNREADABLE_IMAGES {limit}; the last: {last}")
-            raise DataError(f"another process met more than DATASET.MAX_UNREADABLE_IMAGES {limit} unreadable "
-                            "training images (see its warnings)")
+        if self.halt == NONFINITE:
+            raise nonfinite_loss_error(loss, terms, where, self.checkpoint_path)
+        if self.halt == UNREADABLE:
+            raise self.skipped.halt_error()
         # A stop signal: the step was not applied, so the checkpoint holds the steps before it.
-        if self._sampler_before_step is not None:
-            self.sampler.load_state_dict(self._sampler_before_step)
+        self.guard.rewind_sampler()
         self._save_training_checkpoint(epoch, None, step=step, meter=meter)
-        self._interrupted(f"at {where}")
-
-    def _interrupted(self, where):
-        name = signal.Signals(self.stop_signal or signal.SIGTERM).name
-        raise TrainingInterrupted(f"{name} {where}: checkpoint saved to {self.checkpoint_path}; "
-                                  "run the same command to resume", self.stop_signal or signal.SIGTERM)
+        raise interrupted_error(self.stop_signal, f"at {where}", self.checkpoint_path)
 
     def train_epoch(self, epoch, start_step=0):
         cfg, ctx = self.cfg, self.ctx
         self.model.train()
         set_loader_epoch(self.train_loader, epoch, start_step)
-        meter = _Meter()
-        if start_step and self.resumed_meter:
-            meter.sums, meter.count = dict(self.resumed_meter["sums"]), int(self.resumed_meter["count"])
+        meter = Meter(**self.resumed_meter) if start_step and self.resumed_meter else Meter()
         steps = start_step + len(self.train_loader)
         every = cfg.TRAIN.CHECKPOINT_STEPS
         bar = tqdm(total=steps, initial=start_step, desc=f"epoch {epoch + 1}/{cfg.TRAIN.END_EPOCH}", unit="step",
@@ -573,14 +428,11 @@ class Trainer:
             speed = images / max(1e-9, time.time() - start)
             if ctx.is_main:
                 means = meter.means()
-                bar.set_postfix_str(" ".join(f"{k} {_fmt(v)}" for k, v in means.items()) + f" | {speed:.1f} img/s",
+                bar.set_postfix_str(" ".join(f"{k} {fmt(v)}" for k, v in means.items()) + f" | {speed:.1f} img/s",
                                     refresh=False)
                 bar.update(1)
                 if self.writer is not None and (step % max(1, cfg.PRINT_FREQ) == 0 or step == steps - 1):
-                    self.writer.add_scalar("train/loss", float(loss), self.global_step)
-                    for key, value in terms.items():
-                        self.writer.add_scalar(f"train/{key}", float(value), self.global_step)
-                    self.writer.add_scalar("train/images_per_s", speed, self.global_step)
+                    self.writer.step(self.global_step, loss, terms, speed)
             if every and (step + 1) % every == 0 and step + 1 < steps:
                 self._save_training_checkpoint(epoch, None, step=step + 1, meter=meter)
         bar.close()
@@ -633,29 +485,13 @@ class Trainer:
         return (sums[0] / sums[1].clamp(min=1)).item()
 
     # ----------------------------------------------------------------------------- loop
-    def _on_signal(self, signum, frame):
-        if self.stop_signal is not None:  # the second one: stop at once (the checkpoint file is safe)
-            signal.signal(signum, signal.SIG_DFL)
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            os.kill(os.getpid(), signum)
-            return
-        self.stop_signal = signum
-        if self.ctx.is_main:  # no logging here: the handler may interrupt the logger itself
-            os.write(2, f"{signal.Signals(signum).name} received: stopping after this step with a checkpoint "
-                        "(send it again to stop at once)\n".encode())
-
     def fit(self):
         """Train from ``begin_epoch`` to ``TRAIN.END_EPOCH``. SIGINT and SIGTERM stop the run
         at the next step with a checkpoint (``TrainingInterrupted``)."""
-        handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            handlers = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return self._fit()
+            with self.signals.installed():
+                return self._fit()
         finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
             self.close()
 
     def close(self):
@@ -681,16 +517,12 @@ class Trainer:
             improved = perf is not None and (self.best_perf is None or perf < self.best_perf)
             if improved or self.val_loader is None:
                 self.best_perf, self.best_epoch = perf, epoch + 1
-            summary = " ".join(f"{k} {_fmt(v)}" for k, v in means.items())
-            skipped = f" | {len(self.skipped)} unreadable image(s) skipped so far" if self.skipped else ""
-            self.logger.info(f"epoch {epoch + 1}/{end} | lr {lr:.2e} | {summary} | {speed:.1f} img/s, {elapsed:.0f}s"
-                             + (f" | val loss {_fmt(perf)}{' (best)' if improved else ''}" if perf is not None else "")
-                             + skipped)
+            self.logger.info(epoch_line(epoch, end, lr, means, speed, elapsed, perf, improved, len(self.skipped)))
             if ctx.is_main:
                 self._write_epoch(epoch, means, speed, lr, perf, improved or self.val_loader is None)
             ctx.barrier()
             if ctx.any_of(self.stop_signal is not None)[0] and epoch + 1 < end:
-                self._interrupted(f"after epoch {epoch + 1}")
+                raise interrupted_error(self.stop_signal, f"after epoch {epoch + 1}", self.checkpoint_path)
         final = os.path.join(self.output_dir, FINAL_NAME)
         if ctx.is_main:
             save_checkpoint(self.model.state_dict(), final)
@@ -701,7 +533,7 @@ class Trainer:
         self.logger.info(f"final weights: {final}")
         if os.path.isfile(best):
             self.logger.info(f"best weights: {best}"
-                             + (f" (epoch {self.best_epoch}, val loss {_fmt(self.best_perf)})" if self.best_perf is not None else ""))
+                             + (f" (epoch {self.best_epoch}, val loss {fmt(self.best_perf)})" if self.best_perf is not None else ""))
         return {
             "output_dir": self.output_dir,
             "checkpoint": self.checkpoint_path,
@@ -715,17 +547,10 @@ class Trainer:
 
     def _write_epoch(self, epoch, means, speed, lr, perf, is_best):
         if self.writer is not None:
-            self.writer.add_scalar("epoch/lr", lr, epoch + 1)
-            self.writer.add_scalar("epoch/images_per_s", speed, epoch + 1)
-            for key, value in means.items():
-                self.writer.add_scalar(f"epoch/{key}", value, epoch + 1)
-            if perf is not None:
-                self.writer.add_scalar("val/loss", perf, epoch + 1)
-            self.writer.flush()
+            self.writer.epoch(epoch, means, speed, lr, perf)
         save_checkpoint(self.checkpoint_state(epoch + 1, perf), self.checkpoint_path)
         if is_best:
             save_checkpoint(self.model.state_dict(), os.path.join(self.output_dir, BEST_NAME))
-
 
     def _save_training_checkpoint(self, epoch, perf, step, meter):
         """A mid-epoch checkpoint, written by the first process while the others wait."""
@@ -734,21 +559,6 @@ class Trainer:
             if self.writer is not None:
                 self.writer.flush()
         self.ctx.barrier()
-
-
-def run_record(cfg, run_info=None):
-    """What a run's log starts with: the script's facts (command line, git state: ``run_info``),
-    package versions and the resolved config."""
-    import platform
-
-    import cv2
-
-    lines = [f"{key}: {value}" for key, value in (run_info or {}).items()]
-    lines.append(f"versions: python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-                 f"opencv {cv2.__version__}, litepose {__version__}")
-    lines.append("resolved config:")
-    lines.extend("  " + line for line in cfg.dump().rstrip().splitlines())
-    return "\n".join(lines)
 
 
 def train(cfg, cfg_path=None, superconfig=None, teacher=None, teacher_arch=None, show_progress=True,
