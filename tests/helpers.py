@@ -32,12 +32,12 @@ def _process_state():
     folder and ``sys.argv``."""
     import cv2
 
-    return dict(threads=torch.get_num_threads(), cv2_threads=cv2.getNumThreads(),
-                deterministic=(torch.are_deterministic_algorithms_enabled(),
-                               torch.is_deterministic_algorithms_warn_only_enabled()),
-                cudnn=(torch.backends.cudnn.enabled, torch.backends.cudnn.deterministic,
-                       torch.backends.cudnn.benchmark),
-                grad=torch.is_grad_enabled(), environ=dict(os.environ), cwd=os.getcwd(), argv=list(sys.argv))
+    return {"threads": torch.get_num_threads(), "cv2_threads": cv2.getNumThreads(),
+            "deterministic": (torch.are_deterministic_algorithms_enabled(),
+                              torch.is_deterministic_algorithms_warn_only_enabled()),
+            "cudnn": (torch.backends.cudnn.enabled, torch.backends.cudnn.deterministic,
+                      torch.backends.cudnn.benchmark),
+            "grad": torch.is_grad_enabled(), "environ": dict(os.environ), "cwd": os.getcwd(), "argv": list(sys.argv)}
 
 
 def _restore_process_state(state):

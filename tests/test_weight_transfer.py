@@ -1,12 +1,10 @@
 import json
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from conftest import ARCH_NAMES, REPO, arch_path
-from helpers import random_state_from_shapes
+from conftest import ARCH_NAMES, arch_path
+from helpers import random_state_from_shapes, run_script_in_process
 from litepose.arch import load_arch
 from litepose.config import load_config
 from litepose.errors import ArchError
@@ -37,12 +35,13 @@ def test_transfer_of_release_supernet_verifies_and_loads_in_the_fixed_model(supe
     assert supernet.active_arch == supernet.space.widest()
 
 
-def run(*args):
-    return subprocess.run([sys.executable, "weight_transfer.py", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+@pytest.fixture
+def run(capsys):
+    """``python weight_transfer.py ARGS`` in the repository, run in this process (tests/helpers.py)."""
+    return lambda *args: run_script_in_process("weight_transfer.py", args, capsys)
 
 
-def test_cli_writes_a_state_dict_and_never_overwrites_silently(supernet_checkpoint, tmp_path):
+def test_cli_writes_a_state_dict_and_never_overwrites_silently(supernet_checkpoint, tmp_path, run):
     output = tmp_path / "xs.pth"
     args = ["--cfg", SUPER_CFG, "--superconfig", str(arch_path("XS")), "TEST.MODEL_FILE",
             str(supernet_checkpoint), "--output", str(output)]
@@ -57,7 +56,7 @@ def test_cli_writes_a_state_dict_and_never_overwrites_silently(supernet_checkpoi
     assert output.read_bytes() == before
 
 
-def test_cli_rejects_an_architecture_outside_the_search_space(supernet_checkpoint, tmp_path):
+def test_cli_rejects_an_architecture_outside_the_search_space(supernet_checkpoint, tmp_path, run):
     arch = json.loads(arch_path("XS").read_text())
     arch["backbone_setting"][2]["channel"] = 56
     bad = tmp_path / "bad.json"
@@ -70,7 +69,7 @@ def test_cli_rejects_an_architecture_outside_the_search_space(supernet_checkpoin
     assert not (tmp_path / "out.pth").exists()
 
 
-def test_cli_needs_a_supernet_config(supernet_checkpoint, tmp_path):
+def test_cli_needs_a_supernet_config(supernet_checkpoint, tmp_path, run):
     result = run("--cfg", MOBILE_CFG, "--superconfig", str(arch_path("XS")), "TEST.MODEL_FILE",
                  str(supernet_checkpoint), "--output", str(tmp_path / "out.pth"))
     assert result.returncode == 2 and "needs a supernet config" in result.stderr
