@@ -135,3 +135,32 @@ def test_display_detection_and_the_frame_rate_overlay(monkeypatch):
     canvas = np.zeros((60, 120, 3), np.uint8)
     assert live.draw_fps(canvas, 29.97).any()
     assert [live.source_kind(s) for s in ("0", "rtsp://cam/1", "clip.mp4")] == ["camera", "stream", "file"]
+
+
+def test_demo_prints_the_people_it_draws_after_the_person_filter(onnx_model, clip, tmp_path, capsys):
+    from litepose import PoseEstimator
+    from litepose.utils.vis import drawn_count
+
+    capture = cv2.VideoCapture(str(clip))
+    ok, frame = capture.read()
+    capture.release()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "walk.png"), frame)
+    frame = cv2.imread(str(photos / "walk.png"))
+    counts = {}
+    for name, options in (("preset", []), ("off", ["--min-person-score", "none", "--person-nms", "none"]),
+                          ("strict", ["--min-person-score", "0.5"])):
+        capsys.readouterr()
+        assert demo.main(["--onnx", str(onnx_model), "--input-size", str(SIZE), "--input", str(photos), "--output",
+                          str(tmp_path / name), *options]) == 0
+        line = [text for text in capsys.readouterr().out.splitlines() if "people per image" in text][0]
+        counts[name] = float(line.split()[0])
+    overrides = {"preset": {}, "off": {"min_person_score": None, "person_nms": None}, "strict": {"min_person_score": 0.5}}
+    for name, options in overrides.items():
+        people = PoseEstimator.from_onnx(onnx_model, input_size=SIZE, **options)(frame)
+        assert counts[name] == drawn_count(people.keypoints, 0.05), name
+    assert counts["off"] > counts["preset"] >= counts["strict"]
+    with pytest.raises(SystemExit):
+        demo.main(["--onnx", str(onnx_model), "--input", str(photos), "--output", str(tmp_path / "x"),
+                   "--person-nms", "many"])

@@ -60,10 +60,10 @@ def _assert_same_people(actual, expected, atol=E2E_TOLERANCE_PX):
     np.testing.assert_allclose(actual.scores, expected.scores, atol=1e-4, rtol=0)
 
 
-def test_accurate_preset_is_valid_py_and_equals_predict(tiny):
+def test_accurate_preset_without_person_filter_is_valid_py_and_equals_predict(tiny):
     cfg, model, _, frame = tiny
     frame = np.ascontiguousarray(frame[:50, :50])  # one 64 x 64 input: half the work of the full frame
-    onnx, pytorch = _estimators(tiny, "accurate", max_people=40)
+    onnx, pytorch = _estimators(tiny, "accurate", max_people=40, min_person_score=None, person_nms=None)
     settings = InferenceSettings.from_config(cfg, model, SIZE)
     assert onnx.settings == settings and pytorch.settings == settings
     assert onnx.limits.max_detections is None
@@ -79,8 +79,23 @@ def test_accurate_preset_is_valid_py_and_equals_predict(tiny):
     assert set(people.times) == {"preprocess", "network", "aggregate", "grouping"}
 
 
+@pytest.mark.parametrize("preset", ["accurate", "realtime"])
+def test_presets_filter_people_by_score_and_duplicates(tiny, preset):
+    from litepose.estimator import PRESET_FILTERS
+
+    _, pytorch = _estimators(tiny, preset)
+    assert pytorch.person_filter == PRESET_FILTERS[preset] and pytorch.person_filter.active
+    _, unfiltered = _estimators(tiny, preset, min_person_score=None, person_nms=None)
+    frame = np.ascontiguousarray(tiny[3][:50, :50])
+    everyone, kept = unfiltered(frame), pytorch(frame)
+    keep = pytorch.person_filter.keep(everyone.keypoints, everyone.scores, pytorch.keypoint_info.sigmas)
+    assert len(kept) == len(keep) > 0  # what the filter itself drops: tests/test_people_filter.py
+    np.testing.assert_array_equal(kept.keypoints, everyone.keypoints[keep])
+    assert (kept.scores >= pytorch.person_filter.min_score).all()
+
+
 def test_realtime_preset_single_pass_at_output_resolution(tiny):
-    onnx, pytorch = _estimators(tiny, "realtime")
+    onnx, pytorch = _estimators(tiny, "realtime", min_person_score=None)
     for estimator in (onnx, pytorch):
         assert not estimator.settings.flip and not estimator.settings.project_to_image
         assert estimator.settings.scales == (1.0,) and estimator.limits.max_people == 20

@@ -9,6 +9,9 @@
 The model is a checkpoint (``--cfg``, ``--superconfig``, ``TEST.MODEL_FILE``; PyTorch) or an
 exported ONNX model (``--onnx``; ONNX Runtime, no PyTorch), run by ``litepose.PoseEstimator``
 with its ``--preset`` (default ``accurate``: ``valid.py``'s settings).
+People scoring under the preset's threshold and duplicates of a stronger person are dropped
+(``--min-person-score``, ``--person-nms``; ``none`` turns either off); the people per image
+printed are the people drawn.
 Each person is drawn in its own colour with the dataset's limbs. Images are written to DIR
 under their own names; a video becomes DIR/<name>_pose.mp4. Nothing is ever written onto an
 input (DIR may not be the input's folder), and existing files in DIR are kept unless --force.
@@ -102,14 +105,25 @@ def _video_name(kind, source):
     return os.path.splitext(os.path.basename(str(source).rstrip("/")))[0] or "stream"
 
 
+def _threshold(text):
+    """A number, or 'none' (filter off), or the 'preset' default."""
+    if text in ("preset", "none"):
+        return None if text == "none" else text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+
+
 def _estimator(args, cfg):
     """The ``PoseEstimator`` the options ask for, and the device it runs on (for the summary)."""
     from litepose import PoseEstimator
     from litepose.errors import ConfigError
 
+    filters = {"min_person_score": args.min_person_score, "person_nms": args.person_nms}
     if args.onnx:
         estimator = PoseEstimator.from_onnx(args.onnx, dataset=args.dataset, input_size=args.input_size,
-                                            preset=args.preset, threads=args.threads, cfg=cfg)
+                                            preset=args.preset, threads=args.threads, cfg=cfg, **filters)
         return estimator, "cpu (ONNX Runtime)"
     if not cfg.TEST.MODEL_FILE:
         raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
@@ -117,7 +131,7 @@ def _estimator(args, cfg):
 
     device = resolve_device(cfg.DEVICE)
     estimator = PoseEstimator.from_checkpoint(cfg.TEST.MODEL_FILE, cfg, arch=args.superconfig, preset=args.preset,
-                                              device=device, input_size=args.input_size)
+                                              device=device, input_size=args.input_size, **filters)
     return estimator, device
 
 
@@ -129,7 +143,7 @@ def main(argv=None):
     from litepose.errors import ConfigError, DataError, OutputError
     from litepose.utils.io import ensure_writable_dir
     from litepose.utils.limits import input_size_problem, network_input_problem
-    from litepose.utils.vis import draw_people, write_image
+    from litepose.utils.vis import draw_people, drawn_count, write_image
 
     parser = config_parser(__doc__.splitlines()[0], require_cfg=False)
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
@@ -152,6 +166,11 @@ def main(argv=None):
     parser.add_argument("--smooth", action="store_true", help="video: One-Euro smoothing of the tracked joints")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="video: stop after N frames")
     parser.add_argument("--min-score", type=float, default=0.05, help="joints scoring below are not drawn")
+    parser.add_argument("--min-person-score", type=_threshold, default="preset", metavar="S|none",
+                        help="people scoring below are dropped (default: the preset's, 0.1 accurate, 0.2 realtime)")
+    parser.add_argument("--person-nms", type=_threshold, default="preset", metavar="OKS|none",
+                        help="a person whose OKS with a stronger one exceeds this is a duplicate, dropped "
+                             "(default: the preset's, 0.9)")
     parser.add_argument("--input-size", type=int, default=None, metavar="N",
                         help="test input size (default: the architecture's img_size)")
     parser.add_argument("--force", action="store_true", help="overwrite files that exist in --output")
@@ -210,7 +229,7 @@ def main(argv=None):
                 continue
             drawn, prediction = draw(image)
             write_image(os.path.join(args.output, os.path.basename(path)), drawn)
-            people, frames = people + len(prediction.scores), frames + 1
+            people, frames = people + drawn_count(prediction.keypoints, args.min_score), frames + 1
             seconds += sum(prediction.times.values())
         for reason in skipped:
             print(f"warning: skipped {reason}")

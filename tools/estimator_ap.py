@@ -14,6 +14,11 @@ split, once per variant, and evaluates each with the dataset's protocol (as ``va
 
 Printed per variant: AP, AP .5, AR, the number of people returned, and the grouping time per
 image (mean and maximum), so the cost of each cap in AP and its saving in time sit side by side.
+
+``--sweep-filter`` measures the person filter instead (``litepose.runtime.people.PersonFilter``):
+each preset (with its caps) runs once with no filter, then every pair of person-score threshold
+(``--min-scores``) and OKS-NMS threshold (``--nms-oks``; "none" = off) filters those people and
+is evaluated: AP, AP .5, AR and people per image against the annotated people per image.
 """
 
 import json
@@ -49,7 +54,14 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=None, help="first N test images only")
     parser.add_argument("--input-size", type=int, default=None, help="test input size (default: the architecture's)")
     parser.add_argument("--json", metavar="OUT.json", help="write the figures here (refuses an existing file)")
+    parser.add_argument("--sweep-filter", action="store_true", help="AP of person-filter settings instead of caps")
+    parser.add_argument("--min-scores", default="none,0.05,0.1,0.15,0.2,0.3",
+                        help="--sweep-filter: person-score thresholds, comma-separated ('none' = off)")
+    parser.add_argument("--nms-oks", default="none,0.9,0.8,0.7,0.6,0.5",
+                        help="--sweep-filter: OKS-NMS thresholds, comma-separated ('none' = off)")
     args = parse_args(parser, argv)
+    min_scores = _thresholds(args.min_scores, "--min-scores")
+    nms_values = _thresholds(args.nms_oks, "--nms-oks")
     if args.json and os.path.exists(args.json):
         raise DataError(f"{args.json} exists: give a new file")
     cfg = load_cli_config(args)
@@ -72,6 +84,11 @@ def main(argv=None):
         except DataError as exc:
             print(f"warning: {exc} (evaluated without detections)")
     category = (annotations.data.get("categories") or [{"id": 1}])[0]["id"]
+    if args.sweep_filter:
+        rows = _sweep_filter(model, cfg, device, args, images, annotations, ids, protocol, info, category,
+                             min_scores, nms_values)
+        _write_json(args.json, rows)
+        return 0
     rows = []
     print(f"{'variant':46} {'AP':>6} {'AP .5':>6} {'AR':>6} {'people':>7} {'grouping ms mean / max':>24}")
     for name, preset, overrides in VARIANTS:
@@ -94,11 +111,73 @@ def main(argv=None):
               f"{row['grouping_ms_mean']:11.1f} / {row['grouping_ms_max']:6.1f}", flush=True)
     print(f"({len(ids)} images of {os.path.basename(ann_file)}, {protocol} protocol, input size "
           f"{estimator.settings.input_size})")
-    if args.json:
+    _write_json(args.json, rows)
+    return 0
+
+
+def _thresholds(text, option):
+    from litepose.errors import ConfigError
+
+    values = []
+    for word in str(text).split(","):
+        word = word.strip().lower()
+        if word == "none":
+            values.append(None)
+            continue
+        try:
+            values.append(float(word))
+        except ValueError:
+            raise ConfigError(f"{option}: {word!r} is neither a number nor 'none'") from None
+    return values
+
+
+def _write_json(path, rows):
+    if path:
         from litepose.utils.io import atomic_write_text
 
-        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
-    return 0
+        atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
+
+
+def _sweep_filter(model, cfg, device, args, images, annotations, ids, protocol, info, category, min_scores,
+                  nms_values):
+    """Each preset once, unfiltered; then every filter setting on its people (module doc)."""
+    import numpy as np
+    from tqdm import tqdm
+
+    from litepose import PoseEstimator
+    from litepose.evaluation.keypoint_eval import evaluate_keypoints
+    from litepose.evaluation.results import image_results
+    from litepose.runtime.people import PersonFilter
+
+    annotated = {image_id: sum(1 for a in annotations.data["annotations"]
+                               if a["image_id"] == image_id and a.get("num_keypoints", 0) > 0) for image_id in ids}
+    rows = []
+    print(f"{'preset':9} {'min score':>9} {'NMS OKS':>8} {'AP':>6} {'AP .5':>6} {'AR':>6} {'people/img':>10} "
+          f"{'annotated/img':>13}")
+    for preset in ("accurate", "realtime"):
+        estimator = PoseEstimator.from_model(model, cfg, preset=preset, device=device, input_size=args.input_size,
+                                             min_person_score=None, person_nms=None)
+        found = {image_id: estimator(image, color="rgb")
+                 for image_id, image in tqdm(images.items(), desc=preset, unit="img", leave=False, dynamic_ncols=True)}
+        for min_score in min_scores:
+            for nms in nms_values:
+                people_filter = PersonFilter(min_score=min_score, nms_oks=nms)
+                results, counts = [], []
+                for image_id, people in found.items():
+                    keep = people_filter.keep(people.keypoints, people.scores, info.sigmas)
+                    results.extend(image_results(image_id, people.keypoints[keep], people.scores[keep], category))
+                    counts.append(len(keep))
+                metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(),
+                                             image_ids=ids, source="predictions") if results else \
+                    {"AP": 0.0, "Ap .5": 0.0, "AR": 0.0}
+                row = {"preset": preset, "min_person_score": min_score, "person_nms": nms,
+                       "metrics": dict(metrics), "people_per_image": float(np.mean(counts)),
+                       "annotated_per_image": float(np.mean([annotated[i] for i in found]))}
+                rows.append(row)
+                print(f"{preset:9} {str(min_score):>9} {str(nms):>8} {metrics['AP']:6.3f} {metrics['Ap .5']:6.3f} "
+                      f"{metrics['AR']:6.3f} {row['people_per_image']:10.1f} {row['annotated_per_image']:13.1f}",
+                      flush=True)
+    return rows
 
 
 if __name__ == "__main__":

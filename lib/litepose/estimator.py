@@ -8,36 +8,50 @@
 Two backends: ONNX Runtime (``from_onnx``; this module and everything it runs then import no
 PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the same NumPy / OpenCV
 pipeline around the network (``litepose.runtime``), whose people equal
-``litepose.inference.predict``'s.
+``litepose.inference.predict``'s before the person filter.
 
 Presets:
 
 - ``accurate``: ``valid.py``'s settings, as ``InferenceSettings.from_config`` resolves them
-  (the release's: flip test, maps projected to the input size before grouping, every person).
+  (the release's: flip test, maps projected to the input size before grouping), then the
+  person filter (``runtime.people.PersonFilter``: people scoring under 0.1 and duplicates above
+  OKS 0.9 removed; ``min_person_score=None, person_nms=None`` return valid.py's people).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
   (``project_to_image`` False), and the decoding caps of ``runtime.DecodeLimits``:
   ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
   CrowdPose evaluation keeps per image, so AP does not change) and ``max_detections=20``
   (at most 20 detections per joint enter matching, instead of ``max_num_people`` = 30: this
   changes frames where a joint has more than 20 detections). Decoding then costs a bounded
-  time whatever the maps.
+  time whatever the maps. Person filter: scores under 0.2 and duplicates above OKS 0.9 removed.
+
+The filter thresholds are the highest that cost under 0.001 AP on the quickstart's validation
+set (people per image 35 -> 4.7 for ``accurate``, 19 -> 2.3 for ``realtime``, 2.0 annotated).
 
 Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
-``max_detections=`` (None = no cap), ``input_size=``.
+``max_detections=`` (None = no cap), ``min_person_score=``, ``person_nms=`` (None = off),
+``input_size=``.
 """
 
 import dataclasses
 import os
+import time
+
 import numpy as np
 
 from .errors import LitePoseError
 from .runtime.aggregate import compute_maps
 from .runtime.decoding import DecodeLimits, decode
+from .runtime.people import NO_FILTER, PersonFilter
 
 PRESETS = ("accurate", "realtime")
 COLORS = ("bgr", "rgb")
 REALTIME_MAX_PEOPLE = 20
 REALTIME_MAX_DETECTIONS = 20
+# Person filter per preset (runtime.people): the highest person-score thresholds that cost under
+# 0.001 AP on the quickstart's validation set, and duplicate suppression above OKS 0.9, which
+# cost nothing there (tools/estimator_ap.py --sweep-filter; BENCHMARKS.md "Person filter").
+PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9),
+                  "realtime": PersonFilter(min_score=0.2, nms_oks=0.9)}
 # The release's test-time settings (experiments/{coco,crowd_pose}/mobilenet/mobile.yaml, TEST.*)
 # for an ONNX model that comes without a config; a test checks them against those files.
 _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TEST.DETECTION_THRESHOLD", "0.1",
@@ -83,8 +97,9 @@ def release_test_config(dataset="coco"):
 
 
 def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
-                    max_detections="preset"):
-    """``(InferenceSettings, DecodeLimits)`` of ``preset`` on top of ``settings`` (the config's)."""
+                    max_detections="preset", min_person_score="preset", person_nms="preset"):
+    """``(InferenceSettings, DecodeLimits, PersonFilter)`` of ``preset`` on top of ``settings``
+    (the config's)."""
     if preset not in PRESETS:
         raise LitePoseError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     if preset == "realtime":
@@ -100,19 +115,27 @@ def preset_settings(settings, preset, flip=None, project_to_image=None, max_peop
         cap = max_people
     if max_detections != "preset":
         detections = max_detections
-    return settings, DecodeLimits(max_people=cap, max_detections=detections)
+    people = PRESET_FILTERS[preset]
+    if min_person_score != "preset":
+        people = dataclasses.replace(people, min_score=min_person_score)
+    if person_nms != "preset":
+        people = dataclasses.replace(people, nms_oks=person_nms)
+    return settings, DecodeLimits(max_people=cap, max_detections=detections), people
 
 
 class PoseEstimator:
     """Frames in, people out (module doc). Build it with ``from_onnx``, ``from_checkpoint`` or
     ``from_model``; call it on ``[H, W, 3]`` uint8 frames."""
 
-    def __init__(self, network, settings, limits=None, keypoint_info=None, preset="accurate"):
+    def __init__(self, network, settings, limits=None, keypoint_info=None, preset="accurate", person_filter=None):
         self.network = network
         self.settings = settings
         self.limits = limits or DecodeLimits()
         self.keypoint_info = keypoint_info
         self.preset = preset
+        self.person_filter = person_filter or NO_FILTER
+        if self.person_filter.nms_oks is not None and keypoint_info is None:
+            raise LitePoseError("person NMS needs the joints' OKS sigmas: give keypoint_info")
 
     @property
     def backend(self):
@@ -147,8 +170,8 @@ class PoseEstimator:
                 raise LitePoseError("this ONNX model has a dynamic input size: give input_size= (e.g. 256 for XS)")
             input_size = min(network.fixed_hw)
         settings = InferenceSettings.from_config(cfg, None, input_size)
-        settings, limits = preset_settings(settings, preset, **overrides)
-        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset)
+        settings, limits, people = preset_settings(settings, preset, **overrides)
+        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
 
     @classmethod
     def from_exported(cls, path, format, dataset="coco", input_size=None, preset="accurate", threads=None,
@@ -169,8 +192,8 @@ class PoseEstimator:
         cfg = _as_config(cfg) if cfg is not None else release_test_config(dataset)
         network = ExportedNetwork(format, path, threads=threads)
         settings = InferenceSettings.from_config(cfg, None, input_size)
-        settings, limits = preset_settings(settings, preset, **overrides)
-        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset)
+        settings, limits, people = preset_settings(settings, preset, **overrides)
+        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
 
     @classmethod
     def from_checkpoint(cls, checkpoint, cfg, arch=None, preset="accurate", device=None, input_size=None,
@@ -200,9 +223,9 @@ class PoseEstimator:
 
             device = resolve_device(cfg.DEVICE)
         settings = InferenceSettings.from_config(cfg, model, input_size)
-        settings, limits = preset_settings(settings, preset, **overrides)
+        settings, limits, people = preset_settings(settings, preset, **overrides)
         return cls(TorchNetwork(model, device), settings, limits, keypoint_info_from_config(cfg, for_test=True),
-                   preset)
+                   preset, people)
 
     # -- inference ----------------------------------------------------------------------------
     def __call__(self, frame, color="bgr", keep_maps=False):
@@ -212,7 +235,13 @@ class PoseEstimator:
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
         maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
         decoded = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
-        return People(decoded.keypoints, decoded.scores, decoded.times, maps=decoded.maps)
+        keypoints, scores, times = decoded.keypoints, decoded.scores, decoded.times
+        if self.person_filter.active:
+            start = time.perf_counter()
+            keep = self.person_filter.keep(keypoints, scores, self.keypoint_info.sigmas if self.keypoint_info else None)
+            keypoints, scores = keypoints[keep], scores[keep]
+            times["grouping"] += time.perf_counter() - start
+        return People(keypoints, scores, times, maps=decoded.maps)
 
 
 def check_frame(frame, color="bgr"):

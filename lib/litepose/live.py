@@ -155,7 +155,7 @@ def run_video(estimator, source_spec, output=None, json_path=None, show=None, tr
     from tqdm import tqdm
 
     from .utils.io import atomic_write_text
-    from .utils.vis import draw_people, person_colors
+    from .utils.vis import draw_people, drawn_count, person_colors
 
     check_outputs(source_spec, [output, json_path], force=force)
     source = open_source(source_spec)
@@ -225,7 +225,7 @@ def run_video(estimator, source_spec, output=None, json_path=None, show=None, tr
                         if cv2.waitKey(1) & 0xFF in (27, ord("q")):
                             break
                 summary.frames += 1
-                summary.people += len(people.scores)
+                summary.people += drawn_count(people.keypoints, min_score)  # the people a drawing shows
                 bar.update(1)
     except KeyboardInterrupt:
         summary.interrupted = True  # keep the frames done: the video and JSON are still written

@@ -35,6 +35,8 @@ import math
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .runtime.people import boxes_around, oks_matrix
+
 ASSOCIATIONS = ("oks", "box")
 
 
@@ -95,37 +97,9 @@ class Track:
         return pose
 
 
-def _boxes(poses, visible):
-    """``[N, 4]`` boxes (x0, y0, x1, y1) around the visible joints (``[N, J]`` mask)."""
-    boxes = np.zeros((len(poses), 4))
-    for i, (pose, mask) in enumerate(zip(poses, visible)):
-        if mask.any():
-            xy = pose[mask, :2]
-            boxes[i] = (*xy.min(axis=0), *xy.max(axis=0))
-    return boxes
-
-
-def oks_matrix(tracks, people, visible_tracks, visible_people, sigmas, area_scale=None):
-    """COCO's object keypoint similarity between every track pose and every person: ``[T, P]``.
-    The area is the track's box (at least 1 px^2; times ``area_scale [T]`` when given: a wider
-    tolerance for uncertain predictions); joints count where both are visible."""
-    variances = (2 * np.asarray(sigmas, np.float64)) ** 2
-    boxes = _boxes(tracks, visible_tracks)
-    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0)
-    if area_scale is not None:
-        area = area * np.asarray(area_scale, np.float64)
-    diff = tracks[:, None, :, :2] - people[None, :, :, :2]
-    d2 = (diff ** 2).sum(axis=-1)  # [T, P, J]
-    e = d2 / (variances[None, None, :] * (area[:, None, None] + np.spacing(1)) * 2)
-    both = visible_tracks[:, None, :] & visible_people[None, :, :]
-    count = both.sum(axis=-1)
-    oks = (np.exp(-e) * both).sum(axis=-1) / np.maximum(count, 1)
-    return np.where(count > 0, oks, 0.0)
-
-
 def iou_matrix(tracks, people, visible_tracks, visible_people):
     """Intersection over union of the visible-joint boxes: ``[T, P]``."""
-    a, b = _boxes(tracks, visible_tracks), _boxes(people, visible_people)
+    a, b = boxes_around(tracks, visible_tracks), boxes_around(people, visible_people)
     x0 = np.maximum(a[:, None, 0], b[None, :, 0])
     y0 = np.maximum(a[:, None, 1], b[None, :, 1])
     x1 = np.minimum(a[:, None, 2], b[None, :, 2])

@@ -19,6 +19,15 @@ def person_colors(count):
             for i in range(count)]
 
 
+def drawn_count(keypoints, min_score=0.05):
+    """How many people of ``keypoints [P, J, 3]`` ``draw_people`` draws: those with a joint
+    scoring above ``min_score`` (the count a picture's caption should give)."""
+    if len(keypoints) == 0:
+        return 0
+    keypoints = np.asarray(keypoints, dtype=np.float64).reshape(len(keypoints), -1, 3)
+    return int((keypoints[:, :, 2] > min_score).any(axis=1).sum())
+
+
 def draw_people(image, keypoints, skeleton, min_score=0.05, colors=None, thickness=None):
     """A copy of ``image`` with every person of ``keypoints [P, J, 3]`` (x, y, score) drawn:
     limbs of ``skeleton`` between joints scoring above ``min_score``, then the joints, one

@@ -1,0 +1,97 @@
+"""People-level geometry and filtering, NumPy only: boxes around joints, object keypoint
+similarity (OKS, the COCO metric's) between poses, and ``PersonFilter``.
+
+Bottom-up grouping returns every group of joints it can form: on a real photo of one skier a
+model returns dozens of "people", most of them a few weak joints or a second copy of the skier
+with one limb moved. COCO evaluation does not mind (it ranks by score and keeps 20), a drawing
+does. ``PersonFilter`` removes them after grouping, in two steps:
+
+- ``min_score``: people whose score (the mean of their joint scores, as the release computes
+  it) is below are dropped;
+- ``nms_oks``: greedy non-maximum suppression among people, strongest first (equal scores: the
+  earlier person wins): a person whose OKS with a person already kept exceeds ``nms_oks`` is a
+  duplicate and dropped (the suppression bottom-up pipelines after HigherHRNet apply, with
+  OKS in place of box IoU). The OKS area is the kept person's box around its visible joints.
+
+Both off (None) keep every person: ``valid.py`` never filters, so its results stay the
+release's. The defaults of ``litepose.PoseEstimator``'s presets were chosen by AP on the
+quickstart's validation set (``tools/estimator_ap.py --sweep-filter``, BENCHMARKS.md).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def boxes_around(poses, visible):
+    """``[N, 4]`` boxes (x0, y0, x1, y1) around the visible joints (``visible``: ``[N, J]``);
+    zeros for a pose with none."""
+    boxes = np.zeros((len(poses), 4))
+    for i, (pose, mask) in enumerate(zip(poses, visible)):
+        if mask.any():
+            xy = pose[mask, :2]
+            boxes[i] = (*xy.min(axis=0), *xy.max(axis=0))
+    return boxes
+
+
+def oks_matrix(references, poses, visible_references, visible_poses, sigmas, area_scale=None):
+    """COCO's object keypoint similarity between every reference pose and every pose: ``[R, P]``.
+    The area is the reference's box (at least 1 px^2; times ``area_scale [R]`` when given);
+    joints count where both are visible; 0 where none is."""
+    variances = (2 * np.asarray(sigmas, np.float64)) ** 2
+    boxes = boxes_around(references, visible_references)
+    area = np.maximum((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), 1.0)
+    if area_scale is not None:
+        area = area * np.asarray(area_scale, np.float64)
+    diff = references[:, None, :, :2] - poses[None, :, :, :2]
+    d2 = (diff ** 2).sum(axis=-1)  # [R, P, J]
+    e = d2 / (variances[None, None, :] * (area[:, None, None] + np.spacing(1)) * 2)
+    both = visible_references[:, None, :] & visible_poses[None, :, :]
+    count = both.sum(axis=-1)
+    oks = (np.exp(-e) * both).sum(axis=-1) / np.maximum(count, 1)
+    return np.where(count > 0, oks, 0.0)
+
+
+@dataclass(frozen=True)
+class PersonFilter:
+    """People kept after grouping (module doc). ``min_score``: lowest person score kept (None:
+    no threshold); ``nms_oks``: OKS above which a weaker person is a duplicate of a stronger
+    one (None: no suppression); ``visible_score``: joints scoring above it count for OKS and
+    boxes."""
+    min_score: float = None
+    nms_oks: float = None
+    visible_score: float = 0.0
+
+    def __post_init__(self):
+        if self.min_score is not None and not np.isfinite(self.min_score):
+            raise ConfigError(f"the person-score threshold must be a finite number or None, got {self.min_score}")
+        if self.nms_oks is not None and not 0.0 < self.nms_oks <= 1.0:
+            raise ConfigError(f"the person NMS threshold (OKS) must be in (0, 1] or None, got {self.nms_oks}")
+
+    @property
+    def active(self):
+        return self.min_score is not None or self.nms_oks is not None
+
+    def keep(self, keypoints, scores, sigmas):
+        """Indices of the people kept, ascending (the grouping's order is kept)."""
+        scores = np.asarray(scores, np.float64)
+        candidates = np.arange(len(scores))
+        if self.min_score is not None:
+            candidates = candidates[scores[candidates] >= self.min_score]
+        if self.nms_oks is None or candidates.size < 2:
+            return candidates
+        order = candidates[np.argsort(-scores[candidates], kind="stable")]
+        poses = np.asarray(keypoints, np.float64)[order]
+        visible = poses[:, :, 2] > self.visible_score
+        similarity = oks_matrix(poses, poses, visible, visible, sigmas)
+        suppressed = np.zeros(len(order), bool)
+        for i in range(len(order)):
+            if not suppressed[i]:
+                later = np.arange(i + 1, len(order))
+                suppressed[later] |= similarity[i, later] > self.nms_oks
+        return np.sort(order[~suppressed])
+
+
+NO_FILTER = PersonFilter()
