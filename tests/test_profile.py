@@ -1,9 +1,7 @@
-import subprocess
-import sys
-
 import pytest
 
-from conftest import REPO, arch_path
+from conftest import arch_path
+from helpers import run_script_in_process
 from litepose.arch import load_arch
 from litepose.config import load_config
 from litepose.models import build_model, profile_model
@@ -30,11 +28,13 @@ def test_macs_and_params_agree_with_the_paper(name):
             assert profile.params / 1e6 == pytest.approx(params, abs=5e-4)
 
 
-def run(*args):
-    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+@pytest.fixture
+def run(capsys):
+    """``python SCRIPT ARGS`` in the repository, run in this process (tests/helpers.py)."""
+    return lambda script, *args: run_script_in_process(script, args, capsys)
 
 
-def test_profile_tool_prints_macs_params_and_shapes():
+def test_profile_tool_prints_macs_params_and_shapes(run):
     result = run("tools/profile_model.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
                  "--superconfig", "mobile_configs/search-S.json")
     assert result.returncode == 0, result.stderr
@@ -42,21 +42,21 @@ def test_profile_tool_prints_macs_params_and_shapes():
     assert "output 0: [1, 28, 112, 112]" in result.stdout and "output 1: [1, 14, 224, 224]" in result.stdout
 
 
-def test_profile_tool_input_size_override():
+def test_profile_tool_input_size_override(run):
     result = run("tools/profile_model.py", "--cfg", "experiments/coco/mobilenet/mobile.yaml",
                  "--superconfig", "mobile_configs/search-XS.json", "--input-size", "512")
     assert result.returncode == 0, result.stderr
     assert "output 1: [1, 17, 256, 256]" in result.stdout
 
 
-def test_arch_manager_samples_with_macs():
+def test_arch_manager_samples_with_macs(run):
     result = run("arch_manager.py", "--sample", "3", "--seed", "0")
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
     assert len(lines) == 3 and all("GMACs" in line for line in lines)
 
 
-def test_bad_inputs_exit_with_one_line():
+def test_bad_inputs_exit_with_one_line(run):
     result = run("tools/profile_model.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
                  "--superconfig", "mobile_configs/absent.json")
     assert result.returncode == 2
