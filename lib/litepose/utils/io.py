@@ -8,7 +8,8 @@
   anything that is not valid JSON.
 - ``lock_folder``: one run per output folder (an ``flock`` on a lock file there, which the
   operating system releases when the process ends, however it ends).
-- ``check_output_file``: what a command checks before any work about a file it will write.
+- ``check_output_file``: the one check, before any work, of a file a command will write (exists
+  without --force, a folder in its place, an unwritable or impossible folder), one line each.
 """
 
 import errno
@@ -115,21 +116,44 @@ def ensure_writable_dir(path, what="output folder"):
     return path
 
 
-def check_output_file(path, force=False, what="output file"):
+# The wording tools/export_onnx.py and tools/device_check.py have always used for an existing
+# output (their tests match it to the letter); every other command says ``already exists``.
+SHORT_EXISTS_MESSAGE = "{path} exists; pass {force_option} to overwrite it"
+
+
+def check_output_file(path, force=False, what="output file", *, folder=False, force_option="--force", error=None,
+                      exists_message=None):
     """Before any work: ``path`` can be written (its folder exists or can be made, and is
-    writable), is not a folder, and does not exist unless ``force``. ``OutputError`` otherwise."""
+    writable), is not a folder, and does not exist unless ``force``: the one check of every
+    command that writes a file. Otherwise one line, an ``error`` (a ``LitePoseError`` subclass,
+    default ``OutputError``) naming the path and what to do.
+
+    ``what``: how the message names the output (an option such as ``--output``, or ``report``;
+    None: the path alone). ``folder``: the output is itself a folder (Core ML's .mlpackage), so an
+    existing folder is an existing output. ``force_option``: the option the message offers for
+    overwriting; None for a command that never overwrites (the message asks for a new name).
+    ``exists_message``: another wording of the "exists" line (``SHORT_EXISTS_MESSAGE``), formatted
+    with ``path``, ``what`` and ``force_option``."""
+    from ..errors import OutputError
+
+    error = error or OutputError
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise _output_error(f"{what} {path} is a folder; give a file name")
+    label = f"{what} " if what else ""
+    if os.path.isdir(path) and not folder:
+        raise error(f"{label}{path} is a folder; give a file name")
     if os.path.lexists(path) and not force:
-        raise _output_error(f"{what} {path} already exists (pass --force to overwrite it)")
+        if exists_message:
+            raise error(exists_message.format(path=path, what=what, force_option=force_option))
+        if force_option:
+            raise error(f"{label}{path} already exists (pass {force_option} to overwrite it)")
+        raise error(f"{label}{path} already exists; give a new file name")
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.exists(directory) and not os.path.isdir(directory):
-        raise _output_error(f"cannot write {what} {path}: {directory} is not a folder")
+        raise error(f"cannot write {label}{path}: {directory} is not a folder")
     try:
         ensure_writable_dir(directory)
     except Exception as exc:  # ConfigError: re-raised as what it is here, an output problem
-        raise _output_error(f"cannot write {what} {path}: {exc}") from None
+        raise error(f"cannot write {label}{path}: {exc}") from None
     return path
 
 
