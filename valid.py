@@ -21,13 +21,14 @@ from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_c
 def main(argv=None):
     from litepose.arch import describe_arch
     from litepose.data.coco_format import dataset_files
-    from litepose.errors import ConfigError, DataError, LitePoseError, OutputError
+    from litepose.errors import ConfigError, DataError, OutputError
     from litepose.evaluation import evaluate, summary_lines, write_outputs
     from litepose.models.checkpoint import nonfinite_tensors
     from litepose.inference import InferenceSettings
     from litepose.models import build_model, load_checkpoint
     from litepose.train.checkpoint import run_dirs
     from litepose.utils.device import resolve_device
+    from litepose.utils.io import ensure_writable_dir
     from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -66,12 +67,7 @@ def main(argv=None):
     if not os.path.isdir(image_dir):
         raise DataError(f"image folder not found: {image_dir}")
     output_dir = args.output_dir or run_dirs(cfg, args.cfg, args.superconfig)[0]
-    try:  # fail now rather than after the whole evaluation
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as exc:
-        raise LitePoseError(f"cannot create the output folder {output_dir}: {exc.strerror}") from None
-    if not os.access(output_dir, os.W_OK):
-        raise LitePoseError(f"output folder is not writable: {output_dir}")
+    ensure_writable_dir(output_dir)  # fail now rather than after the whole evaluation
     print(f"model: {cfg.MODEL.NAME}" + (f" ({describe_arch(arch)})" if arch else "") + f", {cfg.TEST.MODEL_FILE}")
     print(f"test: input {settings.input_size}, scales {list(settings.scales)}, flip {settings.flip}, device {device}")
 

@@ -8,7 +8,6 @@ The result loads with ``valid.py --cfg .../mobile.yaml --superconfig ARCH.json T
 xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED xs.pth``.
 """
 
-import os
 import sys
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
@@ -18,12 +17,12 @@ TOLERANCE = 1e-4
 
 def main(argv=None):
     from litepose.arch import describe_arch, load_arch
-    from litepose.errors import ConfigError, LitePoseError
+    from litepose.errors import ConfigError
     from litepose.models import build_model, load_checkpoint
     from litepose.models.transfer import extract_subnet
     from litepose.search.space import SearchSpace
     from litepose.utils.device import resolve_device
-    from litepose.utils.io import atomic_torch_save
+    from litepose.utils.io import atomic_torch_save, check_output_file
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", required=True, metavar="ARCH.json", help="architecture to extract")
@@ -40,11 +39,7 @@ def main(argv=None):
                           "config (pose_supermobilenet)")
     if not cfg.TEST.MODEL_FILE:
         raise ConfigError("no supernet checkpoint: give TEST.MODEL_FILE path/to/supernet.pth")
-    if os.path.exists(args.output) and not args.force:
-        raise LitePoseError(f"{args.output} already exists (pass --force to overwrite)")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        raise LitePoseError(f"output folder is missing or not writable: {out_dir}")
+    check_output_file(args.output, args.force, "--output")
     arch = SearchSpace.from_config(cfg).check(load_arch(args.superconfig), source=args.superconfig)
     device = resolve_device(cfg.DEVICE)
 

@@ -193,8 +193,14 @@ def main(argv=None):
         value = getattr(args, key)
         if value not in ("preset", "none") and not (value.isdigit() and int(value) > 0):
             parser.error(f"--{key.replace('_', '-')} must be a positive number, 'none' or 'preset', got {value!r}")
-    if args.json and os.path.exists(args.json):
-        parser.error(f"--json {args.json} exists: give a new file")
+    if args.json:
+        from litepose.errors import LitePoseError
+        from litepose.utils.io import check_output_file
+
+        try:
+            check_output_file(args.json, what="--json", force_option=None)  # the tool never overwrites
+        except LitePoseError as exc:
+            parser.error(str(exc))
     unknown = [n for n in args.models if n.lower() != "none" and n.upper().replace("LITEPOSE-", "") not in MODELS]
     if unknown:
         parser.error(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")

@@ -13,19 +13,17 @@ weights are not changed. The output is a plain state_dict for the fixed network
 (``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
 """
 
-import os
-
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
     from litepose.arch import describe_arch, load_arch
-    from litepose.errors import ConfigError, LitePoseError
+    from litepose.errors import ConfigError
     from litepose.evaluation.runner import evaluate
     from litepose.models import build_model, load_checkpoint
     from litepose.search.scoring import calibrate_network
     from litepose.utils.device import resolve_device
-    from litepose.utils.io import atomic_torch_save
+    from litepose.utils.io import atomic_torch_save, check_output_file
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="the architecture (required for a supernet)")
@@ -48,11 +46,7 @@ def main(argv=None):
         raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/weights.pth")
     if cfg.MODEL.NAME == "pose_supermobilenet" and not args.superconfig:
         raise ConfigError("a supernet config needs --superconfig: the member to calibrate")
-    if os.path.exists(args.output) and not args.force:
-        raise LitePoseError(f"{args.output} already exists (pass --force to overwrite)")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        raise LitePoseError(f"output folder is missing or not writable: {out_dir}")
+    check_output_file(args.output, args.force, "--output")
     device = resolve_device(cfg.DEVICE)
 
     if cfg.MODEL.NAME == "pose_supermobilenet":

@@ -35,7 +35,7 @@ def main(argv=None):
     build_candidates, markdown, plot = alternatives.build_candidates, alternatives.markdown, alternatives.plot
     time_candidates = alternatives.time_candidates
     from litepose.deploy.formats import require, versions
-    from litepose.utils.io import atomic_write_text, ensure_writable_dir
+    from litepose.utils.io import atomic_write_text, check_output_file, ensure_writable_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -60,6 +60,7 @@ def main(argv=None):
         require(runtime, "timing")
     ensure_writable_dir(args.output_dir)
     plot_path = args.plot or os.path.join(args.output_dir, "alternatives.png")
+    check_output_file(plot_path, force=True, what="--plot")  # replaced on every run, as the table is
 
     candidates = build_candidates(REPO, args.yolo, args.litepose, args.yolo_sizes)
     time_candidates(candidates, args.runtimes, args.threads, args.repeats)

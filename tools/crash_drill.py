@@ -29,7 +29,7 @@ from pathlib import Path
 
 from litepose.errors import LitePoseError
 from litepose.utils.cli import parse_args, run_cli
-from litepose.utils.io import ensure_writable_dir
+from litepose.utils.io import check_output_file, ensure_writable_dir
 
 REPO = Path(__file__).resolve().parents[1]  # tools/crash_drill.py
 CONFIG = "experiments/synthetic/quickstart.yaml"
@@ -219,8 +219,8 @@ def main(argv=None):
     parser.add_argument("--workdir", help="where data and runs go (default: a new temporary folder)")
     parser.add_argument("--output", metavar="TABLE.md", help="also write the table here")
     args = parse_args(parser, argv)
-    if args.output:
-        ensure_writable_dir(os.path.dirname(os.path.abspath(args.output)))
+    if args.output:  # a table of an earlier drill is replaced: force
+        check_output_file(args.output, force=True, what="--output")
     workdir = args.workdir or tempfile.mkdtemp(prefix="litepose-drill-")
     report = run_crash_drill(workdir, kills=args.kills, seed=args.seed, epochs=args.epochs,
                              checkpoint_steps=args.checkpoint_steps, progress=print)

@@ -829,16 +829,11 @@ def build_plan(args, parser):
 
 
 def main(argv=None):
-    from litepose.errors import ConfigError
-    from litepose.utils.io import ensure_writable_dir
+    from litepose.utils.io import SHORT_EXISTS_MESSAGE, check_output_file
 
     parser = build_parser()
     args = parse_args(parser, argv)
-    if os.path.exists(args.output) and not args.force:
-        raise ConfigError(f"{args.output} exists; pass --force to overwrite it")
-    if os.path.isdir(args.output):
-        raise ConfigError(f"--output is a folder: {args.output} (give a file path)")
-    ensure_writable_dir(os.path.dirname(os.path.abspath(args.output)), "report folder")
+    check_output_file(args.output, args.force, "--output", exists_message=SHORT_EXISTS_MESSAGE)
     plan = build_plan(args, parser)
     command = "python tools/device_check.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -53,12 +53,12 @@ def dataset_fingerprint(cfg):
 
 def main(argv=None):
     from litepose.arch import describe_arch, save_arch
-    from litepose.errors import ConfigError, LitePoseError
+    from litepose.errors import ConfigError
     from litepose.models import build_model, load_checkpoint
     from litepose.models.builders import litepose_head_config
     from litepose.search import EvolutionSearch, LatencyTable, MacCounter
     from litepose.search.evolution import SearchError
-    from litepose.utils.io import file_sha256
+    from litepose.utils.io import check_output_file, file_sha256
     from litepose.search.scoring import SubnetScorer
     from litepose.search.space import SearchSpace
     from litepose.utils.device import resolve_device
@@ -99,11 +99,7 @@ def main(argv=None):
     single_opencv_thread()  # BN recalibration's loader forks workers (process-wide: the script's call)
     if cfg.MODEL.NAME != "pose_supermobilenet":
         raise ConfigError(f"{args.cfg}: MODEL.NAME is {cfg.MODEL.NAME}; the search needs a supernet config")
-    if os.path.exists(args.output) and not args.force:
-        raise LitePoseError(f"{args.output} already exists (pass --force to overwrite)")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        raise LitePoseError(f"output folder is missing or not writable: {out_dir}")
+    check_output_file(args.output, args.force, "--output")
     space = SearchSpace.from_config(cfg)
     head = litepose_head_config(cfg)
     device = resolve_device(cfg.DEVICE)

@@ -49,7 +49,7 @@ def main(argv=None):
     if args.frames < 1 or (args.people is not None and args.people < 1):
         parser.error("--frames and --people must be positive")
     if args.json:
-        check_output_file(args.json, what="--json file")
+        check_output_file(args.json, what="--json file", force_option=None)  # the tool never overwrites
     base = dict(max_lost=args.max_lost, min_similarity=args.min_similarity, association=args.association)
     variants = {
         "tracker": base,
