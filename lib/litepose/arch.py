@@ -19,10 +19,9 @@ blocks per stage.
 
 import json
 import math
-import os
 
 from .errors import ArchError
-from .utils.io import atomic_write_text, load_json
+from .utils.io import atomic_write_text, check_output_file, load_json
 
 NUM_STAGES = 4
 NUM_DECONVS = 3
@@ -138,8 +137,7 @@ def load_arch(path):
 def save_arch(arch, path, overwrite=False):
     """Write ``arch`` as JSON in the release's schema, atomically."""
     arch = validate_arch(arch)
-    if os.path.exists(path) and not overwrite:
-        raise ArchError(f"{path} already exists (pass --force to overwrite)")
+    check_output_file(path, force=overwrite, what="architecture file", error=ArchError)
     atomic_write_text(path, json.dumps(arch) + "\n")
 
 

@@ -432,12 +432,8 @@ def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False,
     from ..utils.io import check_output_file
 
     files = output_files(fmt, output)
-    for path in files:
-        if fmt == "coreml" and os.path.isdir(path):  # an .mlpackage is a folder
-            if not force:
-                raise ExportError(f"{fmt} output {path} already exists (pass --force to overwrite it)")
-            continue
-        check_output_file(path, force=force, what=f"{fmt} output")
+    for path in files:  # an .mlpackage is a folder
+        check_output_file(path, force=force, what=f"{fmt} output", folder=fmt == "coreml")
     require(fmt)
     tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size

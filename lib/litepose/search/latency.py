@@ -11,7 +11,6 @@ seen are estimated from the measured ones of the same type by their MACs, and co
 import copy
 import hashlib
 import json
-import os
 import platform
 import random
 import statistics
@@ -27,7 +26,7 @@ from ..errors import LitePoseError
 from ..models.layers import InvertedResidual, SepConv
 from ..models.litepose import LitePose
 from ..models.profile import profile_model
-from ..utils.io import atomic_write_text, load_json
+from ..utils.io import atomic_write_text, check_output_file, load_json
 
 TABLE_VERSION = 1
 MAX_TABLE_BYTES = 64 * 2**20
@@ -144,8 +143,7 @@ class LatencyTable:
         return cls(entries, meta, head_config)
 
     def save(self, path, overwrite=False):
-        if os.path.exists(path) and not overwrite:
-            raise LitePoseError(f"{path} already exists (pass --force to overwrite)")
+        check_output_file(path, force=overwrite, what="latency table")
         atomic_write_text(path, json.dumps({"meta": self.meta, "head_config": self.head_config,
                                             "entries": self.entries}, indent=1))
 
