@@ -2,13 +2,12 @@
 
 import copy
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import REPO, SHARED
+from helpers import run_script_in_process
 from litepose.config import load_config
 from litepose.data.keypoints import COCO, CROWDPOSE
 from litepose.errors import DataError
@@ -20,7 +19,6 @@ from reference_crowdpose_eval import reference_crowdpose_eval
 COCO_ANN = SHARED / "data" / "coco_mini" / "person_keypoints_mini.json"
 CROWD_ANN = SHARED / "data" / "crowdpose_mini" / "crowdpose_mini.json"
 needs_fixtures = pytest.mark.skipif(not CROWD_ANN.is_file(), reason="../shared/data fixtures absent")
-EVAL_TOOL = REPO / "tools" / "eval_results.py"
 
 
 def perfect_results(ann_file, shift=0.0):
@@ -37,14 +35,15 @@ def perfect_results(ann_file, shift=0.0):
     return results
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, str(EVAL_TOOL), *map(str, args)], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+@pytest.fixture
+def run_tool(capsys):
+    """``python tools/eval_results.py ARGS`` in the repository, run in this process (tests/helpers.py)."""
+    return lambda *args: run_script_in_process("tools/eval_results.py", args, capsys)
 
 
 @needs_fixtures
 @pytest.mark.parametrize("dataset,ann", [("coco", COCO_ANN), ("crowdpose", CROWD_ANN)])
-def test_eval_results_tool_perfect_is_one_and_shifted_is_lower(tmp_path, dataset, ann):
+def test_eval_results_tool_perfect_is_one_and_shifted_is_lower(tmp_path, dataset, ann, run_tool):
     perfect, shifted = tmp_path / "perfect.json", tmp_path / "shifted.json"
     write_results(perfect, perfect_results(ann))
     write_results(shifted, perfect_results(ann, shift=6.0))
@@ -173,7 +172,7 @@ def test_bad_results_are_one_clear_error(tmp_path):
         evaluate_keypoints(gt, [], "crowdpose")
 
 
-def test_eval_results_tool_fails_with_one_line_and_status_2(tmp_path):
+def test_eval_results_tool_fails_with_one_line_and_status_2(tmp_path, run_tool):
     (tmp_path / "bad.json").write_text("[{")
     done = run_tool("--gt", tmp_path / "bad.json", "--results", tmp_path / "bad.json", "--dataset", "coco")
     assert done.returncode == 2
