@@ -1,25 +1,25 @@
 """tools/benchmark.py and the interleaved timing behind it."""
 
 import json
-import subprocess
-import sys
 
 import pytest
+import torch
 
-from conftest import REPO
-from helpers import load_script
+from helpers import load_script, run_script_in_process
 from litepose.deploy.latency import Timing, time_interleaved
 from litepose.errors import ConfigError
 
 benchmark = load_script("tools/benchmark.py")
 
 
-def benchmark_cli(*args):
-    return subprocess.run([sys.executable, "tools/benchmark.py", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
+@pytest.fixture
+def benchmark_cli(capsys):
+    """``python tools/benchmark.py ARGS`` in the repository, run in this process (tests/helpers.py)."""
+    return lambda *args: run_script_in_process("tools/benchmark.py", args, capsys)
 
 
-def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path):
+def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path, benchmark_cli):
+    threads = torch.get_num_threads()
     result = benchmark_cli("--models", "XS", "--repeats", "2", "--warmup", "0", "--device", "cpu",
                            "--threads", "1", "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
@@ -27,6 +27,8 @@ def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path):
     assert "Command: `python tools/benchmark.py --models XS --repeats 2" in table
     assert "| model | input | GMACs | params (M) | PyTorch eager | PyTorch, BN folded | ONNX Runtime" in table
     assert "| LitePose-XS | 256 | 1.22 | 1.68 | " in table
+    assert "1 PyTorch threads" in table                 # --threads 1 applied to the run ...
+    assert torch.get_num_threads() == threads           # ... and put back for the tests after it
     assert (tmp_path / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (entry,) = json.loads((tmp_path / "benchmark.json").read_text())["results"]
     assert entry["model"] == "LitePose-XS" and entry["device"] == "cpu"
@@ -39,7 +41,7 @@ def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path):
     assert set(entry["end_to_end_stages_ms"]) == {"network", "aggregate", "grouping"}
 
 
-def test_bad_arguments_exit_with_one_line(tmp_path):
+def test_bad_arguments_exit_with_one_line(tmp_path, benchmark_cli):
     result = benchmark_cli("--models", "XS", "--input-size", "100", "--output", str(tmp_path))
     assert result.returncode == 2 and "--input-size must be a positive multiple of 32" in result.stderr
     result = benchmark_cli("--models", "LitePose-XXL", "--output", str(tmp_path))
