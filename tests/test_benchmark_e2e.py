@@ -68,3 +68,17 @@ def test_estimator_ap_tool_evaluates_every_variant(tiny_checkpoint, synthetic_ro
     assert rows[0]["max_people"] is None and rows[-1]["max_people"] == 20 and rows[-1]["max_detections"] == 20
     assert all(0.0 <= r["metrics"]["AP"] <= 1.0 or r["metrics"]["AP"] == -1 for r in rows)
     assert "realtime" in capsys.readouterr().out
+    assert rows[0]["min_person_score"] is None and rows[-1]["min_person_score"] == 0.2
+
+    sweep = tmp_path / "sweep.json"
+    code = estimator_ap.main(["--cfg", "experiments/synthetic/quickstart.yaml", "TEST.MODEL_FILE", str(tiny_checkpoint),
+                              "DATASET.ROOT", str(synthetic_root), "DEVICE", "cpu", "--input-size", "64", "--limit", "2",
+                              "--sweep-filter", "--min-scores", "none,0.5", "--nms-oks", "none,0.8", "--json", str(sweep)])
+    assert code == 0
+    grid = json.loads(sweep.read_text())
+    assert [(r["preset"], r["min_person_score"], r["person_nms"]) for r in grid][:4] == [
+        ("accurate", None, None), ("accurate", None, 0.8), ("accurate", 0.5, None), ("accurate", 0.5, 0.8)]
+    assert len(grid) == 8
+    # No filter is the unfiltered variant's AP; filters never return more people.
+    assert grid[0]["metrics"]["AP"] == rows[0]["metrics"]["AP"]
+    assert all(r["people_per_image"] <= grid[0]["people_per_image"] for r in grid[:4])

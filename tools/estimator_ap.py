@@ -10,7 +10,9 @@ split, once per variant, and evaluates each with the dataset's protocol (as ``va
 
 - ``accurate``: the release's settings (``valid.py``'s), no cap: its AP is ``valid.py``'s;
 - ``accurate, max_people 20`` and ``accurate, max_people 20, max_detections 20``: the caps;
-- ``realtime, no caps`` and ``realtime`` (its caps: max_people 20, max_detections 20).
+- ``realtime, no caps`` and ``realtime`` (its caps: max_people 20, max_detections 20);
+- the two presets as ``PoseEstimator`` gives them, person filter included (the rows above
+  have it off).
 
 Printed per variant: AP, AP .5, AR, the number of people returned, and the grouping time per
 image (mean and maximum), so the cost of each cap in AP and its saving in time sit side by side.
@@ -25,12 +27,15 @@ import json
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
 
+_NO_FILTER = {"min_person_score": None, "person_nms": None}
 VARIANTS = (
-    ("accurate", "accurate", {"max_people": None, "max_detections": None}),
-    ("accurate, max_people 20", "accurate", {"max_people": 20, "max_detections": None}),
-    ("accurate, max_people 20, max_detections 20", "accurate", {"max_people": 20, "max_detections": 20}),
-    ("realtime, no caps", "realtime", {"max_people": None, "max_detections": None}),
-    ("realtime (max_people 20, max_detections 20)", "realtime", {}),
+    ("accurate", "accurate", {"max_people": None, "max_detections": None, **_NO_FILTER}),
+    ("accurate, max_people 20", "accurate", {"max_people": 20, "max_detections": None, **_NO_FILTER}),
+    ("accurate, max_people 20, max_detections 20", "accurate", {"max_people": 20, "max_detections": 20, **_NO_FILTER}),
+    ("realtime, no caps", "realtime", {"max_people": None, "max_detections": None, **_NO_FILTER}),
+    ("realtime (max_people 20, max_detections 20)", "realtime", dict(_NO_FILTER)),
+    ("accurate preset (person filter)", "accurate", {}),
+    ("realtime preset (caps, person filter)", "realtime", {}),
 )
 
 
@@ -103,7 +108,8 @@ def main(argv=None):
         metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(), image_ids=ids,
                                      source="predictions")
         row = {"variant": name, "preset": preset, "max_people": estimator.limits.max_people,
-               "max_detections": estimator.limits.max_detections, "images": len(ids), "people": people,
+               "max_detections": estimator.limits.max_detections, "min_person_score": estimator.person_filter.min_score,
+               "person_nms": estimator.person_filter.nms_oks, "images": len(ids), "people": people,
                "metrics": dict(metrics), "grouping_ms_mean": 1000 * float(np.mean(grouping)),
                "grouping_ms_max": 1000 * float(np.max(grouping))}
         rows.append(row)
