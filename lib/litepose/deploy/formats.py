@@ -41,6 +41,7 @@ import torch
 
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
+from .quantize import onnx_runner, openvino_runner
 
 FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
 # Packages each format needs (import name, PyPI name); pyproject's ``export`` extra installs them.
@@ -254,25 +255,10 @@ def load_runner(fmt, path, threads=None, half=False, precision=None):
     bfloat16 on CPUs that have it)."""
     require(fmt, "running")
     if fmt == "onnx":
-        from .export import onnx_session
-
-        session = onnx_session(open(path, "rb").read(), threads=threads)
-        return lambda x: session.run(None, {INPUT_NAME: np.ascontiguousarray(x, np.float32)})
+        with open(path, "rb") as handle:
+            return onnx_runner(handle.read(), threads)
     if fmt == "openvino":
-        import openvino as ov
-
-        config = {"INFERENCE_PRECISION_HINT": precision or ("f16" if half else "f32")}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
-        compiled = ov.Core().compile_model(path, "CPU", config)
-        request = compiled.create_infer_request()
-        outputs = list(compiled.outputs)
-
-        def run_openvino(x):
-            request.infer({0: np.ascontiguousarray(x, np.float32)})
-            return [request.get_tensor(o).data.copy() for o in outputs]
-
-        return run_openvino
+        return openvino_runner(path, threads, precision or ("f16" if half else "f32"))
     if fmt == "tflite":
         from ai_edge_litert.interpreter import Interpreter
 
