@@ -19,6 +19,7 @@ import yaml
 from yacs.config import CfgNode
 
 from ..errors import ConfigError
+from ..utils.io import path_problem
 from .defaults import COMPATIBILITY_KEYS, default_config
 from .model_extras import MODEL_EXTRAS
 from .ranges import check_ranges
@@ -163,11 +164,9 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def _read_yaml(path):
-    if os.path.isdir(path):
-        raise ConfigError(f"config file is a folder, not a file: {path}")
-    if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}" if not os.path.exists(path)
-                          else f"config file is not a regular file: {path}")
+    problem = path_problem(path, "config file")
+    if problem:
+        raise ConfigError(problem)
     try:
         size = os.path.getsize(path)
         if size > MAX_CONFIG_BYTES:

@@ -13,6 +13,7 @@ import re
 import torch
 
 from ..errors import CheckpointError
+from ..utils.io import path_problem
 
 WRAPPER_PREFIXES = ("module.", "1.")
 _SHOWN = 3  # mismatches listed by name before the rest are counted
@@ -24,11 +25,9 @@ _UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 def read_checkpoint(path, map_location="cpu"):
     """The raw object stored at ``path`` (tensors on ``map_location``)."""
     path = os.fspath(path)
-    if os.path.isdir(path):
-        raise CheckpointError(f"checkpoint is a folder, not a file: {path}")
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}" if not os.path.exists(path)
-                              else f"checkpoint is not a regular file: {path}")
+    problem = path_problem(path, "checkpoint")
+    if problem:
+        raise CheckpointError(problem)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
