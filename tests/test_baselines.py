@@ -1,12 +1,10 @@
 """The HigherHRNet and EfficientHRNet baselines: configs, outputs, MACs against their authors."""
 
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from conftest import JOINTS, REPO
+from conftest import JOINTS
+from helpers import run_script_in_process
 from litepose.config import load_config
 from litepose.errors import ConfigError
 from litepose.models import EfficientHRNet, HigherHRNet, build_model, load_checkpoint, profile_model
@@ -245,9 +243,8 @@ def test_unknown_extra_key_and_architecture_file_are_rejected():
         build_model(cfg, "mobile_configs/search-S.json")
 
 
-def test_profile_tool_counts_a_baseline():
-    result = subprocess.run([sys.executable, "tools/profile_model.py", "--cfg", config_path("crowd_pose", "H-1")],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+def test_profile_tool_counts_a_baseline(capsys):
+    result = run_script_in_process("tools/profile_model.py", ["--cfg", config_path("crowd_pose", "H-1")], capsys)
     assert result.returncode == 0, result.stderr
     assert "input: 1x3x480x480" in result.stdout and "MACs: 14.306 G" in result.stdout
     assert "output 0: [1, 28, 120, 120]" in result.stdout
