@@ -4,8 +4,8 @@ import stat
 
 import pytest
 
-from litepose.errors import ArchError, OutputError
-from litepose.utils.io import SHORT_EXISTS_MESSAGE, atomic_write_text, check_output_file
+from litepose.errors import ArchError, ConfigError, OutputError
+from litepose.utils.io import SHORT_EXISTS_MESSAGE, atomic_write_text, check_output_file, read_text
 
 
 def test_atomic_write_replaces_and_uses_normal_permissions(tmp_path):
@@ -109,3 +109,16 @@ def test_the_message_fits_the_command(tmp_path):
     assert _one_line(info) == f"{path} exists; pass --force to overwrite it"
     with pytest.raises(ArchError, match="already exists"):  # a library function keeps its own error class
         check_output_file(path, what="architecture file", error=ArchError)
+
+
+def test_read_text_is_one_line_for_each_problem_of_a_file(tmp_path):
+    path = tmp_path / "a.yaml"
+    path.write_text("KEY: value\n")
+    assert read_text(path, ConfigError, "config file") == "KEY: value\n"
+    with pytest.raises(ConfigError, match=f"^config file not found: {tmp_path / 'none.yaml'}$"):
+        read_text(tmp_path / "none.yaml", ConfigError, "config file")
+    with pytest.raises(ConfigError, match=r"config file of 0\.0 MiB is larger than the 0 MiB this project reads"):
+        read_text(path, ConfigError, "config file", max_bytes=4)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match=r": cannot read config file: not UTF-8 text \(invalid start byte at byte 0\)$"):
+        read_text(path, ConfigError, "config file")

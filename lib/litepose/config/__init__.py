@@ -19,7 +19,7 @@ import yaml
 from yacs.config import CfgNode
 
 from ..errors import ConfigError
-from ..utils.io import path_problem
+from ..utils.io import read_text
 from .defaults import COMPATIBILITY_KEYS, default_config
 from .model_extras import MODEL_EXTRAS
 from .ranges import check_ranges
@@ -164,26 +164,17 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def _read_yaml(path):
-    problem = path_problem(path, "config file")
-    if problem:
-        raise ConfigError(problem)
+    text = read_text(path, ConfigError, "config file", MAX_CONFIG_BYTES)
     try:
-        size = os.path.getsize(path)
-        if size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{path}: a config file of {size / 2**20:.1f} MiB is larger than the "
-                              f"{MAX_CONFIG_BYTES // 2**20} MiB this project reads")
-        with open(path, "rb") as handle:
-            data = yaml.load(handle.read().decode("utf-8"), Loader=_StrictLoader)
+        data = yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: cannot read config file: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid YAML: nested deeper than {MAX_CONFIG_DEPTH} levels") from None
-    except (OSError, ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise ConfigError(f"{path}: cannot read config file: {str(exc).splitlines()[0][:200] if str(exc) else exc!r}") from None
     if data is None:
         return {}

@@ -5,7 +5,8 @@
   device``), and the previous file, if any, is kept.
 - ``load_json``: the one JSON reader of the project (annotation, results, architecture, search
   state and latency-table files): a size and nesting limit, and one line naming the file for
-  anything that is not valid JSON.
+  anything that is not valid JSON. ``read_text`` is its bounded UTF-8 read, which the YAML config
+  reader shares.
 - ``lock_folder``: one run per output folder (an ``flock`` on a lock file there, which the
   operating system releases when the process ends, however it ends).
 - ``check_output_file``: the one check, before any work, of a file a command will write (exists
@@ -201,10 +202,10 @@ def json_depth_exceeds(data, limit=MAX_JSON_DEPTH):
     return False
 
 
-def load_json(path, error=None, what="JSON file", max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH):
-    """Read a JSON file: ``error`` (a ``LitePoseError`` subclass, default ``DataError``) with
-    one line naming ``path`` if it is missing, a folder, larger than ``max_bytes``, not UTF-8,
-    not valid JSON, or nested deeper than ``max_depth``."""
+def read_text(path, error=None, what="file", max_bytes=MAX_JSON_BYTES):
+    """The UTF-8 text of a file the project parses (JSON, YAML): ``error`` (a ``LitePoseError``
+    subclass, default ``DataError``) with one line naming ``path`` if it is missing, a folder,
+    larger than ``max_bytes``, not UTF-8 or unreadable."""
     from ..errors import DataError
 
     error = error or DataError
@@ -218,20 +219,34 @@ def load_json(path, error=None, what="JSON file", max_bytes=MAX_JSON_BYTES, max_
             raise error(f"{path}: {what} of {size / 2**20:.1f} MiB is larger than the {max_bytes / 2**20:.0f} MiB "
                         "this project reads")
         with open(path, "rb") as handle:
-            text = handle.read().decode("utf-8")
+            return handle.read().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: cannot read {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except MemoryError:
+        raise error(f"{path}: {what} does not fit in memory") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {_reason(exc)}") from None
+
+
+def load_json(path, error=None, what="JSON file", max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH):
+    """Read a JSON file: ``error`` (a ``LitePoseError`` subclass, default ``DataError``) with
+    one line naming ``path`` if it is missing, a folder, larger than ``max_bytes``, not UTF-8,
+    not valid JSON, or nested deeper than ``max_depth``."""
+    from ..errors import DataError
+
+    error = error or DataError
+    path = os.fspath(path)
+    text = read_text(path, error, what, max_bytes)
+    try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise error(f"{path}: invalid {what}: nested deeper than {max_depth} levels") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: cannot read {what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except ValueError as exc:  # e.g. an integer of more digits than Python converts
         raise error(f"{path}: invalid JSON: {str(exc).splitlines()[0][:200]}") from None
     except MemoryError:
         raise error(f"{path}: {what} does not fit in memory") from None
-    except OSError as exc:
-        raise error(f"{path}: cannot read {what}: {_reason(exc)}") from None
     if json_depth_exceeds(data, max_depth):
         raise error(f"{path}: invalid {what}: nested deeper than {max_depth} levels")
     return data
