@@ -1,7 +1,6 @@
 """BN folding, ONNX / TorchScript export and the export tool."""
 
 import runpy
-import subprocess
 import sys
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 import torch.nn as nn
 
 from conftest import REPO, arch_path
-from helpers import max_abs_diff, randomize_
+from helpers import max_abs_diff, randomize_, run_script_in_process
 from litepose.config import load_config
 from litepose.deploy import (batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript, fuse_bn,
                         max_abs_diff_onnx, max_abs_diff_torchscript, onnx_session)
@@ -169,12 +168,15 @@ def xs_checkpoint(tmp_path_factory):
     return path
 
 
-def export_cli(*args):
-    return subprocess.run([sys.executable, "tools/export_onnx.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
-                           *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+@pytest.fixture
+def export_cli(capsys):
+    """``python tools/export_onnx.py --cfg mobile.yaml ARGS`` in the repository, run in this process
+    (tests/helpers.py)."""
+    return lambda *args: run_script_in_process(
+        "tools/export_onnx.py", ["--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml", *args], capsys)
 
 
-def test_export_tool_writes_checked_onnx_and_torchscript(xs_checkpoint, tmp_path):
+def test_export_tool_writes_checked_onnx_and_torchscript(xs_checkpoint, tmp_path, export_cli):
     out, script = tmp_path / "xs.onnx", tmp_path / "xs.pt"
     result = export_cli("--superconfig", "mobile_configs/search-XS.json", "TEST.MODEL_FILE", str(xs_checkpoint),
                         "--output", str(out), "--dynamic", "--input-size", "128", "--torchscript", str(script))
@@ -190,7 +192,7 @@ def test_export_tool_writes_checked_onnx_and_torchscript(xs_checkpoint, tmp_path
     assert again.returncode == 2 and again.stderr.strip() == f"error: {out} exists; pass --force to overwrite it"
 
 
-def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint, tmp_path):
+def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint, tmp_path, export_cli):
     out = tmp_path / "s.onnx"
     result = export_cli("--superconfig", "mobile_configs/search-S.json", "TEST.MODEL_FILE", str(xs_checkpoint),
                         "--output", str(out))
@@ -200,6 +202,7 @@ def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint,
 
 
 def test_export_tool_fails_and_writes_nothing_above_tolerance(xs_checkpoint, tmp_path, monkeypatch, capsys):
+    # Run as __main__ (runpy), the way `python tools/export_onnx.py` starts it: the script's entry point.
     import litepose.deploy
 
     monkeypatch.setattr(litepose.deploy, "max_abs_diff_onnx", lambda *args: 0.5)
