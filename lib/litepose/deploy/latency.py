@@ -134,3 +134,78 @@ def time_interleaved(runners, repeats, warmup=1, progress=True, description="tim
                     samples[name].append(time.perf_counter() - start)
                 bar.update()
     return {name: Timing(values) for name, values in samples.items()}
+
+
+# ------------------------------------------------------------------- when figures are unreliable
+# Repeats of one candidate whose spread is larger than this share of their median measure the
+# machine's load more than the candidate: the figure gets a warning.
+SPREAD_LIMIT = 0.20
+RERUN_ADVICE = "rerun on a quiet machine or with more --repeats"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How far the timed repeats of one candidate lie apart, in ms: ``low`` to ``high`` is the
+    range of the middle repeats (all of them up to 10 repeats; from 11 on, the fastest and the
+    slowest tenth are left out, so one hiccup does not count), ``relative`` that range over
+    the median."""
+
+    low_ms: float
+    high_ms: float
+    median_ms: float
+    repeats: int
+    trimmed: bool
+
+    @property
+    def relative(self):
+        if self.median_ms > 0:
+            return (self.high_ms - self.low_ms) / self.median_ms
+        return 0.0 if self.high_ms == self.low_ms else math.inf
+
+    def describe(self):
+        which = "middle 80 % of the repeats" if self.trimmed else "repeats"
+        return (f"{which} range {_ms(self.low_ms)}-{_ms(self.high_ms)} ms "
+                f"(spread {100 * self.relative:.0f} % of the median)")
+
+
+def _ms(value):
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def repeat_spread(samples):
+    """``Spread`` of timed repeats given in seconds (a ``Timing``'s samples)."""
+    ordered = sorted(samples)
+    if not ordered:
+        raise ValueError("no repeats to measure a spread of")
+    cut = (len(ordered) - 1) // 10  # per side
+    kept = ordered[cut:len(ordered) - cut]
+    return Spread(1000.0 * kept[0], 1000.0 * kept[-1], 1000.0 * statistics.median(ordered), len(ordered), cut > 0)
+
+
+def spread_warning(label, samples, limit=SPREAD_LIMIT, advice=RERUN_ADVICE):
+    """One ``warning:`` line when the repeats of ``label`` spread more than ``limit`` of their
+    median (``repeat_spread``), else None (also for a single repeat: nothing to compare)."""
+    if len(samples) < 2:
+        return None
+    spread = repeat_spread(samples)
+    if spread.relative <= limit:
+        return None
+    return (f"warning: {label}: {spread.describe()} > {100 * limit:.0f} %: the machine was busy; {advice}")
+
+
+def comparison_warning(label, samples, other_samples, advice=RERUN_ADVICE):
+    """One ``warning:`` line when the ratio of two candidates' medians (``label`` names them,
+    e.g. ``"A / B"``) is inside the spread of their repeats: the two differ by less than each
+    varies from call to call, so the ratio (a speed-up, or which is faster) is not measured.
+    None when the ratio stands out of both spreads, or a side has a single repeat."""
+    if len(samples) < 2 or len(other_samples) < 2:
+        return None
+    one, other = repeat_spread(samples), repeat_spread(other_samples)
+    if one.median_ms <= 0 or other.median_ms <= 0:
+        return None
+    ratio = one.median_ms / other.median_ms
+    spread = max(one.relative, other.relative)
+    if max(ratio, 1.0 / ratio) - 1.0 >= spread:
+        return None
+    return (f"warning: {label}: ratio {ratio:.2f} is within the spread of their repeats ({100 * spread:.0f} % of "
+            f"the median): not a measured difference; {advice}")
