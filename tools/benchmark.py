@@ -18,6 +18,11 @@ MACs and parameters, prepares every backend and times all of them interleaved
 (``litepose.deploy.time_interleaved``) so the figures of one run are comparable with each other;
 ``markdown_table``, ``speedups`` and ``plot_latency`` present the result. Models get random
 weights that behave like trained ones (``litepose.deploy.realistic_weights_``).
+
+A figure the run cannot vouch for is said: ``timing_warnings`` gives one ``warning:`` line (on
+stderr, and under the tables of benchmark.md) for each model and backend whose repeats spread
+more than 20 % of their median, and for each comparison (a speed-up; BN folded or ONNX Runtime
+against eager) whose ratio lies within the spread of its two rows (``litepose.deploy.latency``).
 """
 
 import argparse
@@ -245,6 +250,39 @@ def speedups(results, baselines=REFERENCE_BASELINES, backends=SPEEDUP_BACKENDS):
     return rows
 
 
+# Backends read against PyTorch eager in the table: BN folding and ONNX Runtime should be faster.
+COMPARED_TO_EAGER = ("fused", "onnx")
+
+
+def timing_warnings(results, limit=None):
+    """``warning:`` lines for the figures of ``results`` that the run cannot vouch for: a model
+    and backend whose repeats spread more than ``limit`` (default ``SPREAD_LIMIT``, 20 %) of
+    their median, then each comparison whose ratio is within the spread of its two rows: every
+    speed-up of ``speedups``, and each model's BN-folded and ONNX Runtime time against its eager
+    one. Empty when every figure is steady."""
+    from litepose.deploy.latency import SPREAD_LIMIT, comparison_warning, spread_warning
+
+    limit = SPREAD_LIMIT if limit is None else limit
+    several_devices = len({r.device for r in results}) > 1
+
+    def where(r):
+        return f" on {r.device}" if several_devices else ""
+
+    lines = [spread_warning(f"{r.name} {backend}{where(r)}", timing.samples, limit)
+             for r in results for backend, timing in r.timings.items()]
+    for r in results:
+        eager = r.timings.get("eager")
+        for backend in (b for b in COMPARED_TO_EAGER if eager and b in r.timings):
+            lines.append(comparison_warning(f"{r.name}{where(r)} eager / {backend}", eager.samples,
+                                            r.timings[backend].samples))
+    by_name = {(r.device, r.name): r for r in results}
+    for device, backend, lite, base, _ in speedups(results):
+        lines.append(comparison_warning(f"{base} / {lite} {backend}{where(by_name[(device, lite)])}",
+                                        by_name[(device, base)].timings[backend].samples,
+                                        by_name[(device, lite)].timings[backend].samples))
+    return [line for line in lines if line]
+
+
 def markdown_table(results, backends=BACKENDS):
     """One Markdown table per device: MACs, parameters, median / p90 latency per backend."""
     lines = []
@@ -365,7 +403,7 @@ def main(argv=None):
     import onnxruntime
     import torch
 
-    from litepose.utils.io import atomic_write_bytes, atomic_write_text
+    from litepose.utils.io import atomic_write_bytes, atomic_write_text, ensure_writable_dir
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for benchmark.md/.png/.json")
@@ -389,6 +427,8 @@ def main(argv=None):
     if args.input_size is not None and (args.input_size <= 0 or args.input_size % 32):
         parser.error(f"--input-size must be a positive multiple of 32, got {args.input_size}")
 
+    resolve_models(args.models)  # an unknown model is one line before the output folder is made
+    ensure_writable_dir(args.output, "--output folder")
     settings = BenchmarkSettings(models=tuple(args.models), dataset=args.dataset, backends=tuple(args.backends),
                                  devices=available_devices(args.device), threads=args.threads,
                                  input_size=args.input_size, repeats=args.repeats, warmup=args.warmup,
@@ -406,12 +446,16 @@ def main(argv=None):
               f"{args.repeats} timed rounds after {args.warmup} warm-up rounds, models interleaved. "
               f"Load average {load_before:.1f} before, {load_after:.1f} after.\n\n")
     table = markdown_table(results)
-    os.makedirs(args.output, exist_ok=True)
-    atomic_write_text(os.path.join(args.output, "benchmark.md"), header + table)
+    warnings = timing_warnings(results)
+    written = header + table + ("\n" + "\n".join(f"- {line}" for line in warnings) + "\n" if warnings else "")
+    atomic_write_text(os.path.join(args.output, "benchmark.md"), written)
     atomic_write_bytes(os.path.join(args.output, "benchmark.png"), plot_latency(results))
     atomic_write_text(os.path.join(args.output, "benchmark.json"),
-                      json.dumps(dict(command=command, machine=machine, results=results_as_dict(results)), indent=1))
+                      json.dumps(dict(command=command, machine=machine, results=results_as_dict(results),
+                                      warnings=warnings), indent=1))
     print(table)  # ends with the speed-ups of each LitePose over the reference baselines
+    for line in warnings:
+        print(line, file=sys.stderr)
     print(f"wrote {os.path.join(args.output, 'benchmark.md')}, benchmark.png, benchmark.json")
     return 0
 
