@@ -67,8 +67,10 @@ def main(argv=None):
     args = parse_args(parser, argv)
     min_scores = _thresholds(args.min_scores, "--min-scores")
     nms_values = _thresholds(args.nms_oks, "--nms-oks")
-    if args.json and os.path.exists(args.json):
-        raise DataError(f"{args.json} exists: give a new file")
+    if args.json:
+        from litepose.utils.io import check_output_file
+
+        check_output_file(args.json, what="--json", force_option=None)
     cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:
         raise CheckpointError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
