@@ -7,6 +7,7 @@ import torch
 from litepose.config import load_config
 from litepose.data.keypoints import CROWDPOSE
 from litepose.data.normalize import IMAGENET_MEAN, IMAGENET_STD, image_to_tensor, tensor_to_image
+from litepose.data.targets import render_heatmaps
 from litepose.errors import ConfigError
 from litepose.inference import InferenceSettings, compute_maps, decode, predict, resize_geometry
 from litepose.models import build_model
@@ -22,12 +23,16 @@ CROWD_CFG = "experiments/crowd_pose/mobilenet/mobile.yaml"
 def test_short_side_to_input_size_long_side_aligned_to_64(width, height, expected):
     geometry = resize_geometry((width, height), 512)
     assert geometry.input_wh == expected
-    # The short side fills the input exactly; the long side, centred, fits within a pixel.
+    # The short side fills the input exactly; the long side keeps the aspect ratio and is centred:
+    # every long side here is even, so the release's centre int(long / 2 + 0.5) is its exact middle
+    # (an odd one would sit half a source pixel off). 500x333 overhangs its 768 input by 0.38 px
+    # on each side (768.8 px, the rounding above).
     corners = transform_points(np.array([[0.0, 0.0], [width, height]]), geometry.matrix)
-    short_axis = int(width > height)
+    short_axis, long_axis = int(width > height), int(width <= height)
+    size = (width, height)
     assert corners[1, short_axis] - corners[0, short_axis] == pytest.approx(512)
-    assert corners[0, 1 - short_axis] + corners[1, 1 - short_axis] == pytest.approx(expected[1 - short_axis], abs=1)
-    assert corners[0, 1 - short_axis] >= -1
+    assert corners[1, long_axis] - corners[0, long_axis] == pytest.approx(size[long_axis] * 512 / size[short_axis])
+    assert corners[0, long_axis] + corners[1, long_axis] == pytest.approx(expected[long_axis])
 
 
 def test_scales_resize_around_the_smallest_and_map_back_exactly():
@@ -114,30 +119,61 @@ def test_without_projection_maps_stay_at_the_finest_output_and_multiscale_tags_c
     assert maps.heatmaps.mean().item() == pytest.approx(1.0)
 
 
-def test_predictions_are_mapped_back_to_image_pixels():
-    """A perfect single-person output decodes to that person in image pixels."""
-    cfg = load_config(CROWD_CFG, ["TEST.FLIP_TEST", "False"])
+def _training_heatmaps(points, stride, width, height, channels):
+    """A network output of ``channels`` maps at 1/``stride`` of a ``width`` x ``height`` input,
+    holding the training target of ``points`` (input pixels) in its first channels: the release's
+    Gaussian (sigma 2, window 6 sigma + 3) at ``int(x / stride), int(y / stride)``."""
+    keypoints = torch.zeros(1, 1, len(points), 3, dtype=torch.float64)
+    keypoints[0, 0, :, :2] = torch.from_numpy(points[:, :2] / stride)
+    keypoints[0, 0, :, 2] = 2
+    w, h = width // stride, height // stride
+    maps = render_heatmaps(keypoints, max(w, h), torch.full((1, 1), 2.0))[..., :h, :w]  # square, cut to h x w
+    out = torch.zeros(1, channels, h, w)
+    out[:, :len(points)] = maps
+    return out
+
+
+@pytest.mark.parametrize("project", [True, False])
+def test_a_training_target_decodes_to_known_image_pixels(project):
+    """Outputs holding the training targets of one person decode to positions known exactly.
+
+    The fine (1/2) output peaks at c = int(x / 2), which covers input pixels 2c and 2c + 1, centre
+    2c + 1; the coarse (1/4) output peaks at int(x / 4), which bilinear upsampling spreads equally
+    over fine pixels 2 int(x / 4) and 2 int(x / 4) + 1: the fine pixel's right (down) neighbour when
+    c is even, its left (up) one when c is odd. With heatmaps of both outputs averaged, grouping's
+    quarter-pixel step toward the higher neighbour (group.adjust_people) therefore points toward
+    the coarse peak. Without PROJECT2IMAGE grouping works on the 1/2 map: c + 0.5 +- 0.25, input
+    pixel 2c + 1 +- 0.5. With it the map is upsampled to the input: the coarse term tips the
+    maximum to the one of 2c, 2c + 1 on the coarse side, and the step then points back into the
+    fine pixel (its other input pixel, at 0.75 fine weight, beats the one beyond it, at 0.25):
+    2c + 1 +- 0.25. Both are a quarter of the grouping map's pixel from the fine pixel's centre;
+    their image pixels follow through the inverse of the resize. Quarter pixels are exact in
+    float32 and the mapping back is float64, so the expected values hold to 1e-6 px (the
+    continuous Gaussians this test used to render needed 3 px)."""
+    cfg = load_config(CROWD_CFG, ["TEST.FLIP_TEST", "False", "TEST.PROJECT2IMAGE", str(project)])
     settings = InferenceSettings.from_config(cfg, None, 256)
-    person = np.array([[100 + 20 * j, 50 + 15 * j, 2] for j in range(14)], np.float32)
+    person = np.array([[100 + 20 * j, 50 + 13 * j, 2] for j in range(14)], np.float64)
+    geometry = resize_geometry((640, 480), 256)
+    on_input = transform_points(person, geometry.matrix)
 
     def forward(geometry):
         width, height = geometry.input_wh
         points = transform_points(person, geometry.matrix)
-        outputs = []
-        for stride, channels in ((4, 28), (2, 14)):
-            out = torch.zeros(1, channels, height // stride, width // stride)
-            ys, xs = np.mgrid[0:height // stride, 0:width // stride]
-            for j, (x, y, _) in enumerate(points):
-                g = np.exp(-((xs - x / stride) ** 2 + (ys - y / stride) ** 2) / 8)
-                out[0, j] = torch.from_numpy(g)
-            outputs.append(out)
-        return outputs
+        return [_training_heatmaps(points, 4, width, height, 28), _training_heatmaps(points, 2, width, height, 14)]
 
-    prediction = decode(compute_maps(forward, (640, 480), settings), settings)
+    maps = compute_maps(forward, (640, 480), settings)
+    assert maps.map_wh == (geometry.input_wh if project else (geometry.input_wh[0] // 2, geometry.input_wh[1] // 2))
+    prediction = decode(maps, settings)
     assert prediction.keypoints.shape == (1, 14, 3)
-    # Within the release's decoding error: the +0.5 pixel convention and quarter steps at 1/2 scale.
-    np.testing.assert_allclose(prediction.keypoints[0, :, :2], person[:, :2], atol=3.0)
-    assert prediction.scores[0] == pytest.approx(prediction.keypoints[0, :, 2].mean(), abs=1e-5)
+    fine = np.floor(on_input[:, :2] / 2)                        # int(): the joints lie at positive pixels
+    toward_coarse = np.where(fine % 2 == 0, 1.0, -1.0)
+    assert all(set(axis) == {-1.0, 1.0} for axis in toward_coarse.T)  # both cases, in x and in y
+    quarter = 0.25 if project else 0.5                          # a quarter of the grouping map's pixel
+    expected_input = 2 * fine + 1 + quarter * toward_coarse
+    to_image = np.linalg.inv(np.vstack([geometry.matrix, [0, 0, 1]]))[:2]
+    np.testing.assert_allclose(prediction.keypoints[0, :, :2], transform_points(expected_input, to_image),
+                               rtol=0, atol=1e-6)
+    assert prediction.scores[0] == pytest.approx(prediction.keypoints[0, :, 2].mean(), abs=1e-6)
     assert set(prediction.times) == {"network", "aggregate", "grouping"}
 
 
