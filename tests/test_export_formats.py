@@ -243,3 +243,27 @@ def test_yolo_pose_builds_offline_and_exports():
     assert os.environ.get("YOLO_OFFLINE") == "1"
     assert 0.55 < alternatives.macs(network, 256) / 1e9 < 0.65
     assert len(alternatives.onnx_bytes(network, 256)) > 1e6
+
+
+def test_measuring_ap_and_latency_puts_the_callers_thread_count_back(model, monkeypatch):
+    import types
+
+    from litepose import evaluation
+    from litepose.deploy.quantize import Variant, measure_ap, measure_latency
+
+    seen = []
+
+    def fake_evaluate(cfg, module, **kwargs):
+        seen.append(torch.get_num_threads())
+        return types.SimpleNamespace(ap=0.5)
+
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    previous = torch.get_num_threads()
+    target = 1 if previous != 1 else 2
+    variants = [Variant("PyTorch", "pytorch", "float32", lambda threads: model)]
+    measure_ap(None, variants, threads=target, log=lambda *_: None, progress=False)
+    assert seen == [target] and variants[0].ap == 0.5
+    assert torch.get_num_threads() == previous
+    measure_latency(variants, 64, target, repeats=1, warmup=0, progress=False)
+    assert torch.get_num_threads() == previous
+    assert (64, target) in variants[0].timings

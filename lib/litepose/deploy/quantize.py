@@ -315,20 +315,24 @@ def measure_errors(model, variants, images):
         variant.error = relative_error(model, module.run, images)
 
 
-def measure_ap(cfg, variants, limit=None, threads=None, log=print):
-    """valid.py's AP of each variant (``litepose.evaluation.evaluate``, the config's test settings)."""
+def measure_ap(cfg, variants, limit=None, threads=None, log=print, progress=True):
+    """valid.py's AP of each variant (``litepose.evaluation.evaluate``, the config's test settings).
+    PyTorch runs with ``threads`` intra-op threads; the caller's thread count is put back."""
     from ..evaluation import evaluate
 
-    for variant in variants:
-        module = variant.make(threads)
-        if variant.runtime == "pytorch" and threads:
-            torch.set_num_threads(threads)
-        result = evaluate(cfg, module, limit=limit, device="cpu", progress=False)
-        variant.ap = float(result.ap)
-        log(f"AP {variant.label} {variant.precision}: {variant.ap:.4f}")
+    previous = torch.get_num_threads()
+    try:
+        for variant in variants:
+            module = variant.make(threads)
+            torch.set_num_threads(threads if variant.runtime == "pytorch" and threads else previous)
+            result = evaluate(cfg, module, limit=limit, device="cpu", progress=progress)
+            variant.ap = float(result.ap)
+            log(f"AP {variant.label} {variant.precision}: {variant.ap:.4f}")
+    finally:
+        torch.set_num_threads(previous)
 
 
-def measure_latency(variants, input_size, threads, repeats, warmup=3):
+def measure_latency(variants, input_size, threads, repeats, warmup=3, progress=True):
     """Median and p90 network latency (ms) of each variant on a ``[1, 3, S, S]`` input with
     ``threads`` intra-op threads, all variants interleaved round by round."""
     from .latency import time_interleaved
@@ -345,7 +349,7 @@ def measure_latency(variants, input_size, threads, repeats, warmup=3):
                 runners[index] = (lambda run: lambda: run(array))(module.run)
             else:
                 runners[index] = (lambda net: lambda: _torch_forward(net, x))(module.eval())
-        timings = time_interleaved(runners, repeats, warmup=warmup, progress=False)
+        timings = time_interleaved(runners, repeats, warmup=warmup, progress=progress)
     finally:
         torch.set_num_threads(previous)
     for index, variant in enumerate(variants):
