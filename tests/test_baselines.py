@@ -66,25 +66,27 @@ def test_baselines_train_one_step(name):
 
 
 # HigherHRNet paper (COCO, 17 joints): W32 at 512: 28.6 M params, 47.9 GFLOPs as counted by its
-# get_model_summary (multiply-adds of convolutions; BatchNorm not counted). LitePose paper
-# (CrowdPose, 14 joints, thop's convention = profile_model's default): HigherHRNet-W24 25.3 G,
-# EfficientHRNet-H-1 14.2 G; facts file: H-1 with 17 joints 14.4 G.
+# get_model_summary (multiply-adds of convolutions; BatchNorm not counted): equal to within half
+# the last digit given. LitePose paper (CrowdPose, 14 joints, thop's convention = profile_model's
+# default): HigherHRNet-W24 25.3 G, EfficientHRNet-H-1 14.2 G; facts file: H-1 with 17 joints
+# 14.4 G. Those three count 0.4 % to 0.8 % above the papers' figures (25.41, 14.31, 14.46 G), more
+# than their rounding: the papers' counters and profile_model differ by under 1 % there.
 def test_higher_hrnet_w32_macs_match_the_higher_hrnet_paper():
     profile = profile_model(baseline("coco", "w32_512"), 512)
-    assert conv_macs(profile) / 1e9 == pytest.approx(47.9, rel=0.03)
-    assert profile.macs / 1e9 == pytest.approx(47.9, rel=0.03)  # BN adds 1 %
-    assert profile.params / 1e6 == pytest.approx(28.6, rel=0.01)
+    assert conv_macs(profile) / 1e9 == pytest.approx(47.9, abs=0.05)
+    assert profile.macs / conv_macs(profile) == pytest.approx(1.010, abs=5e-4)  # BatchNorm adds 1.0 %
+    assert profile.params / 1e6 == pytest.approx(28.6, abs=0.05)
 
 
 def test_higher_hrnet_w24_macs_match_the_litepose_paper():
-    assert profile_model(baseline("crowd_pose", "w24_512"), 512).macs / 1e9 == pytest.approx(25.3, rel=0.03)
+    assert profile_model(baseline("crowd_pose", "w24_512"), 512).macs / 1e9 == pytest.approx(25.3, rel=0.01)
 
 
 @pytest.mark.parametrize("dataset, expected", [("crowd_pose", 14.2), ("coco", 14.4)])
 def test_efficient_hrnet_h1_macs_match_the_litepose_paper(dataset, expected):
     cfg = load_config(config_path(dataset, "H-1"))
     assert cfg.DATASET.INPUT_SIZE == 480
-    assert profile_model(build_model(cfg), 480).macs / 1e9 == pytest.approx(expected, rel=0.03)
+    assert profile_model(build_model(cfg), 480).macs / 1e9 == pytest.approx(expected, rel=0.01)
 
 
 def test_efficient_hrnet_h1_structure():
