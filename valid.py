@@ -19,16 +19,14 @@ from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_c
 
 
 def main(argv=None):
-    from litepose.arch import describe_arch
     from litepose.data.coco_format import dataset_files
-    from litepose.errors import ConfigError, DataError, OutputError
-    from litepose.evaluation import evaluate, summary_lines, write_outputs
+    from litepose.errors import ConfigError, DataError
     from litepose.models.checkpoint import nonfinite_tensors
     from litepose.inference import InferenceSettings
     from litepose.models import build_model, load_checkpoint
     from litepose.train.checkpoint import run_dirs
     from litepose.utils.device import resolve_device
-    from litepose.utils.io import ensure_writable_dir
+    from litepose.utils.io import VALID_LOCK_NAME, ensure_writable_dir, lock_folder
     from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -68,6 +66,18 @@ def main(argv=None):
         raise DataError(f"image folder not found: {image_dir}")
     output_dir = args.output_dir or run_dirs(cfg, args.cfg, args.superconfig)[0]
     ensure_writable_dir(output_dir)  # fail now rather than after the whole evaluation
+    # One evaluation per folder at a time: two would write the same results files. Its own lock,
+    # not training's, so a checkpoint can be evaluated while its run goes on.
+    with lock_folder(output_dir, what="output folder", name=VALID_LOCK_NAME,
+                     instead="another --output-dir"):
+        return _evaluate_and_write(cfg, model, args, device, settings, arch, output_dir)
+
+
+def _evaluate_and_write(cfg, model, args, device, settings, arch, output_dir):
+    from litepose.arch import describe_arch
+    from litepose.errors import OutputError
+    from litepose.evaluation import evaluate, summary_lines, write_outputs
+
     print(f"model: {cfg.MODEL.NAME}" + (f" ({describe_arch(arch)})" if arch else "") + f", {cfg.TEST.MODEL_FILE}")
     print(f"test: input {settings.input_size}, scales {list(settings.scales)}, flip {settings.flip}, device {device}")
 

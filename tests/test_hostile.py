@@ -29,7 +29,7 @@ from litepose.evaluation import check_results
 from litepose.models import build_model
 from litepose.models.checkpoint import read_checkpoint
 from litepose.utils.cli import run_cli
-from litepose.utils.io import load_json, lock_folder
+from litepose.utils.io import VALID_LOCK_NAME, load_json, lock_folder
 from training_support import QUICKSTART, TINY_SPACE, tiny_cfg, tiny_opts
 
 CROWD = SHARED / "data" / "crowdpose_mini"
@@ -485,7 +485,9 @@ def test_a_full_disk_in_valid_prints_the_metrics_then_one_line(tmp_path, xs_chec
     assert "| Arch | AP |" in out and "ms/image over 1 images" in out
     error = one_error(lines)
     assert error.startswith("error: cannot write ") and error.endswith("No space left on device; nothing was written")
-    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+    # Only the empty lock file stays: an flock's file cannot be removed safely while others may open it.
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [VALID_LOCK_NAME]
+    assert (next(tmp_path.rglob(VALID_LOCK_NAME))).stat().st_size < 100
 
 
 def test_a_full_disk_in_weight_transfer_is_one_line(tmp_path, capsys, full_disk):
@@ -692,3 +694,34 @@ def test_a_killed_synthetic_generation_leaves_no_partial_folder_after_the_next_s
     alive.mkdir()
     generate_synthetic_dataset(root, {"train": 2, "val": 1}, show_progress=False)
     assert sorted(name for name in os.listdir(tmp_path) if name.endswith(".partial")) == [alive.name]
+
+
+HOLD_VALID_LOCK = """
+import sys, time
+from litepose.utils.io import VALID_LOCK_NAME, lock_folder
+lock = lock_folder(sys.argv[1], name=VALID_LOCK_NAME)
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+@needs_fixtures
+def test_two_evaluations_into_one_folder_fail_at_once_but_a_training_run_does_not_block_one(tmp_path, xs_checkpoint,
+                                                                                            capsys):
+    argv = ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", xs_checkpoint, "DATASET.TEST_ANN_FILE",
+            CROWD / "crowdpose_mini.json", "DATASET.TEST_IMAGE_DIR", CROWD / "images", "--output-dir", tmp_path,
+            "--limit", 1, "--input-size", 64]
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_VALID_LOCK, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        code, _, lines = run_main("valid.py", argv, capsys)
+        assert code == 2
+        assert one_error(lines) == (f"error: output folder {tmp_path} is in use by process {holder.pid} (another run "
+                                    "writes there); wait for it to end, or use another --output-dir")
+        assert not (tmp_path / "results").exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with lock_folder(tmp_path):  # training's lock on the folder: evaluating a checkpoint meanwhile is fine
+        code, out, _ = run_main("valid.py", argv, capsys)
+    assert code == 0 and "| Arch | AP |" in out

@@ -24,6 +24,7 @@ MAX_JSON_DEPTH = 32
 # Default size limit of a JSON file; callers pass their own (annotation files are large).
 MAX_JSON_BYTES = 64 * 2**20
 LOCK_NAME = ".litepose.lock"
+VALID_LOCK_NAME = ".litepose-valid.lock"  # valid.py's own: evaluating while the run trains is fine
 
 
 def _reason(exc):
@@ -297,10 +298,11 @@ def _lock_holder(fd):
     return f"process {text[0]}" + (f" on {text[1]}" if len(text) > 1 and text[1] != socket.gethostname() else "")
 
 
-def lock_folder(directory, what="output folder", name=LOCK_NAME):
+def lock_folder(directory, what="output folder", name=LOCK_NAME, instead="another OUTPUT_DIR"):
     """Take ``directory``'s lock (file ``name`` in it) or raise ``OutputError`` naming the
     process that holds it. The lock is an ``flock``: the operating system drops it when the
-    holding process ends, even by SIGKILL, so no lock is ever left stale."""
+    holding process ends, even by SIGKILL, so no lock is ever left stale. ``instead``: what the
+    message offers in place of the folder."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no locking
@@ -323,7 +325,7 @@ def lock_folder(directory, what="output folder", name=LOCK_NAME):
         if exc.errno not in (errno.EAGAIN, errno.EACCES):
             raise _output_error(f"cannot lock {what} {directory}: {_reason(exc)}") from None
         raise _output_error(f"{what} {directory} is in use by {holder or 'another process'} (another run writes "
-                            "there); wait for it to end, or use another OUTPUT_DIR") from None
+                            f"there); wait for it to end, or use {instead}") from None
     try:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
