@@ -3,6 +3,7 @@
 
     python tools/benchmark_train.py [--archs XS S] [--batches 20] [--steps 10] [--amp] [KEY VALUE ...]
     python tools/benchmark_train.py --cfg CFG.yaml [--superconfig ARCH.json] [...]
+    python tools/benchmark_train.py --fault-overhead [--archs XS] [--batch-size 8] [--repeats 6] [--steps 3]
 
 The data pipeline (read, augment, warp, ignore masks, then targets on the device) runs with the
 config's WORKERS (at most the CPU cores); the step is ``Trainer.train_step``, the one
@@ -16,8 +17,13 @@ model that config trains with ``dist_train.py --cfg CFG.yaml [--superconfig ARCH
 (MODEL.ARCH, the supernet sampling one sub-network per step, or a baseline), or one row per
 --archs. Inputs at the Trainer's size (the architecture's img_size unless TRAIN.INPUT_SIZE).
 
+--fault-overhead: what the step pays for its fault handling (``litepose/train/faults.py``:
+saving BatchNorm's statistics and the sampler's state, the finiteness check, the processes'
+agreement), as the step with it against the step without it, interleaved (--repeats rounds of
+--steps steps each way, the order alternating), and as the time of those calls on their own.
+
 From Python (tools/device_check.py loads this file by path): ``measure_data_pipeline``,
-``benchmark_trainer`` and ``time_train_step``.
+``benchmark_trainer``, ``time_train_step`` and ``measure_fault_overhead``.
 """
 
 import contextlib
@@ -172,6 +178,117 @@ def time_train_step(trainer, steps=10, warmup=2, progress=False):
                 loss_scale=trainer.scaler.get_scale() if trainer.scaler.is_enabled() else None)
 
 
+def _no_fault_handling(guard):
+    """``guard`` (a ``StepGuard``) doing nothing: no state saved, never a halt."""
+    from litepose.train.faults import StepGuard
+
+    class Unguarded(StepGuard):
+        def begin(self):
+            pass
+
+        def verdict(self, loss, stop_requested, too_many_unreadable):
+            return None
+
+    return Unguarded(guard.model, guard.ctx, guard.sampler)
+
+
+def measure_fault_overhead(trainer, repeats=6, steps=3, warmup=2, calls=200, progress=False):
+    """The training step of ``trainer`` with its fault handling and without it, on the first
+    batch of its loader kept in host memory: ``repeats`` rounds of ``steps`` timed steps each way,
+    and a third way, a control, without it again (its ratio to "without" is the noise floor:
+    anything within it is not a difference this machine can show). The order rotates between
+    rounds (a noisy machine drifts; each round's ratio compares neighbours), after ``warmup``
+    untimed steps each way. Each is timed on the wall clock and in this process's CPU time. Then
+    the fault handling's own calls (``begin`` and ``verdict`` of the ``StepGuard``) are timed
+    ``calls`` times on their own. Returns a dict: per round the ms per step each way (wall, CPU),
+    the median ratios, the calls' ms per step."""
+    import statistics
+
+    from tqdm import tqdm
+
+    from litepose.data.build import iterate_loader, set_loader_epoch
+    from litepose.errors import LitePoseError
+
+    device = trainer.device
+    set_loader_epoch(trainer.train_loader, 0)
+    raw = next(iterate_loader(trainer.train_loader))
+    guarded = trainer.guard
+    guards = {"on": guarded, "off": _no_fault_handling(guarded), "control": _no_fault_handling(guarded)}
+
+    def run(guard, count):
+        trainer.guard = guard
+        try:
+            _sync(device)
+            wall, cpu = time.perf_counter(), time.process_time()
+            for _ in range(count):
+                loss, _, applied = trainer.train_step(dict(raw))
+                if not applied:
+                    raise LitePoseError(f"the training step halted ({trainer.halt}), loss {float(loss):.4g}")
+                bar.update()
+            _sync(device)
+            return 1000.0 * (time.perf_counter() - wall) / count, 1000.0 * (time.process_time() - cpu) / count
+        finally:
+            trainer.guard = guarded
+
+    timed = {key: [] for key in guards}  # (wall ms, CPU ms) per round
+    keys = list(guards)
+    with tqdm(total=len(guards) * (warmup + repeats * steps), desc="steps with and without fault handling",
+              unit="step", leave=False, disable=not progress) as bar:
+        if warmup:
+            for guard in guards.values():
+                run(guard, warmup)
+        for round_ in range(repeats):
+            for key in keys[round_ % len(keys):] + keys[:round_ % len(keys)]:
+                timed[key].append(run(guards[key], steps))
+
+    # The calls alone, on its real buffers and a loss like the step's (a scalar, what verdict checks).
+    loss = trainer.train_step(dict(raw))[0]
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(calls):
+        guarded.begin()
+    _sync(device)
+    begin_ms = 1000.0 * (time.perf_counter() - start) / calls
+    start = time.perf_counter()
+    for _ in range(calls):
+        guarded.verdict(loss, False, False)
+    _sync(device)
+    verdict_ms = 1000.0 * (time.perf_counter() - start) / calls
+    ratios = {}
+    for key in ("on", "control"):
+        for clock, index in (("wall", 0), ("cpu", 1)):
+            ratios[f"{key}_{clock}"] = [a[index] / b[index] for a, b in zip(timed[key], timed["off"])]
+    step_ms = statistics.median(b[0] for b in timed["off"])
+    return dict(batch=raw["images"].shape[0], input=trainer.input_size(trainer.arch), on=timed["on"],
+                off=timed["off"], control=timed["control"], ratios=ratios,
+                median_ratios={key: statistics.median(values) for key, values in ratios.items()},
+                step_ms=step_ms, begin_ms=begin_ms,
+                verdict_ms=verdict_ms, calls_percent=100.0 * (begin_ms + verdict_ms) / step_ms,
+                buffers=sum(1 for _ in trainer.model.buffers()),
+                buffer_mib=sum(b.numel() * b.element_size() for b in trainer.model.buffers()) / 2**20,
+                processes=trainer.ctx.world_size)
+
+
+def _print_fault_overhead(name, row):
+    print(f"{name}: input {row['input']}, batch {row['batch']}, {row['processes']} process(es); "
+          f"{row['buffers']} buffers ({row['buffer_mib']:.3f} MiB) saved per step")
+    print("| round | with fault handling (wall / CPU ms per step) | without | control: without again | "
+          "ratio with / without (wall, CPU) | ratio control / without (wall, CPU) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for index, (on, off, control) in enumerate(zip(row["on"], row["off"], row["control"]), start=1):
+        print(f"| {index} | {on[0]:.1f} / {on[1]:.1f} | {off[0]:.1f} / {off[1]:.1f} | {control[0]:.1f} / "
+              f"{control[1]:.1f} | {on[0] / off[0]:.4f}, {on[1] / off[1]:.4f} | {control[0] / off[0]:.4f}, "
+              f"{control[1] / off[1]:.4f} |")
+    for key, what in (("on", "with / without"), ("control", "control / without (the noise floor)")):
+        for clock in ("wall", "cpu"):
+            values = row["ratios"][f"{key}_{clock}"]
+            median = row["median_ratios"][f"{key}_{clock}"]
+            print(f"median ratio {what}, {'wall clock' if clock == 'wall' else 'CPU time'}: {median:.4f} "
+                  f"({100 * (median - 1):+.2f} %; rounds {min(values):.4f} to {max(values):.4f})")
+    print(f"the calls alone: begin {row['begin_ms']:.3f} ms + verdict {row['verdict_ms']:.3f} ms per step = "
+          f"{row['calls_percent']:.3f} % of the median step without them ({row['step_ms']:.1f} ms)", flush=True)
+
+
 def main(argv=None):
     import platform
 
@@ -192,7 +309,14 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=None, help="loader workers (default: WORKERS, at most the cores)")
     parser.add_argument("--amp", action="store_true", help="time the step with mixed precision (TRAIN.AMP True)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--fault-overhead", action="store_true",
+                        help="time the step with and without its fault handling instead (default --archs XS)")
+    parser.add_argument("--repeats", type=int, default=6, help="with --fault-overhead: rounds of --steps each way")
     args = parse_args(parser, argv)
+    if args.repeats <= 0:
+        parser.error(f"--repeats must be positive, got {args.repeats}")
+    if args.fault_overhead and not args.archs and not args.superconfig and args.cfg is None:
+        args.archs = ["XS"]
     if args.batches <= 0 or args.steps <= 0 or args.warmup_steps < 0:
         parser.error("--batches and --steps must be positive, --warmup-steps >= 0")
     if args.batch_size is not None and args.batch_size <= 0:
@@ -215,6 +339,13 @@ def main(argv=None):
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}, " \
         f"{torch.get_num_threads()} threads"
     print(f"device: {device} ({where}); batch {cfg.TRAIN.IMAGES_PER_GPU}")
+    if args.fault_overhead:
+        for name, superconfig in rows:
+            with benchmark_trainer(args.cfg, args.opts, superconfig) as trainer:
+                row = measure_fault_overhead(trainer, args.repeats, args.steps, args.warmup_steps,
+                                             progress=not args.no_progress)
+            _print_fault_overhead(name, row)
+        return 0
     print("| arch | input | data pipeline (img/s, workers) | training step (img/s) | bound by |")
     print("|---|---|---|---|---|")
     for name, superconfig in rows:
