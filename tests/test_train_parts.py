@@ -1,6 +1,9 @@
 """The parts of training beside the loop, each on its own (no training run): fault handling
-(``train/faults.py``), resuming (``train/resume.py``), logs and TensorBoard (``train/run_log.py``)."""
+(``train/faults.py``), resuming (``train/resume.py``), logs and TensorBoard (``train/run_log.py``),
+and the stored form of Python's generator state that checkpoints and the search share."""
 
+import io
+import json
 import logging
 import random
 import signal
@@ -18,6 +21,7 @@ from litepose.train.faults import (NONFINITE, SIGNAL, UNREADABLE, NonFiniteLossE
 from litepose.train.resume import (Progress, check_resumable, check_training_checkpoint, checkpoint_state,
                                    checkpoint_to_resume, restore_training_state)
 from litepose.train.run_log import LOGGER_NAME, Meter, RunWriter, epoch_line, fmt, run_record, setup_logger
+from litepose.utils.common import rng_state_from_lists, rng_state_to_lists
 from training_support import QUICKSTART
 
 
@@ -126,6 +130,28 @@ def test_halt_errors_name_the_place_and_the_checkpoint(tmp_path):
     stopped = interrupted_error(signal.SIGINT, "after epoch 3", path)
     assert stopped.exit_code == 130 and str(stopped).startswith("SIGINT after epoch 3: checkpoint saved to")
     assert interrupted_error(None, "at x", path).exit_code == 128 + signal.SIGTERM
+
+
+def test_the_fault_overhead_benchmark_times_the_step_with_and_without_its_guard(tmp_path, synthetic_root,
+                                                                                  tiny_arch, one_thread):
+    from helpers import load_script
+    from litepose.train import Trainer
+    from training_support import tiny_cfg
+
+    benchmark = load_script("tools/benchmark_train.py")
+    trainer = Trainer(tiny_cfg(tmp_path, synthetic_root, tiny_arch, "TRAIN.VAL_FREQ", "0"), DistContext(), QUICKSTART,
+                      show_progress=False)
+    guard = trainer.guard
+    unguarded = benchmark._no_fault_handling(guard)
+    unguarded.begin()
+    assert unguarded.verdict(torch.tensor(float("nan")), True, True) is None  # the guard switched off
+    row = benchmark.measure_fault_overhead(trainer, repeats=2, steps=1, warmup=0, calls=3)
+    assert trainer.guard is guard  # put back
+    assert len(row["on"]) == len(row["off"]) == len(row["control"]) == 2 and row["step_ms"] > 0
+    assert set(row["median_ratios"]) == {"on_wall", "on_cpu", "control_wall", "control_cpu"}
+    assert row["begin_ms"] > 0 and row["buffers"] == sum(1 for _ in trainer.model.buffers())
+    trainer.writer.close()
+    trainer.close()
 
 
 # ------------------------------------------------------------------------------ resume
@@ -267,3 +293,51 @@ def test_the_run_writer_writes_the_record_step_and_epoch_scalars(tmp_path):
     assert scalars["epoch/loss"] == [(1, 0.4), (2, 0.3)]
     assert scalars["val/loss"] == [(1, 0.6)]  # only where there was a validation
     assert events.Tags()["tensors"] == ["run/text_summary"]
+
+
+# ------------------------------------------------------------------------------ generator state
+def _through_json(value):
+    return json.loads(json.dumps(value))
+
+
+def _through_torch(value):
+    buffer = io.BytesIO()
+    torch.save({"rng": value}, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)["rng"]
+
+
+@pytest.mark.parametrize("store", [_through_json, _through_torch], ids=["json", "torch.save"])
+@pytest.mark.parametrize("with_gauss", [False, True], ids=["no cached gauss", "cached gauss"])
+def test_a_python_generator_state_survives_json_and_torch_save(store, with_gauss):
+    rng = random.Random(5)
+    if with_gauss:
+        rng.gauss(0.0, 1.0)  # leaves the second normal deviate cached in the state
+    state = rng.getstate()
+    assert (state[2] is not None) == with_gauss
+    stored = store(rng_state_to_lists(state))
+    assert rng_state_from_lists(stored) == state
+    expected = [rng.gauss(0.0, 1.0), rng.random()]
+    again = random.Random()
+    again.setstate(rng_state_from_lists(stored))
+    assert [again.gauss(0.0, 1.0), again.random()] == expected
+
+
+def test_the_sampler_and_the_checkpoint_store_the_generator_as_lists():
+    from litepose.train.checkpoint import capture_rng_state, restore_rng_state
+
+    sampler = ArchManager(seed=2)
+    state = _through_torch(sampler.state_dict())
+    assert isinstance(state["rng"], list) and isinstance(state["rng"][1], list)
+    drawn = [sampler.random_sample() for _ in range(2)]
+    sampler.load_state_dict(state)
+    assert [sampler.random_sample() for _ in range(2)] == drawn
+    sampler.load_state_dict({"rng": random.Random(2).getstate()})  # the tuples earlier checkpoints hold
+    assert [sampler.random_sample() for _ in range(2)] == drawn
+
+    random.seed(4)
+    saved = _through_torch(capture_rng_state())
+    expected = random.random()
+    random.seed(0)
+    restore_rng_state(saved)
+    assert random.random() == expected

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from tqdm import tqdm
 
 from ..errors import LitePoseError
+from ..utils.common import rng_state_from_lists, rng_state_to_lists
 from ..utils.io import atomic_write_text, load_json
 
 STATE_VERSION = 1
@@ -35,16 +36,6 @@ class Candidate:
 
 def arch_key(arch):
     return json.dumps(arch, sort_keys=True)
-
-
-def _rng_to_json(state):
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
-
-
-def _rng_from_json(state):
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
 
 
 def _is_score(value):
@@ -137,7 +128,7 @@ class EvolutionSearch:
                 raise ValueError(f"'generation' must be a count, got {generation!r}")
             population = [_candidate(c, validate_arch) for c in state["population"]]
             history = [_candidate(c, validate_arch) for c in state["history"]]
-            generation_rng = _rng_from_json(state["generation_rng"])
+            generation_rng = rng_state_from_lists(state["generation_rng"])
             random.Random().setstate(generation_rng)  # a damaged generator state fails here, not later
         except (KeyError, TypeError, ValueError) as exc:
             detail = f"no '{exc.args[0]}'" if isinstance(exc, KeyError) else str(exc).splitlines()[0][:200]
@@ -152,7 +143,7 @@ class EvolutionSearch:
         state = {
             "version": STATE_VERSION, "settings": self.settings, "generation": self.generation,
             "population": [asdict(c) for c in self.population], "history": [asdict(c) for c in self.history],
-            "generation_rng": _rng_to_json(self.generation_rng), "scores": self.scores,
+            "generation_rng": rng_state_to_lists(self.generation_rng), "scores": self.scores,
         }
         atomic_write_text(self.state_path, json.dumps(state))
 

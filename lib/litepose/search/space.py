@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..arch import KERNEL_SIZES, MAX_EXPANSION, NUM_DECONVS, NUM_STAGES, STAGE_STRIDES, validate_arch
 from ..errors import ArchError, ConfigError
-from ..utils.common import make_divisible
+from ..utils.common import make_divisible, rng_state_from_lists, rng_state_to_lists
 
 
 @dataclass(frozen=True)
@@ -232,13 +232,7 @@ class ArchManager:
         return self.space.smallest()
 
     def state_dict(self):
-        return {"rng": self.rng.getstate()}
+        return {"rng": rng_state_to_lists(self.rng.getstate())}
 
     def load_state_dict(self, state):
-        self.rng.setstate(_as_rng_state(state["rng"]))
-
-
-def _as_rng_state(state):
-    # A random.Random state survives torch.save as nested lists; setstate needs tuples.
-    version, internal, gauss = state
-    return (version, tuple(internal), gauss)
+        self.rng.setstate(rng_state_from_lists(state["rng"]))

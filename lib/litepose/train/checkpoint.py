@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..models.checkpoint import read_checkpoint
+from ..utils.common import rng_state_from_lists, rng_state_to_lists
 from ..utils.io import atomic_torch_save
 
 CHECKPOINT_NAME = "checkpoint.pth.tar"
@@ -47,10 +48,9 @@ def run_dirs(cfg, cfg_path=None, superconfig=None):
 
 def capture_rng_state():
     """Python, NumPy and torch (CPU and CUDA) generator states as tensors and lists."""
-    version, internal, gauss = random.getstate()
     name, keys, position, has_gauss, cached = np.random.get_state()
     state = {
-        "python": [version, list(internal), gauss],
+        "python": rng_state_to_lists(random.getstate()),
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(position), int(has_gauss), float(cached)],
         "torch": torch.get_rng_state(),
     }
@@ -60,8 +60,7 @@ def capture_rng_state():
 
 
 def restore_rng_state(state):
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
+    random.setstate(rng_state_from_lists(state["python"]))
     name, keys, position, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(state["torch"].cpu())
