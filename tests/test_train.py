@@ -3,6 +3,7 @@ bad input stops with one line, the supernet trains each sub-network at its own s
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,6 +98,45 @@ def test_resumed_run_ends_where_an_uninterrupted_run_ends(tmp_path, synthetic_ro
     b = torch.load(resumed["final_state"], weights_only=True)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def _event_data(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0}).Reload()
+    scalars = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    images = {tag: [(e.step, e.width, e.height) for e in events.Images(tag)] for tag in events.Tags()["images"]}
+    return scalars, images
+
+
+def test_validation_writes_the_keypoint_ap_and_drawn_predictions_and_leaves_training_unchanged(
+        tmp_path, synthetic_root, tiny_arch):
+    def cfg(folder, *extra):
+        return tiny_cfg(folder, synthetic_root, tiny_arch, "TRAIN.END_EPOCH", "2", *extra)
+
+    without = train(cfg(tmp_path / "a", "TRAIN.VAL_AP_IMAGES", "0"), QUICKSTART, show_progress=False)
+    with_ap = train(cfg(tmp_path / "b"), QUICKSTART, show_progress=False)
+    assert without["last_val_ap"] is None and 0.0 <= with_ap["last_val_ap"] <= 1.0
+    a = torch.load(without["final_state"], weights_only=True)
+    b = torch.load(with_ap["final_state"], weights_only=True)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the evaluation changed nothing: generators, modes, weights
+
+    log = open(os.path.join(with_ap["output_dir"], "train.log"), encoding="utf-8").read()
+    assert len(re.findall(r"val AP on the first 4 test images: AP -?\d\.\d{3}, Ap \.5 .*, AR .* \(\d+\.\d s\)", log)) == 2
+    scalars, images = _event_data(run_dirs(cfg(tmp_path / "b"), QUICKSTART)[1])
+    for tag in ("val/AP", "val/AP50", "val/AP75", "val/AR"):
+        assert [step for step, _ in scalars[tag]] == [1, 2], tag
+    assert scalars["val/AP"][-1][1] == pytest.approx(with_ap["last_val_ap"])
+    assert len(images) == 4 and all(tag.startswith("val/predictions/") for tag in images)
+    assert all([step for step, _, _ in entries] == [1, 2] for entries in images.values())
+    assert not _event_data(run_dirs(cfg(tmp_path / "a"), QUICKSTART)[1])[1]  # VAL_AP_IMAGES 0: no pictures
+
+    # Resumed between the two validations, the run still ends with the uninterrupted weights.
+    train(cfg(tmp_path / "c", "TRAIN.END_EPOCH", "1"), QUICKSTART, show_progress=False)
+    resumed = train(cfg(tmp_path / "c"), QUICKSTART, show_progress=False)
+    c = torch.load(resumed["final_state"], weights_only=True)
+    for key in a:
+        torch.testing.assert_close(c[key], a[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
 def test_resume_refuses_a_checkpoint_of_another_architecture(tmp_path, synthetic_root, tiny_arch):
@@ -246,6 +286,7 @@ def test_torchrun_with_two_cpu_processes_completes_an_epoch(tmp_path, synthetic_
     assert checkpoint["epoch"] == 1 and checkpoint["world_size"] == 2
     assert "2 processes (gloo)" in result.stdout
     assert "val loss" in result.stdout
+    assert result.stdout.count("val AP on the first 4 test images") == 1  # the first process only
 
 
 def test_missing_dataset_path_is_one_line_error(tmp_path, tiny_arch):

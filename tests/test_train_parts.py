@@ -295,6 +295,76 @@ def test_the_run_writer_writes_the_record_step_and_epoch_scalars(tmp_path):
     assert events.Tags()["tensors"] == ["run/text_summary"]
 
 
+# ------------------------------------------------------------------------------ val_ap
+def test_validation_ap_leaves_generators_mode_device_and_active_architecture_as_they_were(tmp_path, synthetic_root):
+    import numpy as np
+
+    from litepose.models import build_model
+    from litepose.train.val_ap import ValidationAP
+    from training_support import TINY_SPACE, tiny_opts
+
+    cfg = load_config(QUICKSTART, tiny_opts(tmp_path, synthetic_root, "", *TINY_SPACE))
+    model = build_model(cfg).train()
+    sampler = ArchManager.from_config(cfg, seed=0)
+    model.set_active_arch(sampler.smallest())
+    evaluate_ap = ValidationAP(cfg, 3, drawn=2, model=model)
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    result = evaluate_ap(model, torch.device("cpu"), sampler.widest())
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+    assert model.training and model.active_arch == sampler.smallest()
+    assert result.images == 3 and set(result.metrics) == {"AP", "AP50", "AP75", "AR"}
+    assert len(result.drawn) == 2 and all(p.dtype == np.uint8 and p.ndim == 3 for _, p in result.drawn)
+    assert result.line().startswith("val AP on the first 3 test images: AP ")
+
+
+def test_validation_ap_stops_at_once_on_test_settings_that_select_no_output(tmp_path, synthetic_root, tiny_arch):
+    from litepose.errors import ConfigError
+    from litepose.models import build_model
+    from litepose.train.val_ap import ValidationAP
+    from training_support import tiny_cfg
+
+    cfg = tiny_cfg(tmp_path, synthetic_root, tiny_arch, "TEST.WITH_AE", "(False, False)")
+    with pytest.raises(ConfigError, match="TEST.WITH_AE selects no output"):
+        ValidationAP(cfg, 10, model=build_model(cfg))
+
+
+def test_only_people_scoring_at_least_the_threshold_are_drawn(tmp_path, synthetic_root, tiny_arch):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from litepose.data.coco_format import read_image
+    from litepose.train.val_ap import DRAWN_MIN_PERSON_SCORE, ValidationAP
+    from litepose.utils.vis import draw_people
+    from training_support import tiny_cfg
+
+    annotations = json.loads((synthetic_root / "annotations" / "person_keypoints_val.json").read_text())
+    first = annotations["images"][0]
+    strong = np.tile([20.0, 30.0, 0.9], (17, 1)) + np.arange(17)[:, None] * [3.0, 2.0, 0.0]
+    faint = np.tile([50.0, 10.0, 0.9], (17, 1)) + np.arange(17)[:, None] * [1.0, 4.0, 0.0]
+    result = SimpleNamespace(image_ids=[first["id"]], unreadable=[], results=[
+        {"image_id": first["id"], "keypoints": strong.ravel().tolist(), "score": DRAWN_MIN_PERSON_SCORE},
+        {"image_id": first["id"], "keypoints": faint.ravel().tolist(), "score": DRAWN_MIN_PERSON_SCORE / 2}])
+    validation = ValidationAP(tiny_cfg(tmp_path, synthetic_root, tiny_arch), 1, drawn=1)
+    [(image_id, picture)] = validation._draw(result)
+    image = read_image(synthetic_root / "images" / "val" / first["file_name"])
+    assert image_id == first["id"]
+    assert np.array_equal(picture, draw_people(image, strong[None], validation.info.skeleton))
+    assert not np.array_equal(picture, draw_people(image, np.stack([strong, faint]), validation.info.skeleton))
+
+
+def test_large_drawn_pictures_are_shrunk_to_512_pixels_a_side():
+    import numpy as np
+
+    from litepose.train.val_ap import _shrunk
+
+    assert _shrunk(np.zeros((1000, 600, 3), np.uint8)).shape == (512, 307, 3)
+    small = np.zeros((100, 60, 3), np.uint8)
+    assert _shrunk(small) is small
+
+
 # ------------------------------------------------------------------------------ generator state
 def _through_json(value):
     return json.loads(json.dumps(value))

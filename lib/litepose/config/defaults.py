@@ -151,6 +151,11 @@ _C.TRAIN.SANDWICH = False
 _C.TRAIN.INPUT_SIZE = 0
 # New: epochs between validation-loss passes on the test split (they choose model_best); 0 = none.
 _C.TRAIN.VAL_FREQ = 1
+# New: at each validation, also the keypoint AP (AP .5, AR) on the first this many test images,
+# with valid.py's evaluation and the TEST settings, and 4 of them drawn with the predicted
+# people, in TensorBoard and train.log (first process only; for the supernet its widest or
+# fixed member); 0 = none. It does not change training (generators, weights, modes).
+_C.TRAIN.VAL_AP_IMAGES = 200
 # New: weight of the distillation loss (teacher heatmaps as targets; dist_train.py --teacher).
 _C.TRAIN.DISTILL_FACTOR = 1.0
 # New: also write checkpoint.pth.tar every this many steps within an epoch (0 = at epoch ends

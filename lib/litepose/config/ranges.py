@@ -77,6 +77,7 @@ RANGES = {
     "TRAIN.CLIP_GRAD_NORM": (0, None, "number"),
     "TRAIN.INPUT_SIZE": (0, MAX_INPUT_SIZE, "int"),
     "TRAIN.VAL_FREQ": (0, None, "int"),
+    "TRAIN.VAL_AP_IMAGES": (0, None, "int"),
     "TRAIN.DISTILL_FACTOR": (0, None, "number"),
     "TRAIN.CHECKPOINT_STEPS": (0, None, "int"),
     "TEST.IMAGES_PER_GPU": (1, 4096, "int"),

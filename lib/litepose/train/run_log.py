@@ -1,5 +1,6 @@
 """What a run tells: console and ``train.log`` lines, the record a log starts with, running means
-of the loss terms, and TensorBoard's scalars (written by the first process only).
+of the loss terms, and TensorBoard's scalars and validation pictures (written by the first
+process only).
 """
 
 import logging
@@ -113,6 +114,15 @@ class RunWriter:
             self.writer.add_scalar(f"epoch/{key}", value, epoch + 1)
         if perf is not None:
             self.writer.add_scalar("val/loss", perf, epoch + 1)
+        self.writer.flush()
+
+    def keypoint_ap(self, epoch, result):
+        """A validation's keypoint AP (a ``val_ap.KeypointAP``) after epoch ``epoch`` (0-based):
+        ``val/AP`` and the other scalars, and the drawn images as ``val/predictions/<image id>``."""
+        for tag, value in result.metrics.items():
+            self.writer.add_scalar(f"val/{tag}", value, epoch + 1)
+        for image_id, picture in result.drawn:
+            self.writer.add_image(f"val/predictions/{image_id}", picture, epoch + 1, dataformats="HWC")
         self.writer.flush()
 
     def flush(self):

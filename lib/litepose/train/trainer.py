@@ -15,6 +15,11 @@ input size of its search space and resized per step, with targets rebuilt at the
 every ``TRAIN.VAL_FREQ`` epochs); for the supernet, the mean validation loss of its largest and
 smallest members (of the fixed member under ``--superconfig``). Without validation it is the
 latest epoch's weights (as in the release).
+
+At each validation the first process also evaluates the keypoint AP on the first
+``TRAIN.VAL_AP_IMAGES`` test images as ``valid.py`` does (``val_ap.py``), into ``train.log`` and
+TensorBoard (``val/AP``, ``val/AP50``, ``val/AP75``, ``val/AR``; 4 images drawn with the predicted
+people), after the epoch's checkpoint is saved; it changes nothing training uses.
 """
 
 import os
@@ -45,6 +50,7 @@ from .faults import (NONFINITE, UNREADABLE, StepGuard, StopSignals, UnreadableIm
 from .resume import (Progress, check_resumable, check_training_checkpoint, checkpoint_state, checkpoint_to_resume,
                      restore_training_state)
 from .run_log import Meter, RunWriter, epoch_line, fmt, run_record, setup_logger
+from .val_ap import ValidationAP
 
 HEAD_KEYS = ("deconv", "final")  # what the release leaves out when initialising from MODEL.PRETRAINED
 
@@ -197,6 +203,10 @@ class Trainer:
                 self.logger.warning(f"left out of the validation set: image not found: {path}")
             self.val_loader = build_loader(val_set, cfg.TRAIN.IMAGES_PER_GPU, workers, False, cfg.TRAIN.SEED,
                                            ctx.rank, ctx.world_size, drop_last=False, pin_memory=pin)
+        # Built on every process (a bad TEST setting stops all of them now); the first evaluates.
+        self.val_ap = ValidationAP(cfg, cfg.TRAIN.VAL_AP_IMAGES, input_size=cfg.TRAIN.INPUT_SIZE, model=self.model) \
+            if self.val_loader is not None and cfg.TRAIN.VAL_AP_IMAGES > 0 else None
+        self.last_ap = None
         self.logger.info(f"data: {len(train_set)} training images"
                          + (f", {len(self.val_loader.dataset)} validation images" if self.val_loader else "")
                          + f", loaded at {self.data_size}px, {workers} worker(s) per process")
@@ -520,7 +530,9 @@ class Trainer:
             self.logger.info(epoch_line(epoch, end, lr, means, speed, elapsed, perf, improved, len(self.skipped)))
             if ctx.is_main:
                 self._write_epoch(epoch, means, speed, lr, perf, improved or self.val_loader is None)
-            ctx.barrier()
+                if perf is not None and self.val_ap is not None:
+                    self._keypoint_ap(epoch)
+            ctx.barrier()  # the other processes wait here for the first one's checkpoint and AP
             if ctx.any_of(self.stop_signal is not None)[0] and epoch + 1 < end:
                 raise interrupted_error(self.stop_signal, f"after epoch {epoch + 1}", self.checkpoint_path)
         final = os.path.join(self.output_dir, FINAL_NAME)
@@ -542,8 +554,18 @@ class Trainer:
             "last_val_loss": perf,
             "best_val_loss": self.best_perf,
             "best_epoch": self.best_epoch,
+            "last_val_ap": self.last_ap,
             "images_per_s": speed,
         }
+
+    def _keypoint_ap(self, epoch):
+        """After the epoch's checkpoint is saved: the keypoint AP on the first TRAIN.VAL_AP_IMAGES
+        test images (of the supernet's widest or fixed member), logged and in TensorBoard."""
+        result = self.val_ap(self.model, self.device, self.val_archs()[0])
+        self.last_ap = result.metrics["AP"]
+        self.logger.info(result.line())
+        if self.writer is not None:
+            self.writer.keypoint_ap(epoch, result)
 
     def _write_epoch(self, epoch, means, speed, lr, perf, is_best):
         if self.writer is not None:
