@@ -189,7 +189,7 @@ def test_export_tool_writes_checked_onnx_and_torchscript(xs_checkpoint, tmp_path
 
     again = export_cli("--superconfig", "mobile_configs/search-XS.json", "TEST.MODEL_FILE", str(xs_checkpoint),
                        "--output", str(out))
-    assert again.returncode == 2 and again.stderr.strip() == f"error: {out} exists; pass --force to overwrite it"
+    assert again.returncode == 2 and again.stderr.strip() == f"error: --output {out} already exists (pass --force to overwrite it)"
 
 
 def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint, tmp_path, export_cli):

@@ -148,7 +148,7 @@ def test_time_budget_leaves_measurements_out_and_says_so(tool, tmp_path):
 def test_an_existing_report_is_kept_without_force(tool, tmp_path):
     path = tmp_path / "report.md"
     path.write_text("previous figures")
-    with pytest.raises(LitePoseError, match="exists; pass --force to overwrite it"):
+    with pytest.raises(LitePoseError, match=r"already exists \(pass --force to overwrite it\)"):
         tool.main(["--dry-run", "--output", str(path)])
     assert path.read_text() == "previous figures"
 

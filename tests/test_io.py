@@ -5,7 +5,7 @@ import stat
 import pytest
 
 from litepose.errors import ArchError, ConfigError, OutputError
-from litepose.utils.io import SHORT_EXISTS_MESSAGE, atomic_write_text, check_output_file, read_text
+from litepose.utils.io import atomic_write_text, check_output_file, read_text
 
 
 def test_atomic_write_replaces_and_uses_normal_permissions(tmp_path):
@@ -105,8 +105,8 @@ def test_the_message_fits_the_command(tmp_path):
         check_output_file(path, what="--json", force_option=None)
     assert _one_line(info) == f"--json {path} already exists; give a new file name"
     with pytest.raises(OutputError) as info:
-        check_output_file(path, what="--output", exists_message=SHORT_EXISTS_MESSAGE)
-    assert _one_line(info) == f"{path} exists; pass --force to overwrite it"
+        check_output_file(path, what="--output")
+    assert _one_line(info) == f"--output {path} already exists (pass --force to overwrite it)"
     with pytest.raises(ArchError, match="already exists"):  # a library function keeps its own error class
         check_output_file(path, what="architecture file", error=ArchError)
 

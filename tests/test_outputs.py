@@ -35,9 +35,8 @@ COMMANDS = {
     "search": ("tools/search.py", lambda t: ["--cfg", SUPER, "--max-macs", "1G"], "--output",
                f"--output {{}} {FORCE}"),
     "export_onnx": ("tools/export_onnx.py", lambda t: ["--cfg", MOBILE, "TEST.MODEL_FILE", none_pth(t)], "--output",
-                    "{} exists; pass --force to overwrite it"),
-    "device_check": ("tools/device_check.py", lambda t: ["--dry-run"], "--output",
-                     "{} exists; pass --force to overwrite it"),
+                    f"--output {{}} {FORCE}"),
+    "device_check": ("tools/device_check.py", lambda t: ["--dry-run"], "--output", f"--output {{}} {FORCE}"),
     "track_eval": ("tools/track_eval.py", lambda t: ["--frames", "5"], "--json",
                    "--json file {} already exists; give a new file name"),
 }

@@ -829,11 +829,11 @@ def build_plan(args, parser):
 
 
 def main(argv=None):
-    from litepose.utils.io import SHORT_EXISTS_MESSAGE, check_output_file
+    from litepose.utils.io import check_output_file
 
     parser = build_parser()
     args = parse_args(parser, argv)
-    check_output_file(args.output, args.force, "--output", exists_message=SHORT_EXISTS_MESSAGE)
+    check_output_file(args.output, args.force, "--output")
     plan = build_plan(args, parser)
     command = "python tools/device_check.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

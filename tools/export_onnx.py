@@ -27,7 +27,7 @@ def main(argv=None):
     from litepose.errors import CheckpointError
     from litepose.models import build_model, load_checkpoint
     from litepose.models.checkpoint import nonfinite_tensors
-    from litepose.utils.io import SHORT_EXISTS_MESSAGE, atomic_write_bytes, check_output_file
+    from litepose.utils.io import atomic_write_bytes, check_output_file
     from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -44,8 +44,7 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
     for path in filter(None, (args.output, args.torchscript)):
-        check_output_file(path, args.force, "--output" if path == args.output else "--torchscript",
-                          exists_message=SHORT_EXISTS_MESSAGE)
+        check_output_file(path, args.force, "--output" if path == args.output else "--torchscript")
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
                           f"got {args.opset}")

@@ -118,13 +118,7 @@ def ensure_writable_dir(path, what="output folder"):
     return path
 
 
-# The wording tools/export_onnx.py and tools/device_check.py have always used for an existing
-# output (their tests match it to the letter); every other command says ``already exists``.
-SHORT_EXISTS_MESSAGE = "{path} exists; pass {force_option} to overwrite it"
-
-
-def check_output_file(path, force=False, what="output file", *, folder=False, force_option="--force", error=None,
-                      exists_message=None):
+def check_output_file(path, force=False, what="output file", *, folder=False, force_option="--force", error=None):
     """Before any work: ``path`` can be written (its folder exists or can be made, and is
     writable), is not a folder, and does not exist unless ``force``: the one check of every
     command that writes a file. Otherwise one line, an ``error`` (a ``LitePoseError`` subclass,
@@ -133,9 +127,7 @@ def check_output_file(path, force=False, what="output file", *, folder=False, fo
     ``what``: how the message names the output (an option such as ``--output``, or ``report``;
     None: the path alone). ``folder``: the output is itself a folder (Core ML's .mlpackage), so an
     existing folder is an existing output. ``force_option``: the option the message offers for
-    overwriting; None for a command that never overwrites (the message asks for a new name).
-    ``exists_message``: another wording of the "exists" line (``SHORT_EXISTS_MESSAGE``), formatted
-    with ``path``, ``what`` and ``force_option``."""
+    overwriting; None for a command that never overwrites (the message asks for a new name)."""
     from ..errors import OutputError
 
     error = error or OutputError
@@ -144,8 +136,6 @@ def check_output_file(path, force=False, what="output file", *, folder=False, fo
     if os.path.isdir(path) and not folder:
         raise error(f"{label}{path} is a folder; give a file name")
     if os.path.lexists(path) and not force:
-        if exists_message:
-            raise error(exists_message.format(path=path, what=what, force_option=force_option))
         if force_option:
             raise error(f"{label}{path} already exists (pass {force_option} to overwrite it)")
         raise error(f"{label}{path} already exists; give a new file name")
