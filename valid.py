@@ -9,7 +9,8 @@ Loads the release's checkpoints and ours, on CPU or GPU (DEVICE). Writes the res
 a Markdown table of the metrics (the release's columns) into the output folder (default
 OUTPUT_DIR/<dataset>/<model>/<cfg name>[-<arch name>]/, as training), prints the table and
 the milliseconds per image of the network and of grouping. --save-vis N draws the predictions
-on the first N images (vis/ in the output folder); --save-maps adds their heatmaps and tags.
+on the first N images (vis/ in the output folder; the people PoseEstimator's accurate preset keeps,
+while the results keep every person); --save-maps adds their heatmaps and tags.
 """
 
 import os
@@ -32,7 +33,7 @@ def main(argv=None):
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
-    parser.add_argument("--save-vis", type=int, default=0, metavar="N", help="draw predictions on the first N images")
+    parser.add_argument("--save-vis", type=int, default=0, metavar="N", help="draw predictions on the first N images (the people PoseEstimator's accurate preset keeps)")
     parser.add_argument("--save-maps", action="store_true", help="with --save-vis: also save heatmaps and tag maps")
     parser.add_argument("--output-dir", metavar="DIR", help="where results go (default: the run's output folder)")
     parser.add_argument("--input-size", type=int, default=None, metavar="N",

@@ -153,9 +153,13 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
 
 
 def _save_pictures(vis_dir, image_id, image, prediction, info, with_maps):
+    from ..estimator import PRESET_FILTERS
     from ..utils.vis import draw_people, heatmap_grid, tagmap_grid, write_image
 
-    write_image(os.path.join(vis_dir, f"{image_id}.jpg"), draw_people(image, prediction.keypoints, info.skeleton))
+    # The picture shows the people PoseEstimator would return (its accurate preset's person
+    # filter); the results evaluated keep every person, as the release's.
+    keep = PRESET_FILTERS["accurate"].keep(prediction.keypoints, prediction.scores, info.sigmas)
+    write_image(os.path.join(vis_dir, f"{image_id}.jpg"), draw_people(image, prediction.keypoints[keep], info.skeleton))
     if with_maps and prediction.maps is not None:
         maps = prediction.maps
         network_view = _map_view(image, maps)
