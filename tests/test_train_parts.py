@@ -330,13 +330,13 @@ def test_validation_ap_stops_at_once_on_test_settings_that_select_no_output(tmp_
         ValidationAP(cfg, 10, model=build_model(cfg))
 
 
-def test_only_people_scoring_at_least_the_threshold_are_drawn(tmp_path, synthetic_root, tiny_arch):
+def test_only_the_people_the_realtime_filter_keeps_are_drawn(tmp_path, synthetic_root, tiny_arch):
     from types import SimpleNamespace
 
     import numpy as np
 
     from litepose.data.coco_format import read_image
-    from litepose.train.val_ap import DRAWN_MIN_PERSON_SCORE, ValidationAP
+    from litepose.train.val_ap import DRAWN_FILTER, ValidationAP
     from litepose.utils.vis import draw_people
     from training_support import tiny_cfg
 
@@ -344,9 +344,12 @@ def test_only_people_scoring_at_least_the_threshold_are_drawn(tmp_path, syntheti
     first = annotations["images"][0]
     strong = np.tile([20.0, 30.0, 0.9], (17, 1)) + np.arange(17)[:, None] * [3.0, 2.0, 0.0]
     faint = np.tile([50.0, 10.0, 0.9], (17, 1)) + np.arange(17)[:, None] * [1.0, 4.0, 0.0]
+    copy = strong + [0.5, 0.5, 0.0]  # the strong person found twice: suppressed
+    threshold = DRAWN_FILTER.min_score
     result = SimpleNamespace(image_ids=[first["id"]], unreadable=[], results=[
-        {"image_id": first["id"], "keypoints": strong.ravel().tolist(), "score": DRAWN_MIN_PERSON_SCORE},
-        {"image_id": first["id"], "keypoints": faint.ravel().tolist(), "score": DRAWN_MIN_PERSON_SCORE / 2}])
+        {"image_id": first["id"], "keypoints": strong.ravel().tolist(), "score": threshold + 0.2},
+        {"image_id": first["id"], "keypoints": faint.ravel().tolist(), "score": threshold / 2},
+        {"image_id": first["id"], "keypoints": copy.ravel().tolist(), "score": threshold + 0.1}])
     validation = ValidationAP(tiny_cfg(tmp_path, synthetic_root, tiny_arch), 1, drawn=1)
     [(image_id, picture)] = validation._draw(result)
     image = read_image(synthetic_root / "images" / "val" / first["file_name"])

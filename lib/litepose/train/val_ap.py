@@ -16,6 +16,7 @@ import numpy as np
 
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
 from ..errors import DataError
+from ..estimator import PRESET_FILTERS
 from ..evaluation import evaluate
 from ..inference import InferenceSettings
 from ..utils.vis import draw_people
@@ -24,10 +25,10 @@ from .checkpoint import capture_rng_state, restore_rng_state
 DRAWN_IMAGES = 4
 MAX_DRAWN_SIDE = 512  # pictures larger than this are shrunk: event files stay small
 # The evaluation keeps every decoded person (up to ~100 an image, most of them faint, which AP
-# needs); a picture of all of them is a tangle of lines. Drawn: people scoring at least this, the
-# threshold of the estimator's "realtime" preset (litepose.estimator.PRESET_FILTERS); at 0.1 the
+# needs); a picture of all of them is a tangle of lines. Drawn: the people the estimator's
+# "realtime" preset keeps (score 0.2, OKS-NMS 0.9); with the accurate preset's 0.1 the
 # quickstart's pictures still showed about ten faint people each.
-DRAWN_MIN_PERSON_SCORE = 0.2
+DRAWN_FILTER = PRESET_FILTERS["realtime"]
 # TensorBoard tag -> the evaluation's column (the release's names; both protocols have these).
 SCALARS = {"AP": "AP", "AP50": "Ap .5", "AP75": "AP .75", "AR": "AR"}
 
@@ -52,7 +53,7 @@ class KeypointAP:
 
 class ValidationAP:
     """Evaluates a training model on the first ``images`` test images of ``cfg`` and draws the
-    first ``drawn`` of them (the people scoring at least ``DRAWN_MIN_PERSON_SCORE``).
+    first ``drawn`` of them (the people ``DRAWN_FILTER`` keeps).
     ``input_size``: the test input (default: the architecture's).
     Given the ``model``, its test settings are checked now, not after the first epoch."""
 
@@ -91,8 +92,7 @@ class ValidationAP:
         unreadable = {image_id for image_id, _ in result.unreadable}
         people = {}
         for entry in result.results:
-            if entry["score"] >= DRAWN_MIN_PERSON_SCORE:
-                people.setdefault(entry["image_id"], []).append(entry["keypoints"])
+            people.setdefault(entry["image_id"], []).append(entry)
         drawn = []
         for image_id in result.image_ids:
             if len(drawn) == self.drawn:
@@ -103,7 +103,10 @@ class ValidationAP:
                 image = read_image(self._annotations.image_path(image_id))
             except DataError:  # gone since the evaluation read it: nothing to draw on
                 continue
-            keypoints = np.asarray(people.get(image_id, []), dtype=np.float64).reshape(-1, self.info.num_joints, 3)
+            entries = people.get(image_id, [])
+            keypoints = np.asarray([e["keypoints"] for e in entries], np.float64).reshape(-1, self.info.num_joints, 3)
+            scores = np.asarray([e["score"] for e in entries], np.float64)
+            keypoints = keypoints[DRAWN_FILTER.keep(keypoints, scores, self.info.sigmas)]
             drawn.append((image_id, _shrunk(draw_people(image, keypoints, self.info.skeleton))))
         return drawn
 
