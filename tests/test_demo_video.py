@@ -164,3 +164,20 @@ def test_demo_prints_the_people_it_draws_after_the_person_filter(onnx_model, cli
     with pytest.raises(SystemExit):
         demo.main(["--onnx", str(onnx_model), "--input", str(photos), "--output", str(tmp_path / "x"),
                    "--person-nms", "many"])
+    from litepose.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"person NMS threshold \(OKS\) must be in \(0, 1\]"):
+        demo.main(["--onnx", str(tmp_path / "absent.onnx"), "--input", str(photos), "--output", str(tmp_path / "y"),
+                   "--person-nms", "1.5"])  # refused before anything is opened or written
+    assert not (tmp_path / "y").exists()
+
+
+def test_estimator_ap_refuses_an_out_of_range_threshold_before_any_work(tmp_path):
+    from helpers import load_script
+    from litepose.errors import ConfigError
+
+    estimator_ap = load_script("tools/estimator_ap.py")
+    for option, value in (("--nms-oks", "none,2"), ("--min-scores", "0.1,nan"), ("--min-scores", "low")):
+        with pytest.raises(ConfigError, match="person|neither a number"):
+            estimator_ap.main(["--cfg", "experiments/synthetic/quickstart.yaml", "TEST.MODEL_FILE",
+                               str(tmp_path / "absent.pth"), "--sweep-filter", option, value])

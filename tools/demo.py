@@ -178,6 +178,10 @@ def main(argv=None):
     if args.input_size is not None and input_size_problem(args.input_size):
         raise ConfigError(input_size_problem(args.input_size))
 
+    from litepose.runtime.people import PersonFilter
+
+    PersonFilter(min_score=None if args.min_person_score == "preset" else args.min_person_score,
+                 nms_oks=None if args.person_nms == "preset" else args.person_nms)  # bad values: one line, now
     if not args.onnx and not args.cfg:
         raise ConfigError("give --cfg (and TEST.MODEL_FILE) for a checkpoint, or --onnx MODEL.onnx")
     cfg = load_cli_config(args) if args.cfg else None

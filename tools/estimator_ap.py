@@ -67,6 +67,12 @@ def main(argv=None):
     args = parse_args(parser, argv)
     min_scores = _thresholds(args.min_scores, "--min-scores")
     nms_values = _thresholds(args.nms_oks, "--nms-oks")
+    from litepose.runtime.people import PersonFilter
+
+    for value in min_scores:  # out-of-range thresholds fail now, not after decoding every image
+        PersonFilter(min_score=value)
+    for value in nms_values:
+        PersonFilter(nms_oks=value)
     if args.json:
         from litepose.utils.io import check_output_file
 
