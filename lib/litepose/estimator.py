@@ -201,13 +201,10 @@ class PoseEstimator:
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
         ``checkpoint`` (the release's format or ours)."""
-        from .models import build_model, load_checkpoint
+        from .models import load_model
 
         cfg = _as_config(cfg)
-        model = build_model(cfg, arch)
-        load_checkpoint(model, os.fspath(checkpoint))
-        if hasattr(model, "get_active_subnet"):
-            model = model.get_active_subnet()
+        model = load_model(cfg, arch, os.fspath(checkpoint))
         return cls.from_model(model, cfg, preset=preset, device=device, input_size=input_size, **overrides)
 
     @classmethod
