@@ -161,7 +161,7 @@ def test_fixed_size_onnx_model_takes_its_size_and_names_the_fix(tiny, tmp_path):
     estimator = PoseEstimator.from_onnx(path, dataset="coco", preset="accurate", max_people=20)
     assert estimator.settings.input_size == SIZE
     assert len(estimator(np.ascontiguousarray(frame[:50, :50]))) > 0  # a square frame fits; flip runs as two calls of batch 1
-    with pytest.raises(LitePoseError, match="--dynamic"):
+    with pytest.raises(LitePoseError, match="takes 64x64 inputs only"):
         estimator(frame)
     with pytest.raises(LitePoseError, match="input_size"):
         PoseEstimator.from_onnx(tiny[2], dataset="coco")

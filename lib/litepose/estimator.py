@@ -185,12 +185,12 @@ class PoseEstimator:
                                  cfg=cfg, **overrides)
         from .data.coco_format import keypoint_info_from_config
         from .inference.settings import InferenceSettings
-        from .runtime.exported import ExportedNetwork
+        from .runtime.exported import open_network
 
         if input_size is None:
             raise LitePoseError(f"give input_size= for a {format} model (the side it was exported at)")
         cfg = _as_config(cfg) if cfg is not None else release_test_config(dataset)
-        network = ExportedNetwork(format, path, threads=threads)
+        network = open_network(path, format, threads=threads)
         settings = InferenceSettings.from_config(cfg, None, input_size)
         settings, limits, people = preset_settings(settings, preset, **overrides)
         return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)

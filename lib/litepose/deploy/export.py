@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from ..errors import LitePoseError
+from ..runtime.onnx_backend import onnx_session  # noqa: F401 - the one place sessions are built
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
@@ -95,27 +96,6 @@ def check_onnx(data):
     except Exception as exc:
         raise ExportError(f"the exported ONNX model is invalid: {_first_line(exc)}") from exc
     return proto
-
-
-def onnx_session(data, threads=None, device="cpu"):
-    """An ONNX Runtime session for ONNX bytes, on CPU (``threads`` intra-op threads) or
-    CUDA when ``device`` is a CUDA device and ONNX Runtime has its CUDA provider."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if str(device).startswith("cuda"):
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise ExportError("ONNX Runtime has no CUDA provider here (install onnxruntime-gpu)")
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
-    except Exception as exc:  # e.g. an operator version ONNX Runtime does not implement (a very old opset)
-        raise ExportError(f"ONNX Runtime cannot run the exported model: {_first_line(exc)}") from exc
 
 
 @torch.no_grad()

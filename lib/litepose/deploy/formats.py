@@ -41,7 +41,7 @@ import torch
 
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
-from .quantize import onnx_runner, openvino_runner
+from ..runtime.exported import open_network
 
 FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
 # Packages each format needs (import name, PyPI name); pyproject's ``export`` extra installs them.
@@ -248,78 +248,12 @@ def _silence_fd():
 
 def load_runner(fmt, path, threads=None, half=False, precision=None):
     """``run(x) -> [np.ndarray, ...]`` for the exported model at ``path`` on the CPU, ``x`` an
-    ``[N, 3, H, W]`` float32 array (fixed-size formats run the batch one image at a time).
-
-    ``threads``: intra-op threads (None: the runtime's default). ``precision``: OpenVINO's
-    inference precision hint (default f32, or f16 for ``half``: OpenVINO otherwise picks
-    bfloat16 on CPUs that have it)."""
+    ``[N, 3, H, W]`` float32 array: ``litepose.runtime.exported.open_network``'s network
+    (weights unchecked: the export check reports non-finite weights itself)."""
     require(fmt, "running")
-    if fmt == "onnx":
-        with open(path, "rb") as handle:
-            return onnx_runner(handle.read(), threads)
-    if fmt == "openvino":
-        return openvino_runner(path, threads, precision or ("f16" if half else "f32"))
-    if fmt == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        interpreter = Interpreter(model_path=path, num_threads=threads or None)
-        interpreter.allocate_tensors()
-        input_index = interpreter.get_input_details()[0]["index"]
-        output_indices = [d["index"] for d in _ordered_outputs(interpreter.get_output_details())]
-
-        def run_tflite(x):
-            results = []
-            for item in np.ascontiguousarray(x, np.float32):
-                interpreter.set_tensor(input_index, item[None])
-                interpreter.invoke()
-                results.append([interpreter.get_tensor(i).copy() for i in output_indices])
-            return [np.concatenate(parts) for parts in zip(*results)]
-
-        return run_tflite
-    if fmt == "ncnn":
-        import ncnn
-
-        net = ncnn.Net()
-        net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = bool(half)
-        net.opt.use_bf16_storage = False
-        if threads:
-            net.opt.num_threads = int(threads)
-        if net.load_param(path) or net.load_model(os.path.splitext(path)[0] + ".bin"):
-            raise ExportError(f"ncnn cannot load {path}")
-        names = [n for n in net.output_names()]
-
-        def run_ncnn(x):
-            results = []
-            for item in np.ascontiguousarray(x, np.float32):
-                with net.create_extractor() as extractor:
-                    extractor.input(net.input_names()[0], ncnn.Mat(item).clone())
-                    results.append([np.array(extractor.extract(name)[1])[None] for name in names])
-            return [np.concatenate(parts) for parts in zip(*results)]
-
-        return run_ncnn
-    if fmt == "torchscript":
-        with _quiet():
-            module = torch.jit.load(path, map_location="cpu").eval()
-
-        def run_torchscript(x):
-            with torch.inference_mode():
-                return [o.numpy() for o in _as_tuple(module(torch.from_numpy(np.ascontiguousarray(x, np.float32))))]
-
-        return run_torchscript
-    if fmt == "coreml":
-        raise ExportError("Core ML models run only on macOS (coremltools cannot run them on Linux)")
-    raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-
-
-def _ordered_outputs(details):
-    """TFLite output details in the model's output order (``output0``, ``output1``, ...), which
-    converters name ``..._0``, ``..._1`` or ``Identity``, ``Identity_1``."""
-    def key(detail):
-        name = detail["name"]
-        tail = name.rsplit("_", 1)[-1].rsplit(":", 1)[-1]
-        return (int(tail) if tail.isdigit() else -1, name)
-
-    return sorted(details, key=key)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    return open_network(path, fmt, threads=threads, precision=precision, half=half, check_weights=False)
 
 
 # ---------------------------------------------------------------------------------------- checks

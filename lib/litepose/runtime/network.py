@@ -1,8 +1,13 @@
 """What the runtime needs of a network: ``__call__(batch [B, 3, H, W] float32) -> list of
-[B, C, h, w] float32 arrays`` (the model's outputs in order), plus ``forward_fn``."""
+[B, C, h, w] float32 arrays`` (the model's outputs in order), plus ``forward_fn``.
+
+Every backend also says ``fixed_hw`` (the ``(height, width)`` a fixed-size export takes, None
+when any size works), ``metadata`` (the export's ``litepose.runtime.metadata.ExportMetadata``,
+None when it carries none) and ``format`` (onnx, openvino, tflite, ncnn, torchscript, pytorch)."""
 
 import time
 
+from ..errors import ModelFileError
 from .preprocess import network_input
 
 
@@ -11,9 +16,23 @@ class Network:
     ``runtime.compute_maps`` calls, timing pre-processing apart from the network."""
 
     name = "network"
+    format = None
+    fixed_hw = None
+    metadata = None
 
     def __call__(self, batch):
         raise NotImplementedError
+
+    def check_input(self, batch):
+        """One ``ModelFileError`` line unless ``batch`` is ``[B, 3, H, W]`` and, for a fixed-size
+        export, ``H x W`` is its size (instead of the runtime's own error)."""
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ModelFileError(f"the {self.format} model takes [B, 3, H, W] inputs, got {list(batch.shape)}")
+        if self.fixed_hw is not None and tuple(batch.shape[2:]) != tuple(self.fixed_hw):
+            height, width = self.fixed_hw
+            raise ModelFileError(
+                f"this {self.format} model takes {width}x{height} inputs only, got {batch.shape[3]}x{batch.shape[2]} "
+                f"(PoseEstimator letterboxes frames to it; export without --fixed for any size)")
 
     def forward_fn(self, image, flip, bgr=False):
         def forward(geometry):
