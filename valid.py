@@ -76,12 +76,13 @@ def open_model_file(cfg, superconfig, input_size):
     from litepose.evaluation.runner import export_input_size
     from litepose.models import load_model
     from litepose.models.builders import resolve_arch
+    from litepose.runtime.exported import detect_format, open_network
 
     path = cfg.TEST.MODEL_FILE
-    network = open_export(path)
-    if network is None:
+    if detect_format(path) is None:
         model = load_model(cfg, superconfig, path)
         return model, model_arch(model), input_size
+    network = open_network(path)
     arch = resolve_arch(cfg, superconfig)
     return network, arch, input_size or export_input_size(network) or default_input_size(cfg, arch)
 
@@ -110,30 +111,6 @@ def _evaluate_and_write(cfg, model, args, device, input_size, arch, output_dir):
     if args.save_vis:
         print(f"pictures in {output_dir}/vis")
     return 0
-
-
-def open_export(path):
-    """The runtime network of the export at ``path``, or None when it is a checkpoint.
-    (Stand-in until the exporter's AutoBackend lands: by suffix, TorchScript by content.)"""
-    import zipfile
-
-    from litepose.deploy.formats import SUFFIXES
-
-    formats = {suffix: name for name, suffix in SUFFIXES.items()}
-    fmt = formats.get(os.path.splitext(os.fspath(path))[1].lower())
-    if fmt == "torchscript" and zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            if not any("/code/" in name for name in archive.namelist()):
-                fmt = None  # a checkpoint saved as .pt
-    if fmt is None:
-        return None
-    if fmt == "onnx":
-        from litepose.runtime.onnx_backend import OnnxNetwork
-
-        return OnnxNetwork(path)
-    from litepose.runtime.exported import ExportedNetwork
-
-    return ExportedNetwork(fmt, path)
 
 
 if __name__ == "__main__":

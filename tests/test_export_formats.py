@@ -195,10 +195,10 @@ def test_onnx_int8_keeps_excluded_op_types_in_float(model):
 
 @needs("onnx")
 def test_a_quantisation_variant_is_a_runtime_network_with_the_torch_outputs(model):
-    from litepose.deploy.quantize import RunnerNetwork, onnx_float
+    from litepose.deploy.quantize import onnx_float, onnx_runner
     from litepose.runtime.network import Network
 
-    network = RunnerNetwork.onnx(onnx_float(model, SIZE))
+    network = onnx_runner(onnx_float(model, SIZE))
     x = calibration(2)
     outputs = network(x)
     with torch.no_grad():

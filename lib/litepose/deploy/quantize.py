@@ -2,10 +2,9 @@
 models as runtime networks, which ``litepose.evaluation.evaluate`` scores as it scores any export.
 
     from litepose.deploy.quantize import calibration_images, quantize_onnx
-    from litepose.runtime import OnnxNetwork
     images = calibration_images(cfg, 128, 300)               # preprocessed training images
     int8 = quantize_onnx(model, images)                        # QDQ ONNX bytes, BN folded first
-    ap = evaluate(cfg, OnnxNetwork(int8), input_size=128).ap   # valid.py's AP with ONNX Runtime
+    ap = evaluate(cfg, onnx_runner(int8), input_size=128).ap   # valid.py's AP with ONNX Runtime
 
 ONNX Runtime: static QDQ quantisation (``quantize_static``) of the folded model exported with
 dynamic batch, height and width, activations uint8 and weights int8 per output channel (the
@@ -22,7 +21,6 @@ import numpy as np
 import torch
 
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
-from ..runtime.network import Network
 from .fuse import fuse_bn
 
 
@@ -197,26 +195,6 @@ def openvino_runner(ov_model, threads=None, precision="f32"):
     return OpenVinoNetwork(ov_model, threads=threads, precision=precision, check_weights=False)
 
 
-class RunnerNetwork(Network):
-    """A runtime network from ``run(x) -> [np.ndarray]`` (``onnx_runner``, ``openvino_runner``):
-    what ``litepose.evaluation.evaluate`` and ``PoseEstimator`` run, like an export on file."""
-
-    def __init__(self, run, name="runtime"):
-        self.run = run
-        self.name = name
-
-    def __call__(self, batch):
-        return list(self.run(np.ascontiguousarray(batch, np.float32)))
-
-    @classmethod
-    def onnx(cls, data, threads=None, name="onnxruntime"):
-        return cls(onnx_runner(data, threads), name)
-
-    @classmethod
-    def openvino(cls, ov_model, threads=None, precision="f32", name="openvino"):
-        return cls(openvino_runner(ov_model, threads, precision), name)
-
-
 @torch.no_grad()
 def relative_error(model, run, images):
     """Largest ``|run(x) - model(x)| / max |model(x)|`` over outputs and the ``images`` batch."""
@@ -233,7 +211,7 @@ def relative_error(model, run, images):
 
 class Variant:
     """One model to compare: ``label``, ``runtime`` (pytorch, onnx, openvino), ``precision``
-    (float32, int8, float16, bfloat16) and ``make(threads) -> RunnerNetwork or nn.Module``."""
+    (float32, int8, float16, bfloat16) and ``make(threads) -> a runtime network or an nn.Module``."""
 
     def __init__(self, label, runtime, precision, make):
         self.label, self.runtime, self.precision, self.make = label, runtime, precision, make
@@ -261,14 +239,14 @@ def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exc
                                               exclude_patterns)
         built("onnx_int8", artefacts["onnx_int8"])
         variants.append(Variant("ONNX Runtime", "onnx", "float32",
-                                lambda t: RunnerNetwork.onnx(artefacts["onnx_float"], t)))
+                                lambda t: onnx_runner(artefacts["onnx_float"], t)))
         variants.append(Variant("ONNX Runtime", "onnx", "int8",
-                                lambda t: RunnerNetwork.onnx(artefacts["onnx_int8"], t)))
+                                lambda t: onnx_runner(artefacts["onnx_int8"], t)))
         if half:
             artefacts["onnx_fp16"] = onnx_half(artefacts["onnx_float"])
             built("onnx_fp16", artefacts["onnx_fp16"])
             variants.append(Variant("ONNX Runtime", "onnx", "float16",
-                                    lambda t: RunnerNetwork.onnx(artefacts["onnx_fp16"], t)))
+                                    lambda t: onnx_runner(artefacts["onnx_fp16"], t)))
     if "openvino" in runtimes:
         artefacts["openvino_float"] = openvino_float(model, int(images.shape[-1]))
         log("quantising for OpenVINO (NNCF)")
@@ -276,14 +254,14 @@ def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exc
                                                        ignored_names, ignored_patterns)
         built("openvino_int8", artefacts["openvino_int8"])
         variants.append(Variant("OpenVINO", "openvino", "float32",
-                                lambda t: RunnerNetwork.openvino(artefacts["openvino_float"], t, "f32")))
+                                lambda t: openvino_runner(artefacts["openvino_float"], t, "f32")))
         variants.append(Variant("OpenVINO", "openvino", "int8",
-                                lambda t: RunnerNetwork.openvino(artefacts["openvino_int8"], t, "f32")))
+                                lambda t: openvino_runner(artefacts["openvino_int8"], t, "f32")))
         if half:
             for precision, hint in (("float16", "f16"), ("bfloat16", "bf16")):
                 if _openvino_supports(hint):
                     variants.append(Variant("OpenVINO", "openvino", precision,
-                                            (lambda h: lambda t: RunnerNetwork.openvino(
+                                            (lambda h: lambda t: openvino_runner(
                                                 artefacts["openvino_float"], t, h))(hint)))
     return variants, artefacts
 
@@ -302,7 +280,7 @@ def measure_errors(model, variants, images):
             variant.error = 0.0
             continue
         module = variant.make(None)
-        variant.error = relative_error(model, module.run, images)
+        variant.error = relative_error(model, module, images)
 
 
 def measure_latency(variants, input_size, threads, repeats, warmup=3, progress=True):
@@ -317,9 +295,9 @@ def measure_latency(variants, input_size, threads, repeats, warmup=3, progress=T
     try:
         for index, variant in enumerate(variants):
             module = variant.make(threads)
-            if isinstance(module, RunnerNetwork):
+            if not isinstance(module, torch.nn.Module):  # a runtime network
                 array = x.numpy()
-                runners[index] = (lambda run: lambda: run(array))(module.run)
+                runners[index] = (lambda run: lambda: run(array))(module)
             else:
                 runners[index] = (lambda net: lambda: _torch_forward(net, x))(module.eval())
         timings = time_interleaved(runners, repeats, warmup=warmup, progress=progress)

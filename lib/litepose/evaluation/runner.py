@@ -195,10 +195,10 @@ def pipeline_for(cfg, model, device=None, input_size=None):
 
 
 def export_input_size(network):
-    """The side an export was made at, when it says (its metadata, or a fixed input)."""
-    size = getattr(network, "input_size", None)
-    if size:
-        return int(size)
+    """The side an export was made at, when it says (its metadata, or a fixed input), else None."""
+    metadata = getattr(network, "metadata", None)
+    if metadata is not None:
+        return int(metadata.input_size)
     fixed = getattr(network, "fixed_hw", None)
     return int(min(fixed)) if fixed else None
 
