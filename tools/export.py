@@ -26,7 +26,9 @@ FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
 
 
 def main(argv=None):
-    from litepose.deploy.formats import default_input_size, export_checked, load_trained_model, require, versions
+    from litepose.arch import default_input_size
+    from litepose.deploy.formats import export_checked, require, versions
+    from litepose.models import load_model
     from litepose.errors import ConfigError
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -61,8 +63,8 @@ def main(argv=None):
 
     require(args.format)  # a missing package is one line before any work
     cfg = load_cli_config(args)
-    model = load_trained_model(cfg, args.superconfig)
-    size = args.input_size or default_input_size(model, cfg)
+    model = load_model(cfg, args.superconfig)
+    size = default_input_size(cfg, model, args.input_size)
     if size <= 0 or size % 32:
         raise ConfigError(f"--input-size must be a positive multiple of 32, got {size}")
     images = args.images

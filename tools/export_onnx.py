@@ -24,9 +24,8 @@ def main(argv=None):
     from litepose.deploy import (ExportError, batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript,
                             fuse_bn, max_abs_diff_onnx, max_abs_diff_torchscript, onnx_session)
     from litepose.deploy.export import MAX_OPSET, MIN_OPSET
-    from litepose.errors import CheckpointError
-    from litepose.models import build_model, load_checkpoint
-    from litepose.models.checkpoint import nonfinite_tensors
+    from litepose.arch import default_input_size
+    from litepose.models import load_model
     from litepose.utils.io import atomic_write_bytes, check_output_file
     from litepose.utils.limits import input_size_problem
 
@@ -50,19 +49,8 @@ def main(argv=None):
                           f"got {args.opset}")
 
     cfg = load_cli_config(args)
-    if not cfg.TEST.MODEL_FILE:
-        raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
-    model = build_model(cfg, args.superconfig)
-    load_checkpoint(model, cfg.TEST.MODEL_FILE)
-    broken = nonfinite_tensors(model.state_dict())
-    if broken:
-        raise ExportError(f"{cfg.TEST.MODEL_FILE} holds NaN or infinite values in {len(broken)} tensors (first: "
-                          f"{broken[0]}); nothing written")
-    if hasattr(model, "get_active_subnet"):
-        model = model.get_active_subnet()
-    model = model.cpu().eval()
-    arch = getattr(model, "arch", None)
-    size = args.input_size or (arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
+    model = load_model(cfg, args.superconfig)  # non-finite weights refused: nothing written
+    size = default_input_size(cfg, model, args.input_size)
     if input_size_problem(size):
         raise ExportError(input_size_problem(size))
 
