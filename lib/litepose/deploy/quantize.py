@@ -29,7 +29,7 @@ def calibration_images(cfg, input_size, count=300, seed=0, augment=True):
     from ..data.build import training_batches
 
     images, total = [], 0
-    for batch in training_batches(cfg, input_size, num_batches=None, augment=augment, seed=seed, batch_size=16,
+    for batch in training_batches(cfg, input_size, num_batches=None, augment=augment, seed=seed, batch_size=min(16, count),
                                   workers=0, with_targets=False):
         images.append(batch.images.cpu().numpy().astype(np.float32))
         total += len(images[-1])
