@@ -176,7 +176,7 @@ class OpenVinoNetwork(Network):
             check_openvino_weights(model, label)
         self.metadata = None
         if model.has_rt_info(KEY):
-            self.metadata = ExportMetadata.from_json(str(model.get_rt_info(KEY)), label)
+            self.metadata = ExportMetadata.from_json(model.get_rt_info(KEY).astype(str), label)
         partial = model.inputs[0].get_partial_shape()
         if partial.rank.is_dynamic or partial.rank.get_length() != 4:
             raise ModelFileError(f"{label}: input shape {partial} is not [B, 3, H, W]")

@@ -163,7 +163,7 @@ def build_metadata(cfg, fmt, input_hw, dynamic, half=False, output_names=(), arc
     height, width = input_hw
     outputs = [{"name": str(name), "heatmaps": heat[i] if i < len(heat) else False,
                 "tags": tags[i] if i < len(tags) else False} for i, name in enumerate(output_names)]
-    return ExportMetadata(
+    meta = ExportMetadata(
         format=fmt, half=bool(half),
         dataset={"name": info.name, "train_name": cfg.DATASET.DATASET, "num_joints": info.num_joints,
                  "joint_names": list(info.joints), "flip_pairs": [list(p) for p in info.flip_pairs],
@@ -173,6 +173,7 @@ def build_metadata(cfg, fmt, input_hw, dynamic, half=False, output_names=(), arc
                "shape": [None, 3, None, None] if dynamic else [1, 3, int(height), int(width)], "layout": "NCHW",
                "color": "RGB", "scale": 1.0 / 255.0, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
         outputs=outputs, test=test, architecture=architecture, checkpoint=checkpoint, producer=producer)
+    return ExportMetadata.from_json(meta.to_json(), "the metadata built")  # JSON types: what readers get back
 
 
 def sidecar_path(path):

@@ -34,11 +34,27 @@ class Network:
                 f"this {self.format} model takes {width}x{height} inputs only, got {batch.shape[3]}x{batch.shape[2]} "
                 f"(PoseEstimator letterboxes frames to it; export without --fixed for any size)")
 
-    def forward_fn(self, image, flip, bgr=False):
+    def forward_fn(self, image, flip, bgr=False, input_hw=None):
+        """``forward(geometry)``: the network on ``image`` warped by ``geometry``. ``input_hw``
+        (a fixed-size network's ``(h, w)``): the same region of the image is warped to exactly
+        that size instead of ``geometry.input_wh`` (the maps then cover the same region, at
+        another resolution: ``geometry.to_image_matrix`` maps them back all the same)."""
         def forward(geometry):
             start = time.perf_counter()
+            if input_hw is not None and tuple(geometry.input_wh) != (input_hw[1], input_hw[0]):
+                geometry = fixed_geometry(geometry, input_hw)
             batch = network_input(image, geometry, flip, bgr)
             preprocess_s = time.perf_counter() - start
             return self(batch), preprocess_s
 
         return forward
+
+
+def fixed_geometry(geometry, input_hw):
+    """``geometry`` with its network input resized to ``input_hw = (h, w)`` (same centre and box)."""
+    from ..inference.transforms import ResizeGeometry
+    from ..utils.affine import get_affine_transform
+
+    input_wh = (int(input_hw[1]), int(input_hw[0]))
+    return ResizeGeometry(geometry.center, geometry.box, input_wh,
+                          get_affine_transform(geometry.center, geometry.box, 0, input_wh))
