@@ -230,8 +230,8 @@ class _FiniteWatch(Network):
         self._check(outputs)
         return outputs
 
-    def forward_fn(self, image, flip, bgr=False):
-        forward = self.inner.forward_fn(image, flip, bgr)
+    def forward_fn(self, *args, **kwargs):
+        forward = self.inner.forward_fn(*args, **kwargs)
 
         def watched(geometry):
             produced = forward(geometry)
