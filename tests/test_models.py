@@ -281,3 +281,34 @@ def test_the_default_input_size_is_explicit_then_the_architecture_then_the_confi
     supernet = build_model(config(supernet=True), xs)  # a supernet: its active architecture
     assert default_input_size(cfg, supernet) == xs["img_size"]
     assert default_input_size(cfg) == cfg.DATASET.INPUT_SIZE == default_input_size(cfg, torch.nn.Conv2d(3, 3, 1))
+
+
+@pytest.mark.parametrize("script,options", [
+    ("valid.py", []),
+    ("tools/demo.py", ["--input", "{image}", "--output", "{tmp}/out"]),
+    ("tools/export.py", ["--format", "onnx", "--output", "{tmp}/m.onnx"]),
+    ("tools/quantize.py", ["--runtime", "onnx", "--output-dir", "{tmp}/int8"]),
+    ("tools/estimator_ap.py", []),
+    ("tools/calibrate_bn.py", ["--output", "{tmp}/bn.pth"]),
+])
+def test_every_script_refuses_a_checkpoint_with_nan_weights_in_one_line(tmp_path, capsys, script, options):
+    import cv2
+    import numpy as np
+    from helpers import run_script_in_process
+
+    cfg_file = "experiments/crowd_pose/mobilenet/mobile.yaml"
+    model = build_model(load_config(cfg_file), str(arch_path("XS")))
+    state = model.state_dict()
+    state["final_refined.0.conv.0.weight"].fill_(float("nan"))
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    done = run_script_in_process(script, ["--cfg", cfg_file, "--superconfig", str(arch_path("XS")),
+                                          "TEST.MODEL_FILE", str(path),
+                                          *[o.format(tmp=tmp_path, image=image) for o in options]], capsys)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (f"error: {path} holds NaN or infinite values in 1 tensors (first: "
+                                   "final_refined.0.conv.0.weight): refused, the network would give no finite output")
+    # Nothing written (an output folder may have been made empty by the early output check).
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["frame.png", "nan.pth"]
