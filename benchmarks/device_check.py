@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """GPU figures in one prepared run (issue 17): CUDA tests, training and loader throughput, latency.
 
-    python tools/device_check.py --output device_check.md [--force] [--time-budget 420]
-    python tools/device_check.py --dry-run --output /tmp/dry.md      # the same code paths on CPU, tiny sizes
+    python -m benchmarks.device_check --output device_check.md [--force] [--time-budget 420]
+    python -m benchmarks.device_check --dry-run --output /tmp/dry.md      # the same code paths on CPU, tiny sizes
 
 One command for the ~15 minutes a GPU machine is lent, written to finish in under 8 minutes on
 one GPU. In order:
@@ -34,7 +34,6 @@ import argparse
 import contextlib
 import copy
 import datetime
-import functools
 import gc
 import importlib.util
 import os
@@ -48,10 +47,10 @@ import traceback
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
+from benchmarks import benchmark, benchmark_train
 from litepose.utils.cli import parse_args, run_cli
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(TOOLS)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/device_check.py
 CUDA_TESTS = os.path.join("tests", "test_cuda.py")
 CHECKS = ("tests", "training", "loader", "latency")
 MOBILE = "experiments/coco/mobilenet/mobile.yaml"
@@ -175,15 +174,6 @@ def _free_memory(device):
         torch.cuda.empty_cache()
 
 
-@functools.lru_cache(maxsize=None)
-def _tool(name):
-    """``tools/NAME.py``, a script next to this one, as a module loaded from its path."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", os.path.join(TOOLS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def _one_cpu_thread():
     """The dry run's compute on one thread (the Trainer leaves it alone when OMP_NUM_THREADS is
@@ -266,8 +256,7 @@ def run_cuda_tests(plan, workdir, section):
 def measure_training(plan, model_name, amp, data_root, workdir):
     """Images/s and peak memory of ``Trainer.train_step`` (the step ``dist_train.py`` runs) on one
     batch of the synthetic dataset, after ``plan.warmup_steps`` untimed steps
-    (``tools/benchmark_train.py``'s ``time_train_step``)."""
-    benchmark_train = _tool("benchmark_train")
+    (``benchmarks.benchmark_train.time_train_step``)."""
     cfg_path, arch = TRAIN_MODELS[model_name]
     opts = synthetic_opts(data_root) + ["TRAIN.AMP", str(amp), "DEVICE", str(plan.device)]
     if plan.batch_size:
@@ -312,7 +301,7 @@ def check_training(plan, data_root, workdir, section, progress, budget):
 def check_loader(plan, data_root, section, progress, budget):
     from litepose.config import load_config
 
-    measure_data_pipeline = _tool("benchmark_train").measure_data_pipeline
+    measure_data_pipeline = benchmark_train.measure_data_pipeline
     opts = synthetic_opts(data_root) + ["DEVICE", str(plan.device)]
     if plan.batch_size:
         opts += ["TRAIN.IMAGES_PER_GPU", str(plan.batch_size)]
@@ -331,7 +320,7 @@ def check_loader(plan, data_root, section, progress, budget):
             except Exception as exc:
                 section.fail(f"{size}px", exc)
         progress.update()
-    section.notes.append(f"`measure_data_pipeline` of tools/benchmark_train.py: read, augment, warp and ignore masks "
+    section.notes.append(f"`measure_data_pipeline` of benchmarks.benchmark_train: read, augment, warp and ignore masks "
                          f"in {plan.workers} loader worker(s) (one per CPU core), then targets on {plan.device}; "
                          "2 untimed batches first.")
 
@@ -436,7 +425,7 @@ def latency_runner(backend, model, onnx_bytes, x, plan, workdir):
 
 
 def prepare_latency_model(name, plan, workdir, budget):
-    """A zoo model (as tools/benchmark.py builds it: random weights with trained-like statistics)
+    """A zoo model (as benchmarks.benchmark builds it: random weights with trained-like statistics)
     on the device, with a runner per backend (called once: warm-up, outputs checked against
     float32); the backends that are not available here, that failed, or that the time budget left
     out, each with the reason."""
@@ -444,7 +433,6 @@ def prepare_latency_model(name, plan, workdir, budget):
 
     from litepose.deploy import example_input, export_onnx, fuse_bn
 
-    benchmark = _tool("benchmark")
     entry = benchmark.resolve_models([name])[0]
     _, model, size = benchmark.build_zoo_model(entry, plan.latency_dataset, plan.input_size)
     model = model.to(plan.device).eval()
@@ -485,9 +473,9 @@ def check_latency(plan, workdir, section, progress, budget):
     from litepose.deploy import time_interleaved
 
     if plan.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as tools/benchmark.py; TF32 stays at PyTorch's default
+        torch.backends.cudnn.benchmark = True  # as benchmarks.benchmark; TF32 stays at PyTorch's default
     prepared = []
-    for name in (entry.name for entry in _tool("benchmark").resolve_models(plan.latency_models)):
+    for name in (entry.name for entry in benchmark.resolve_models(plan.latency_models)):
         progress.set_postfix_str(f"latency: preparing {name}")
         if budget.spent():
             section.leave_out(name, budget)
@@ -528,7 +516,7 @@ def check_latency(plan, workdir, section, progress, budget):
         section.notes.append(f"{note} ({', '.join(models)})")
     section.notes.append(f"Batch 1, median / p90 ms over {plan.repeats} rounds after {plan.latency_warmup} warm-up "
                          "rounds, every model and backend once per round (`litepose.deploy.time_interleaved`). "
-                         "Random weights with trained-like statistics (`realistic_weights_`, as tools/benchmark.py). "
+                         "Random weights with trained-like statistics (`realistic_weights_`, as benchmarks.benchmark). "
                          + ("PyTorch eager with cuDNN autotuning (TF32 as PyTorch's default); ONNX Runtime runs the "
                             "BN-folded export with input and outputs bound on the GPU; TensorRT may use float16. "
                             if plan.device.type == "cuda" else
@@ -764,7 +752,7 @@ def build_parser():
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="loader workers (default: the CPU cores this process may use)")
     parser.add_argument("--latency-models", nargs="+", default=None, metavar="NAME",
-                        help=shrunk("latency_models", "models timed (names of tools/benchmark.py)"))
+                        help=shrunk("latency_models", "models timed (names of benchmarks.benchmark)"))
     parser.add_argument("--backends", nargs="+", choices=LATENCY_BACKENDS, default=list(LATENCY_BACKENDS),
                         help=f"latency backends (default: {' '.join(LATENCY_BACKENDS)})")
     parser.add_argument("--repeats", type=int, default=None, metavar="N",
@@ -772,7 +760,7 @@ def build_parser():
     parser.add_argument("--latency-warmup", type=int, default=None, metavar="N",
                         help=shrunk("latency_warmup", "untimed latency rounds first"))
     parser.add_argument("--latency-dataset", choices=("crowd_pose", "coco"), default="crowd_pose",
-                        help="joint count of the timed heads, 14 or 17 (default: crowd_pose, as tools/benchmark.py)")
+                        help="joint count of the timed heads, 14 or 17 (default: crowd_pose, as benchmarks.benchmark)")
     parser.add_argument("--time-budget", type=float, metavar="S", default=420.0,
                         help="seconds after which the remaining measurements are skipped, 0 for none (default: 420)")
     parser.add_argument("--tests-timeout", type=float, metavar="S", default=300.0,
@@ -804,7 +792,7 @@ def build_plan(args, parser):
             parser.error(f"input sizes must be positive multiples of 32, got {size}")
     if args.workers is not None and args.workers < 0:
         parser.error(f"--workers must be >= 0, got {args.workers}")
-    _tool("benchmark").resolve_models(values["latency_models"])  # an unknown name is a one-line ConfigError now, not after minutes
+    benchmark.resolve_models(values["latency_models"])  # an unknown name: one line now, not after minutes
     if args.data_root is not None and os.path.exists(args.data_root) and not os.path.isdir(args.data_root):
         raise ConfigError(f"--data-root is not a folder: {args.data_root}")
     if args.dry_run:
@@ -835,7 +823,7 @@ def main(argv=None):
     args = parse_args(parser, argv)
     check_output_file(args.output, args.force, "--output")
     plan = build_plan(args, parser)
-    command = "python tools/device_check.py " + " ".join(
+    command = "python -m benchmarks.device_check " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     sections = run_checks(plan, args.output, command)
     print(f"wrote {args.output}: {verdict(sections)}" + (f" ({DRY_RUN_BANNER})" if plan.dry_run else ""))
