@@ -288,7 +288,7 @@ def test_the_default_input_size_is_explicit_then_the_architecture_then_the_confi
     ("tools/demo.py", ["--input", "{image}", "--output", "{tmp}/out"]),
     ("tools/export.py", ["--format", "onnx", "--output", "{tmp}/m.onnx"]),
     ("tools/quantize.py", ["--runtime", "onnx", "--output-dir", "{tmp}/int8"]),
-    ("tools/estimator_ap.py", []),
+    ("benchmarks.estimator_ap", []),
     ("tools/calibrate_bn.py", ["--output", "{tmp}/bn.pth"]),
 ])
 def test_every_script_refuses_a_checkpoint_with_nan_weights_in_one_line(tmp_path, capsys, script, options):

@@ -74,7 +74,7 @@ def onnx_runner(session, x):
 
 def end_to_end_runner(model, cfg, size, device):
     """A runner for the time per image of the whole test-time pipeline, ``PoseEstimator``'s (the
-    one ``evaluate`` and ``tools/benchmark_e2e.py`` run): resize and normalise a ``size`` x
+    one ``evaluate`` and ``benchmarks/benchmark_e2e.py`` run): resize and normalise a ``size`` x
     ``size`` RGB image, the network, map aggregation and associative-embedding grouping, as
     deployed (one scale, no flip test, no cap or person filter). The runner keeps the per-stage
     times of every call in ``runner.stage_times`` (network, with pre-processing as in

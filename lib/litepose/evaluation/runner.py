@@ -5,7 +5,7 @@ Every backend runs the same pipeline, ``litepose.PoseEstimator``'s (the NumPy / 
 pre-processing, aggregation and grouping of ``litepose.runtime`` around the network): a PyTorch
 model, a runtime network (an ONNX, OpenVINO, TFLite, ncnn or TorchScript export opened by
 ``litepose.runtime``), or an estimator as it stands (its preset, caps and person filter:
-``tools/estimator_ap.py``). For a model or a network the settings are ``valid.py``'s, the
+``benchmarks/estimator_ap.py``). For a model or a network the settings are ``valid.py``'s, the
 release's: the config's ``TEST.*``, no decoding cap, no person filter.
 """
 
