@@ -27,6 +27,7 @@ from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_c
 def main(argv=None):
     from litepose.data.coco_format import dataset_files
     from litepose.errors import ConfigError, DataError
+    from litepose.evaluation import pipeline_for
     from litepose.train.checkpoint import run_dirs
     from litepose.utils.device import resolve_device
     from litepose.utils.io import VALID_LOCK_NAME, ensure_writable_dir, lock_folder
@@ -55,6 +56,7 @@ def main(argv=None):
         raise ConfigError("no model to evaluate: give TEST.MODEL_FILE path/to/model.pth (or an export)")
     device = resolve_device(cfg.DEVICE)
     model, arch, input_size = open_model_file(cfg, args.superconfig, args.input_size)
+    estimator = pipeline_for(cfg, model, device=device, input_size=input_size)  # the pipeline evaluate runs
     ann_file, image_dir = dataset_files(cfg, "test")
     if not os.path.isfile(ann_file):
         raise DataError(f"annotation file not found: {ann_file}")
@@ -66,7 +68,7 @@ def main(argv=None):
     # not training's, so a checkpoint can be evaluated while its run goes on.
     with lock_folder(output_dir, what="output folder", name=VALID_LOCK_NAME,
                      instead="another --output-dir"):
-        return _evaluate_and_write(cfg, model, args, device, input_size, arch, output_dir)
+        return _evaluate_and_write(cfg, estimator, args, device, arch, output_dir)
 
 
 def open_model_file(cfg, superconfig, input_size):
@@ -87,12 +89,11 @@ def open_model_file(cfg, superconfig, input_size):
     return network, arch, input_size or export_input_size(network) or default_input_size(cfg, arch)
 
 
-def _evaluate_and_write(cfg, model, args, device, input_size, arch, output_dir):
+def _evaluate_and_write(cfg, estimator, args, device, arch, output_dir):
     from litepose.arch import describe_arch
     from litepose.errors import OutputError
-    from litepose.evaluation import evaluate, pipeline_for, summary_lines, write_outputs
+    from litepose.evaluation import evaluate, summary_lines, write_outputs
 
-    estimator = pipeline_for(cfg, model, device=device, input_size=input_size)
     settings = estimator.settings
     print(f"model: {cfg.MODEL.NAME}" + (f" ({describe_arch(arch)})" if arch else "") + f", {cfg.TEST.MODEL_FILE}")
     print(f"test: input {settings.input_size}, scales {list(settings.scales)}, flip {settings.flip}, "

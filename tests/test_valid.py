@@ -204,3 +204,21 @@ def test_evaluate_counts_the_images_on_which_a_network_gives_nan(trained_like):
                for line in summary_lines(result))
     with pytest.raises(Exception, match="cannot evaluate a str"):
         evaluate(cfg, "model.onnx", progress=False)
+
+
+@needs_fixtures
+def test_an_export_of_another_dataset_is_one_error_before_any_image(trained_like):
+    import types
+
+    from litepose.errors import LitePoseError
+    from litepose.runtime.network import Network
+
+    class CocoExport(Network):
+        metadata = types.SimpleNamespace(dataset={"num_joints": 17, "name": "coco"}, input_size=128)
+
+        def __call__(self, batch):
+            raise AssertionError("no image may run")
+
+    cfg, _, _ = trained_like  # CrowdPose: 14 joints
+    with pytest.raises(LitePoseError, match=r"^the export predicts 17 joints \(coco\), the config's test set has 14"):
+        evaluate(cfg, CocoExport(), progress=False)

@@ -186,6 +186,11 @@ def pipeline_for(cfg, model, device=None, input_size=None):
         return PoseEstimator.from_model(model, cfg, preset="accurate", device=device, input_size=input_size,
                                         **unfiltered)
     if isinstance(model, Network):
+        metadata = getattr(model, "metadata", None)
+        if metadata is not None and int(metadata.dataset["num_joints"]) != cfg.DATASET.NUM_JOINTS:
+            raise LitePoseError(f"the export predicts {metadata.dataset['num_joints']} joints "
+                                f"({metadata.dataset['name']}), the config's test set has {cfg.DATASET.NUM_JOINTS} "
+                                f"({cfg.DATASET.DATASET_TEST}): evaluate it with its dataset's config")
         size = input_size or export_input_size(model) or default_input_size(cfg)
         settings = InferenceSettings.from_config(cfg, None, size)
         return PoseEstimator(model, settings, DecodeLimits(), keypoint_info_from_config(cfg, for_test=True),
