@@ -225,7 +225,8 @@ class PoseEstimator:
                         **overrides):
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
-        ``checkpoint`` (the release's format or ours)."""
+        ``checkpoint`` (the release's format or ours; ``models.load_model``: NaN or infinite
+        weights are refused with ``NonFiniteWeightsError``)."""
         from .models import load_model
 
         cfg = _as_config(cfg)
