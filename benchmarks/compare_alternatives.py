@@ -1,95 +1,144 @@
-#!/usr/bin/env python
-"""Time LitePose-XS/S/M/L beside YOLO11n-pose and YOLOv8n-pose in ONNX Runtime and OpenVINO.
+"""End to end beside the alternatives: LitePose, YOLO-pose and RTMO, frame in and people out.
 
-    python tools/compare_alternatives.py --output-dir bench/alternatives [--plot docs/alternatives.png] \
-        [--runtimes onnx openvino] [--threads 1 2] [--repeats 20] [--litepose XS S M L] \
-        [--yolo yolo11n-pose yolov8n-pose] [--yolo-sizes 640 litepose]
+    python -m benchmarks.compare_alternatives --output-dir bench/alternatives [--plot docs/alternatives.png]
+        [--threads 1 2] [--rounds 16] [--litepose XS S M L] [--presets accurate realtime]
+        [--yolo yolo11n-pose yolo11s-pose yolov8n-pose yolov8s-pose] [--rtmo rtmo-t rtmo-s]
+        [--data ../shared/data] [--crowds 4]
 
-Every network has random weights (latency does not depend on them) and BN folded; YOLO is built
-from the model definitions shipped in ultralytics, kept offline (YOLO_OFFLINE=1: nothing is
-downloaded). YOLO runs at 640 and at LitePose's input sizes ('litepose'). All networks and
-runtimes are interleaved round by round. Writes DIR/alternatives.md (times beside the published
-COCO AP, with its source), DIR/alternatives.json and the plot of AP against latency (default
-DIR/alternatives.png). Needs the optional packages ultralytics and openvino.
+Every model runs in ONNX Runtime (float32, CPU, ``--threads`` intra-op threads) on the same
+640x480 frames, interleaved round by round; each row gives the median per-frame network, pre-
+and post-processing times, the median and 99th percentile of their sum, frames per second, and
+the published COCO AP with its protocol. Post-processing is timed on the random-weight network's
+outputs and on outputs drawn at the frames' annotated people (``benchmarks/alternatives.py``
+says how). Writes DIR/alternatives.md, DIR/alternatives.json and the plot of AP against the end-to-end
+time (default DIR/alternatives.png), after each thread count (an interrupted run keeps the
+finished thread counts). The YOLO rows need ``ultralytics`` (installed with --no-deps), the RTMO
+rows mmpose with mmcv-lite, mmengine and mmdet; a model family whose packages are missing is
+left out with one line saying why.
 """
 
 import argparse
 import os
 
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import DefaultsShown, parse_args, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KINDS = ("annotated", "random", "dense")
+
+
+def _parser(alternatives):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsShown)
+    parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the table, JSON and plot go")
+    parser.add_argument("--plot", metavar="PNG", default=None, help="plot path (default: DIR/alternatives.png)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
+    parser.add_argument("--rounds", type=int, default=16, help="timed rounds (frames per model) per thread count")
+    parser.add_argument("--litepose", nargs="*", choices=alternatives.LITEPOSE_MODELS,
+                        default=list(alternatives.LITEPOSE_MODELS), help="LitePose architectures")
+    parser.add_argument("--presets", nargs="+", choices=("accurate", "realtime"), default=["accurate", "realtime"],
+                        help="LitePose presets: accurate = flip test (the published AP's protocol), realtime = no flip")
+    parser.add_argument("--yolo", nargs="*", choices=alternatives.YOLO_MODELS, default=list(alternatives.YOLO_MODELS),
+                        help="YOLO pose models (at 640)")
+    parser.add_argument("--rtmo", nargs="*", choices=alternatives.RTMO_MODELS, default=list(alternatives.RTMO_MODELS),
+                        help="RTMO models (mmpose)")
+    parser.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"),
+                        help="folder holding coco_mini (real photos); absent: synthetic crowds only")
+    parser.add_argument("--crowds", type=int, default=4, help="synthetic crowd frames (6 to 14 people each)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
 
 
 def main(argv=None):
     import datetime
     import json
     import platform
+    import tempfile
 
-    import importlib.util
+    import cv2
+    import torch
 
-    spec = importlib.util.spec_from_file_location("alternatives", os.path.join(REPO, "tools", "alternatives.py"))
-    alternatives = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(alternatives)  # the tools' own module beside this script
-    LITEPOSE_MODELS, PUBLISHED_AP, YOLO_MODELS = alternatives.LITEPOSE_MODELS, alternatives.PUBLISHED_AP, alternatives.YOLO_MODELS
-    build_candidates, markdown, plot = alternatives.build_candidates, alternatives.markdown, alternatives.plot
-    time_candidates = alternatives.time_candidates
-    from litepose.deploy.formats import require, versions
+    from benchmarks import alternatives as alt
+    from litepose.deploy.formats import versions
     from litepose.utils.io import atomic_write_text, check_output_file, ensure_writable_dir
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the table and the plot go")
-    parser.add_argument("--plot", metavar="PNG", default=None, help="plot path (default: DIR/alternatives.png)")
-    parser.add_argument("--runtimes", nargs="+", choices=("onnx", "openvino"), default=["onnx", "openvino"],
-                        help="runtimes to time")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
-    parser.add_argument("--repeats", type=int, default=20, help="timed rounds per thread count")
-    parser.add_argument("--litepose", nargs="*", choices=LITEPOSE_MODELS, default=list(LITEPOSE_MODELS),
-                        help="LitePose architectures")
-    parser.add_argument("--yolo", nargs="*", choices=YOLO_MODELS, default=list(YOLO_MODELS), help="YOLO pose models")
-    parser.add_argument("--yolo-sizes", nargs="+", default=["640", "litepose"],
-                        help="YOLO input sizes: numbers, or 'litepose' for every LitePose input size")
+    parser = _parser(alt)
     args = parse_args(parser, argv)
-    if args.repeats < 1 or any(t < 1 for t in args.threads):
-        parser.error("--repeats and --threads must be at least 1")
-    for item in args.yolo_sizes:
-        if item != "litepose" and (not item.isdigit() or int(item) % 32 or int(item) <= 0):
-            parser.error(f"--yolo-sizes: {item!r} is neither 'litepose' nor a positive multiple of 32")
-    for runtime in args.runtimes:
-        require(runtime, "timing")
+    if args.rounds < 1 or min(args.threads) < 1 or args.crowds < 0:
+        parser.error("--rounds and --threads must be at least 1, --crowds at least 0")
     ensure_writable_dir(args.output_dir)
     plot_path = args.plot or os.path.join(args.output_dir, "alternatives.png")
     check_output_file(plot_path, force=True, what="--plot")  # replaced on every run, as the table is
-
-    candidates = build_candidates(REPO, args.yolo, args.litepose, args.yolo_sizes)
-    time_candidates(candidates, args.runtimes, args.threads, args.repeats)
-    table = markdown(candidates, args.runtimes, args.threads)
-    found = versions()
     try:
-        from importlib import metadata
+        frames = alt.comparison_frames(args.data, args.crowds)
+    except alt.CompareError as exc:
+        parser.error(str(exc))
+    print(f"{len(frames)} frames: " + ", ".join(f.name for f in frames), flush=True)
 
-        found["ultralytics"] = metadata.version("ultralytics")
-    except Exception:
-        pass
-    sources = sorted({source for _, _, source in PUBLISHED_AP.values()})
-    text = "\n".join([
-        "# LitePose beside YOLO-pose: measured latency, published accuracy", "",
-        f"- date {datetime.date.today().isoformat()}; machine {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores; " + ", ".join(f"{k} {v}" for k, v in found.items()),
-        f"- network only, 1x3xSxS float32, random weights, BN folded; median (p90) of {args.repeats} interleaved "
-        "rounds", "- AP: COCO val2017 keypoint AP as published (not measured here): " + "; ".join(sources), "",
-        table, ""])
-    atomic_write_text(os.path.join(args.output_dir, "alternatives.md"), text)
-    record = [{"model": c.name, "input_size": c.size, "gmacs": c.gmacs, "published_ap": c.published_ap,
-               "latency": [{"runtime": r, "threads": t, "median_ms": v.median_ms, "p90_ms": v.p90_ms,
-                            "samples_s": v.samples} for (r, t), v in c.timings.items()]} for c in candidates]
-    atomic_write_text(os.path.join(args.output_dir, "alternatives.json"), json.dumps(record, indent=1) + "\n")
-    os.makedirs(os.path.dirname(os.path.abspath(plot_path)), exist_ok=True)
-    plot(candidates, args.runtimes, args.threads, plot_path)
-    print(table)
+    results, skipped = [], []
+    with tempfile.TemporaryDirectory(prefix="litepose-alternatives-") as work:
+        exports = {}
+        for arch in args.litepose:
+            exports[arch] = alt.litepose_export(arch, REPO)
+            print(f"LitePose-{arch}: {exports[arch][1]} px, {exports[arch][2]:.2f} GMACs per pass", flush=True)
+        yolo_files = {}
+        for name in args.yolo:
+            try:
+                yolo_files[name] = alt.yolo_export(name, work)
+            except alt.CompareError as exc:
+                skipped.append(f"{name}: {exc}")
+                break
+        for count in args.threads:
+            torch.set_num_threads(count)  # Ultralytics' and mmpose's pre- and post-processing run in torch
+            cv2.setNumThreads(count)
+            rows = []
+            for arch, (data, size, gmacs, cfg) in exports.items():
+                for preset in args.presets:
+                    rows.append(alt.LitePoseRow(arch, preset, data, size, gmacs, cfg, count))
+            for name, (path, gmacs) in yolo_files.items():
+                rows.append(alt.YoloRow(name, path, gmacs, count, frames))
+            for name in args.rtmo:
+                try:
+                    rows.append(alt.RtmoRow(name, count, work))
+                except alt.CompareError as exc:
+                    if not any(s.startswith(name) for s in skipped):
+                        skipped.append(f"{name}: {exc}")
+            alt.time_rows(rows, frames, args.rounds, progress=not args.no_progress,
+                          description=f"{count} thread(s), {len(rows)} models")
+            results += [{"row": row, "threads": count} for row in rows]
+            _write(args, alt, results, skipped, frames, plot_path, versions, atomic_write_text, json, datetime,
+                   platform)
+    for line in skipped:
+        print(f"left out: {line}")
+    print(alt.markdown(results, "annotated"))
     print(f"wrote {os.path.join(args.output_dir, 'alternatives.md')}, alternatives.json, {plot_path}")
     return 0
+
+
+def _write(args, alt, results, skipped, frames, plot_path, versions, atomic_write_text, json, datetime, platform):
+    found = versions()
+    for package in ("ultralytics", "mmpose", "mmcv-lite", "mmengine"):
+        try:
+            from importlib import metadata
+
+            found[package] = metadata.version(package)
+        except Exception:
+            pass
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    lines = ["# LitePose beside YOLO-pose and RTMO, end to end", "",
+             f"- date {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; machine "
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores{load}; "
+             + ", ".join(f"{k} {v}" for k, v in found.items()),
+             f"- {len(frames)} frames of 640x480 ({', '.join(f.name for f in frames)}); {args.rounds} rounds per "
+             "thread count, models interleaved; ms per frame (medians), p99 of the per-frame totals",
+             "- ONNX Runtime float32 on the CPU, random weights; AP: COCO val2017 as published (not measured here)"]
+    lines += [f"- left out: {line}" for line in skipped]
+    for kind in KINDS:
+        table = alt.markdown(results, kind)
+        if table.count("\n") > 1:
+            lines += ["", f"## Post-processing on {kind} outputs", "", table]
+    atomic_write_text(os.path.join(args.output_dir, "alternatives.md"), "\n".join(lines) + "\n")
+    atomic_write_text(os.path.join(args.output_dir, "alternatives.json"), json.dumps(alt.to_json(results), indent=1) + "\n")
+    os.makedirs(os.path.dirname(os.path.abspath(plot_path)), exist_ok=True)
+    alt.plot(results, plot_path)
 
 
 if __name__ == "__main__":
