@@ -74,6 +74,23 @@ def _same(a, b, atol):
     return all(max(abs(x - y) for x, y in zip(ka + [sa], kb + [sb])) <= atol for (ka, sa), (kb, sb) in zip(a, b))
 
 
+def _largest_differences(people, images, rounds):
+    """Largest position and score differences between people of the same image and rank, over
+    images where both checkouts found the same number of people."""
+    position = score = 0.0
+    for r in range(rounds):
+        for image in images:
+            a, b = people["before"][r].get(image, []), people["after"][r].get(image, [])
+            if len(a) != len(b):
+                continue
+            for (ka, sa), (kb, sb) in zip(a, b):
+                for j in range(0, len(ka), 3):
+                    position = max(position, abs(ka[j] - kb[j]), abs(ka[j + 1] - kb[j + 1]))
+                    score = max(score, abs(ka[j + 2] - kb[j + 2]))
+                score = max(score, abs(sa - sb))
+    return position, score
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     valid_args = args.valid_args[1:] if args.valid_args[:1] == ["--"] else args.valid_args
@@ -105,6 +122,9 @@ def main(argv=None):
     same = sum(all(_same(people["before"][r].get(i, []), people["after"][r].get(i, []), args.atol)
                    for r in range(args.rounds)) for i in images)
     print(f"images with the same people (atol {args.atol}): {same} of {len(images)}")
+    position, score = _largest_differences(people, images, args.rounds)
+    print(f"largest difference between matched people: {position:.3g} px in position, {score:.3g} in a score "
+          f"(joint or person)")
     return 0
 
 
