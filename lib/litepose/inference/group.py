@@ -82,9 +82,9 @@ _BLOCK = 8
 # Selected blocks evaluated per chunk during refinement (bounds memory on dense maps).
 _BLOCKS_PER_CHUNK = 4096
 # Maps with at least this share of pixels above the detection threshold take the dense NMS, and
-# with at least the second the dense refinement (on maps of a partly trained quickstart model,
-# 2 to 11 % above the threshold, the block search was as fast or faster; on random-weight maps,
-# about 50 %, the dense refinement took 0.6 to 0.7 of its time).
+# with at least the second the dense refinement (on a partly trained quickstart model's maps, a
+# few % above the threshold, the block search is as fast; on random-weight maps, about half,
+# the dense refinement is faster).
 DENSE_FRACTION = 0.02
 FAST_REFINE_FRACTION = 0.25
 # Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
