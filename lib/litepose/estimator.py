@@ -6,9 +6,10 @@
     people.keypoints, people.scores    # [P, J, 3] x, y, score in frame pixels; [P]
 
 Two backends: ONNX Runtime (``from_onnx``; this module and everything it runs then import no
-PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the same NumPy / OpenCV
-pipeline around the network (``litepose.runtime``), whose people equal
-``litepose.inference.predict``'s before the person filter.
+PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the network
+(``litepose.runtime``) then the one NumPy / OpenCV decoder (``litepose.inference``: aggregation,
+grouping), the one ``litepose.inference.predict`` runs too: the same people before the person
+filter.
 
 Presets:
 
@@ -17,7 +18,7 @@ Presets:
   person filter (``runtime.people.PersonFilter``: people scoring under 0.1 and duplicates above
   OKS 0.9 removed; ``min_person_score=None, person_nms=None`` return valid.py's people).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
-  (``project_to_image`` False), and the decoding caps of ``runtime.DecodeLimits``:
+  (``project_to_image`` False), and the decoding caps of ``inference.DecodeLimits``:
   ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
   CrowdPose evaluation keeps per image, so AP does not change) and ``max_detections=20``
   (at most 20 detections per joint enter matching, instead of ``max_num_people`` = 30: this
@@ -39,8 +40,7 @@ import time
 import numpy as np
 
 from .errors import LitePoseError
-from .runtime.aggregate import compute_maps
-from .runtime.decoding import DecodeLimits, decode
+from .inference import DecodeLimits, People, compute_maps, decode  # noqa: F401 (People: litepose.People)
 from .runtime.people import NO_FILTER, PersonFilter
 
 PRESETS = ("accurate", "realtime")
@@ -66,21 +66,6 @@ _DATASETS = {"coco": ("coco", 17), "crowdpose": ("crowd_pose", 14), "crowd_pose"
 
 class FrameError(LitePoseError, ValueError):
     """A frame the estimator cannot take (not an [H, W, 3] uint8 array, or an unknown colour order)."""
-
-
-@dataclasses.dataclass
-class People:
-    """People found in one frame: ``keypoints [P, J, 3]`` (x, y in frame pixels, joint score),
-    ``scores [P]`` (mean joint score), ``times`` (seconds per stage: preprocess, network,
-    aggregate, grouping), ``track_ids [P]`` once a ``litepose.tracking.PoseTracker`` has seen them."""
-    keypoints: np.ndarray
-    scores: np.ndarray
-    times: dict = dataclasses.field(default_factory=dict)
-    track_ids: np.ndarray = None
-    maps: object = None
-
-    def __len__(self):
-        return len(self.scores)
 
 
 def release_test_config(dataset="coco"):
@@ -230,18 +215,18 @@ class PoseEstimator:
     # -- inference ----------------------------------------------------------------------------
     def __call__(self, frame, color="bgr", keep_maps=False):
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
-        or "rgb"): a ``People``."""
+        or "rgb"): a ``People`` (``litepose.inference.People``)."""
         check_frame(frame, color)
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
         maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
-        decoded = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
-        keypoints, scores, times = decoded.keypoints, decoded.scores, decoded.times
+        people = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
         if self.person_filter.active:
             start = time.perf_counter()
-            keep = self.person_filter.keep(keypoints, scores, self.keypoint_info.sigmas if self.keypoint_info else None)
-            keypoints, scores = keypoints[keep], scores[keep]
-            times["grouping"] += time.perf_counter() - start
-        return People(keypoints, scores, times, maps=decoded.maps)
+            keep = self.person_filter.keep(people.keypoints, people.scores,
+                                           self.keypoint_info.sigmas if self.keypoint_info else None)
+            people = dataclasses.replace(people, keypoints=people.keypoints[keep], scores=people.scores[keep])
+            people.times["grouping"] += time.perf_counter() - start
+        return people
 
 
 def check_frame(frame, color="bgr"):

@@ -1,14 +1,24 @@
-"""Aggregation without PyTorch: network outputs -> heatmaps and tags ready for grouping.
+"""Aggregation: network outputs -> heatmaps and tags ready for grouping, in NumPy / OpenCV.
 
-The same steps, in the same order and float32 arithmetic, as ``litepose.inference.pipeline``
-(``_combine_outputs`` / ``compute_maps``): every output resized to the finest output, heatmaps
-of the selected outputs averaged, the flipped pass mirrored back with its joints swapped and
-averaged in, tags of the selected outputs kept (one dimension per pass), optional projection
-to the input size, several scales averaged.
+Follows the release (HigherHRNet's ``get_multi_stage_outputs`` / ``aggregate_results``; a test
+compares the maps with a restatement of them in PyTorch, ``tests/reference_aggregation.py``):
 
-Resizing is OpenCV's bilinear ``cv2.resize(INTER_LINEAR)``, which samples at pixel centres as
-PyTorch's ``interpolate(mode="bilinear", align_corners=False)`` does: at the pipeline's factor
-2 the two agree to a float32 rounding (under 1e-6 on maps of unit scale; a test checks it).
+- each scale of ``TEST.SCALE_FACTOR`` (largest first) runs the network on the image resized
+  with the short side to the input size aligned up to 64 (``transforms.resize_geometry``);
+- every network output is brought to the last (finest) output's resolution; heatmaps of the
+  outputs selected by ``TEST.WITH_HEATMAPS`` are averaged, tags are taken from the outputs in
+  ``TEST.WITH_AE``;
+- with ``TEST.FLIP_TEST`` the mirrored image runs in the same batch; its outputs are mirrored
+  back and their joints swapped through the dataset's flip index (heatmaps, and tags when there
+  is one tag map per joint); heatmaps average the two, tags keep both as a 2-vector;
+- with ``TEST.PROJECT2IMAGE`` maps are upsampled to the input size of scale 1 before grouping;
+  heatmaps average over scales, tags come from scale 1.
+
+Heatmaps are averaged before upsampling rather than after (the same up to float rounding,
+half the interpolation work). Resizing is OpenCV's bilinear ``cv2.resize(INTER_LINEAR)``,
+which samples at pixel centres as PyTorch's ``interpolate(mode="bilinear",
+align_corners=False)`` does: at the pipeline's factor 2 the two agree to a float32 rounding
+(under 1e-6 on maps of unit scale; a test checks it).
 """
 
 import time
@@ -17,19 +27,23 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..inference.transforms import resize_geometry
 from ..utils.affine import transform_points
+from .transforms import resize_geometry
+
 
 @dataclass
 class Maps:
-    """Aggregated maps of one image: ``heatmaps [J, H, W]`` float32, ``tags [Jt, H, W, D]``
-    (a view of ``[D, Jt, H, W]`` storage), ``geometry`` (back to the image), stage times."""
+    """Aggregated maps of one image, ready for grouping: ``heatmaps [J, H, W]`` float32,
+    ``tags [Jt, H, W, D]`` float32 (a view of ``[D, Jt, H, W]`` storage), ``geometry`` (the
+    resize of the last scale: back to the image through ``map_to_image``), and stage times in
+    seconds: ``forward_s`` (the network, with pre-processing unless ``preprocess_s`` counts it
+    apart), ``aggregate_s``, ``preprocess_s`` (None when the forward did not time it)."""
     heatmaps: np.ndarray
     tags: np.ndarray
     geometry: object
     forward_s: float = 0.0
     aggregate_s: float = 0.0
-    preprocess_s: float = 0.0
+    preprocess_s: float = None
 
     @property
     def map_wh(self):
@@ -86,15 +100,21 @@ def combine_outputs(outputs, settings):
 
 
 def compute_maps(forward, image_wh, settings):
-    """Run ``forward(geometry) -> outputs`` (a list of ``[B, C, h, w]`` arrays) at every test
-    scale and aggregate: a ``Maps``. ``forward`` may return ``(outputs, preprocess_s)`` to
+    """Run ``forward(geometry) -> outputs`` at every test scale and aggregate: a ``Maps``.
+
+    ``outputs`` are the network's, in order: ``[B, C, h, w]`` float arrays (or anything
+    ``np.asarray`` takes, CPU tensors included), B = 2 with the flip test (the mirrored input
+    second). ``forward`` is a runtime network's ``forward_fn`` (``litepose.runtime``),
+    ``torch_predict.run_model``, or anything producing outputs of that layout (the
+    decoding-ceiling tool renders ground truth); it may return ``(outputs, preprocess_s)`` to
     report its pre-processing time apart from the network's."""
     scales = sorted(settings.scales, reverse=True)
     min_scale = min(scales)
     base = resize_geometry(image_wh, settings.input_size, 1.0, min_scale)
     base_hw = (base.input_wh[1], base.input_wh[0])
     final, tag_maps, geometry = None, [], None
-    forward_s = aggregate_s = preprocess_s = 0.0
+    forward_s = aggregate_s = 0.0
+    preprocess_s = None
     for scale in scales:
         geometry = resize_geometry(image_wh, settings.input_size, scale, min_scale)
         start = time.perf_counter()
@@ -102,7 +122,7 @@ def compute_maps(forward, image_wh, settings):
         middle = time.perf_counter()
         if isinstance(outputs, tuple) and len(outputs) == 2 and isinstance(outputs[1], float):
             outputs, pre = outputs
-            preprocess_s += pre
+            preprocess_s = (preprocess_s or 0.0) + pre
             forward_s -= pre
         heatmaps, tags = combine_outputs(outputs, settings)
         if settings.project_to_image:
