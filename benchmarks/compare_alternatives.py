@@ -43,6 +43,9 @@ def _parser(alternatives):
     parser.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"),
                         help="folder holding coco_mini (real photos); absent: synthetic crowds only")
     parser.add_argument("--crowds", type=int, default=4, help="synthetic crowd frames (6 to 14 people each)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
+                        help="network outputs post-processed: annotated (a trained model's look), random (the "
+                             "random-weight network's own), dense (YOLO: every anchor above the threshold)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -89,7 +92,7 @@ def main(argv=None):
         for count in args.threads:
             torch.set_num_threads(count)  # Ultralytics' and mmpose's pre- and post-processing run in torch
             cv2.setNumThreads(count)
-            rows = []
+            rows = []  # each row decodes only the --kinds it has
             for arch, (data, size, gmacs, cfg) in exports.items():
                 for preset in args.presets:
                     rows.append(alt.LitePoseRow(arch, preset, data, size, gmacs, cfg, count))
@@ -101,6 +104,8 @@ def main(argv=None):
                 except alt.CompareError as exc:
                     if not any(s.startswith(name) for s in skipped):
                         skipped.append(f"{name}: {exc}")
+            rows = [row.wanted(args.kinds) for row in rows]
+            rows = [row for row in rows if row.kinds]
             alt.time_rows(rows, frames, args.rounds, progress=not args.no_progress,
                           description=f"{count} thread(s), {len(rows)} models")
             results += [{"row": row, "threads": count} for row in rows]

@@ -10,7 +10,8 @@ split, once per variant, and evaluates each with the dataset's protocol (as ``va
 
 - ``accurate``: the release's settings (``valid.py``'s), no cap: its AP is ``valid.py``'s;
 - ``accurate, max_people 20`` and ``accurate, max_people 20, max_detections 20``: the caps;
-- ``realtime, no caps`` and ``realtime`` (its caps: max_people 20, max_detections 20);
+- ``realtime, no caps``, ``realtime, release's assignment ties`` (its caps, the release's
+  Munkres) and ``realtime`` (its caps: max_people 20, max_detections 20; SciPy's assignment);
 - the two presets as ``PoseEstimator`` gives them, person filter included (the rows above
   have it off).
 
@@ -33,6 +34,7 @@ VARIANTS = (
     ("accurate, max_people 20", "accurate", {"max_people": 20, "max_detections": None, **_NO_FILTER}),
     ("accurate, max_people 20, max_detections 20", "accurate", {"max_people": 20, "max_detections": 20, **_NO_FILTER}),
     ("realtime, no caps", "realtime", {"max_people": None, "max_detections": None, **_NO_FILTER}),
+    ("realtime, release's assignment ties", "realtime", {"fast_assignment": False, **_NO_FILTER}),
     ("realtime (max_people 20, max_detections 20)", "realtime", dict(_NO_FILTER)),
     ("accurate preset (person filter)", "accurate", {}),
     ("realtime preset (caps, person filter)", "realtime", {}),
