@@ -516,6 +516,7 @@ def plot(results, path, kind="annotated"):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     threads = sorted({item["threads"] for item in results})
     figure, axes = plt.subplots(1, len(threads), figsize=(6 * len(threads), 4.5), squeeze=False)
@@ -543,8 +544,12 @@ def plot(results, path, kind="annotated"):
         axis.set_xlabel(f"median ms per 640x480 frame, end to end ({kind} outputs; log scale)")
         axis.set_ylabel("COCO val2017 AP (published)")
         axis.set_title(f"ONNX Runtime float32, {count} thread(s)")
+        low, high = axis.get_xlim()
+        axis.set_xticks([t for t in (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if low <= t <= high])
+        axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         axis.grid(True, alpha=0.3)
-        axis.legend(fontsize=7)
+        axis.legend(fontsize=7, loc="lower right")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
@@ -738,3 +743,16 @@ def _RtmoNetwork(model):
             return (*cls, *bbox, *vis, *vecs)
 
     return RtmoNetwork()
+
+
+def from_json(records):
+    """``results`` (as ``markdown`` and ``plot`` take them) of ``to_json``'s records: a finished
+    run's table and plot drawn again without timing anything."""
+    results = []
+    for record in records:
+        kinds = record["kinds"]
+        row = Row(record["model"], record["label"], record["family"], record["input_size"], record["gmacs"],
+                  tuple(kinds), {kind: [tuple(v / 1000.0 for v in sample) for sample in values["samples_ms"]]
+                                 for kind, values in kinds.items()})
+        results.append({"row": row, "threads": record["threads"]})
+    return results

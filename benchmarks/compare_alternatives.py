@@ -8,7 +8,7 @@
 Every model runs in ONNX Runtime (float32, CPU, ``--threads`` intra-op threads) on the same
 640x480 frames, interleaved round by round; each row gives the median per-frame network, pre-
 and post-processing times, the median and 99th percentile of their sum, frames per second, and
-the published COCO AP with its protocol. Post-processing is timed on the random-weight network's
+the published COCO AP with its protocol (``--from-json`` draws a finished run's again). Post-processing is timed on the random-weight network's
 outputs and on outputs drawn at the frames' annotated people (``benchmarks/alternatives.py``
 says how). Writes DIR/alternatives.md, DIR/alternatives.json and the plot of AP against the end-to-end
 time (default DIR/alternatives.png), after each thread count (an interrupted run keeps the
@@ -46,6 +46,8 @@ def _parser(alternatives):
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="network outputs post-processed: annotated (a trained model's look), random (the "
                              "random-weight network's own), dense (YOLO: every anchor above the threshold)")
+    parser.add_argument("--from-json", metavar="FILE",
+                        help="draw the table and plot of a finished run's alternatives.json again, timing nothing")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -70,6 +72,20 @@ def main(argv=None):
     ensure_writable_dir(args.output_dir)
     plot_path = args.plot or os.path.join(args.output_dir, "alternatives.png")
     check_output_file(plot_path, force=True, what="--plot")  # replaced on every run, as the table is
+    if args.from_json:
+        from litepose.utils.io import load_json
+
+        try:
+            results = alt.from_json(load_json(args.from_json, what="--from-json"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            parser.error(f"--from-json {args.from_json}: not an alternatives.json of this tool ({exc!r})")
+        for kind in KINDS:
+            if alt.markdown(results, kind).count("\n") > 1:
+                print(f"## Post-processing on {kind} outputs\n\n{alt.markdown(results, kind)}\n")
+        os.makedirs(os.path.dirname(os.path.abspath(plot_path)), exist_ok=True)
+        alt.plot(results, plot_path)
+        print(f"wrote {plot_path}")
+        return 0
     try:
         frames = alt.comparison_frames(args.data, args.crowds)
     except alt.CompareError as exc:

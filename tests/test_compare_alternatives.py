@@ -114,6 +114,9 @@ def test_table_and_plot_say_the_published_ap_and_its_protocol(xs_export, tmp_pat
     assert "| 11.0 | 1.0 | 3.0 | 15.0 |" in table  # medians of network, pre, post, total
     alternatives.plot(results, tmp_path / "plot.png")
     assert (tmp_path / "plot.png").stat().st_size > 1000
+    # --from-json: a finished run's table again, from its JSON
+    again = alternatives.from_json(json.loads(json.dumps(alternatives.to_json(results))))
+    assert alternatives.markdown(again, "annotated") == table
 
 
 def test_cli_rejects_a_bad_round_count_with_one_line(capsys):
