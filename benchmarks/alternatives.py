@@ -47,6 +47,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from litepose.deploy.export import _first_line
+from litepose.errors import LitePoseError
+
 FRAME_WH = (640, 480)
 LITEPOSE_MODELS = ("XS", "S", "M", "L")
 YOLO_MODELS = ("yolo11n-pose", "yolo11s-pose", "yolov8n-pose", "yolov8s-pose")
@@ -72,13 +75,8 @@ PUBLISHED = {
 RTMO_CONFIGS = {"rtmo-t": "body7/rtmo-t_8xb32-600e_body7-416x416.py", "rtmo-s": "coco/rtmo-s_8xb32-600e_coco-640x640.py"}
 
 
-class CompareError(Exception):
+class CompareError(LitePoseError):
     """A model of the comparison that cannot be built here (one line, naming what is missing)."""
-
-
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------------- frames

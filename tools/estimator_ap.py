@@ -118,7 +118,8 @@ def main(argv=None):
         metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(), image_ids=ids,
                                      source="predictions")
         row = {"variant": name, "preset": preset, "max_people": estimator.limits.max_people,
-               "max_detections": estimator.limits.max_detections, "min_person_score": estimator.person_filter.min_score,
+               "max_detections": estimator.limits.max_detections,
+               "fast_assignment": estimator.limits.fast_assignment, "min_person_score": estimator.person_filter.min_score,
                "person_nms": estimator.person_filter.nms_oks, "images": len(ids), "people": people,
                "metrics": dict(metrics), "grouping_ms_mean": 1000 * float(np.mean(grouping)),
                "grouping_ms_max": 1000 * float(np.max(grouping))}
