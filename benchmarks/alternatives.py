@@ -446,6 +446,46 @@ def _Tensors(model):
     return Tensors()
 
 
+class OpenVinoSession:
+    """An OpenVINO CPU model (float32, ``threads`` inference threads) behind ONNX Runtime's
+    ``session.run(names, feed)``: swapped for a row's ONNX Runtime session, every model runs its
+    same export, pre- and post-processing in the other runtime."""
+
+    def __init__(self, model, threads):
+        import openvino as ov
+
+        core = ov.Core()
+        source = core.read_model(model) if isinstance(model, (str, os.PathLike)) else \
+            core.read_model(model=bytes(model), weights=b"")
+        self.compiled = core.compile_model(source, "CPU", {"INFERENCE_NUM_THREADS": int(threads),
+                                                          "INFERENCE_PRECISION_HINT": "f32"})
+        self.request = self.compiled.create_infer_request()
+
+    def get_inputs(self):
+        import types
+
+        return [types.SimpleNamespace(name=port.get_any_name()) for port in self.compiled.inputs]
+
+    def run(self, names, feed):
+        results = self.request.infer(list(feed.values()))
+        return [np.array(results[output]) for output in self.compiled.outputs]
+
+
+def use_openvino(row, model, threads):
+    """Run ``row``'s network in OpenVINO instead of ONNX Runtime (the same ONNX ``model``:
+    bytes or a path; RTMO's own export when None)."""
+    session = OpenVinoSession(model if model is not None else row.onnx_path, threads)
+    if isinstance(row, LitePoseRow):
+        row.network.inner.session = session
+    elif isinstance(row, YoloRow):
+        row.predictor.model.backend.session = session
+    else:
+        row.session = session
+    row.label += " (OpenVINO)"
+    row.family += ", OpenVINO"
+    return row
+
+
 # --------------------------------------------------------------------------------- timing
 
 def time_rows(rows, frames, rounds, warmup=1, progress=True, description="rounds"):
@@ -531,7 +571,9 @@ def plot(results, path, kind="annotated"):
                                                             row.label.split(" ")[0]))
         for family, points in families.items():
             points.sort()
-            colour, marker, line = styles.get(family, ("tab:gray", "x", "-"))
+            colour, marker, line = styles.get(family.replace(", OpenVINO", ""), ("tab:gray", "x", "-"))
+            if family.endswith(", OpenVINO"):
+                marker, line = "x", "-."
             label = family + (" (AP: the flip test's, an upper bound)" if "no flip" in family else "")
             axis.plot([p[0] for p in points], [p[1] for p in points], marker=marker, color=colour, linestyle=line,
                       label=label, markerfacecolor="none" if line != "-" else colour)
@@ -541,7 +583,7 @@ def plot(results, path, kind="annotated"):
         axis.set_xscale("log")
         axis.set_xlabel(f"median ms per 640x480 frame, end to end ({kind} outputs; log scale)")
         axis.set_ylabel("COCO val2017 AP (published)")
-        axis.set_title(f"ONNX Runtime float32, {count} thread(s)")
+        axis.set_title(f"float32 on the CPU, {count} thread(s)")
         low, high = axis.get_xlim()
         axis.set_xticks([t for t in (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000) if low <= t <= high])
         axis.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
@@ -649,6 +691,7 @@ class RtmoRow(Row):
         options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
         options.log_severity_level = 3
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.onnx_path = path
         self.model, self.torch, self.collate = model, torch, pseudo_collate
         self.pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
         self.levels = len(model.head.featmap_strides)

@@ -1,14 +1,16 @@
 """End to end beside the alternatives: LitePose, YOLO-pose and RTMO, frame in and people out.
 
-    python -m benchmarks.compare_alternatives --output-dir bench/alternatives [--plot docs/alternatives.png]
+    python -m benchmarks.compare_alternatives --output-dir bench/alternatives [--plot docs/alternatives_e2e.png]
         [--threads 1 2] [--rounds 16] [--litepose XS S M L] [--presets accurate realtime]
         [--yolo yolo11n-pose yolo11s-pose yolov8n-pose yolov8s-pose] [--rtmo rtmo-t rtmo-s]
-        [--data ../shared/data] [--crowds 4]
+        [--runtimes onnx openvino] [--kinds annotated random dense] [--data ../shared/data] [--crowds 4]
 
-Every model runs in ONNX Runtime (float32, CPU, ``--threads`` intra-op threads) on the same
-640x480 frames, interleaved round by round; each row gives the median per-frame network, pre-
-and post-processing times, the median and 99th percentile of their sum, frames per second, and
-the published COCO AP with its protocol (``--from-json`` draws a finished run's again). Post-processing is timed on the random-weight network's
+Every model runs in ONNX Runtime (with ``--runtimes onnx openvino`` in OpenVINO too, the same
+exports; float32, CPU, ``--threads`` intra-op threads) on the same 640x480 frames, interleaved
+round by round; each row gives the median per-frame network, pre- and post-processing times,
+the median and 99th percentile of their sum, frames per second, and the published COCO AP with
+its protocol (``--from-json`` draws a finished run's again). Post-processing is timed on the
+random-weight network's
 outputs and on outputs drawn at the frames' annotated people (``benchmarks/alternatives.py``
 says how). Writes DIR/alternatives.md, DIR/alternatives.json and the plot of AP against the end-to-end
 time (default DIR/alternatives.png), after each thread count (an interrupted run keeps the
@@ -30,6 +32,8 @@ def _parser(alternatives):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsShown)
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the table, JSON and plot go")
     parser.add_argument("--plot", metavar="PNG", default=None, help="plot path (default: DIR/alternatives.png)")
+    parser.add_argument("--runtimes", nargs="+", choices=("onnx", "openvino"), default=["onnx"],
+                        help="runtimes of the networks (the same ONNX exports; pre- and post-processing unchanged)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
     parser.add_argument("--rounds", type=int, default=16, help="timed rounds (frames per model) per thread count")
     parser.add_argument("--litepose", nargs="*", choices=alternatives.LITEPOSE_MODELS,
@@ -69,6 +73,10 @@ def main(argv=None):
     args = parse_args(parser, argv)
     if args.rounds < 1 or min(args.threads) < 1 or args.crowds < 0:
         parser.error("--rounds and --threads must be at least 1, --crowds at least 0")
+    if "openvino" in args.runtimes:
+        from litepose.deploy.formats import require
+
+        require("openvino", "--runtimes openvino")
     ensure_writable_dir(args.output_dir)
     plot_path = args.plot or os.path.join(args.output_dir, "alternatives.png")
     check_output_file(plot_path, force=True, what="--plot")  # replaced on every run, as the table is
@@ -109,17 +117,21 @@ def main(argv=None):
             torch.set_num_threads(count)  # Ultralytics' and mmpose's pre- and post-processing run in torch
             cv2.setNumThreads(count)
             rows = []  # each row decodes only the --kinds it has
-            for arch, (data, size, gmacs, cfg) in exports.items():
-                for preset in args.presets:
-                    rows.append(alt.LitePoseRow(arch, preset, data, size, gmacs, cfg, count))
-            for name, (path, gmacs) in yolo_files.items():
-                rows.append(alt.YoloRow(name, path, gmacs, count, frames))
-            for name in args.rtmo:
-                try:
-                    rows.append(alt.RtmoRow(name, count, work))
-                except alt.CompareError as exc:
-                    if not any(s.startswith(name) for s in skipped):
-                        skipped.append(f"{name}: {exc}")
+            for runtime in args.runtimes:
+                def place(row, model):
+                    rows.append(alt.use_openvino(row, model, count) if runtime == "openvino" else row)
+
+                for arch, (data, size, gmacs, cfg) in exports.items():
+                    for preset in args.presets:
+                        place(alt.LitePoseRow(arch, preset, data, size, gmacs, cfg, count), data)
+                for name, (path, gmacs) in yolo_files.items():
+                    place(alt.YoloRow(name, path, gmacs, count, frames), path)
+                for name in args.rtmo:
+                    try:
+                        place(alt.RtmoRow(name, count, work), None)
+                    except alt.CompareError as exc:
+                        if not any(s.startswith(name) for s in skipped):
+                            skipped.append(f"{name}: {exc}")
             rows = [row.wanted(args.kinds) for row in rows]
             rows = [row for row in rows if row.kinds]
             alt.time_rows(rows, frames, args.rounds, progress=not args.no_progress,

@@ -101,6 +101,18 @@ def test_litepose_rows_time_three_stages_and_find_the_annotated_people(xs_export
     assert np.allclose(found, np.sort(frames[0].keypoints[:, 0, 0]), atol=4)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino is not installed")
+def test_openvino_rows_run_the_same_export_and_find_the_same_people(xs_export):
+    data, size, gmacs, cfg = xs_export
+    frame = crowd(people=2, seed=3)
+    rows = [alternatives.LitePoseRow("XS", "realtime", data, size, gmacs, cfg, threads=1) for _ in range(2)]
+    alternatives.use_openvino(rows[1], data, threads=1)
+    assert rows[1].label.endswith("(OpenVINO)") and type(rows[1].network.inner.session).__name__ == "OpenVinoSession"
+    onnx, openvino = (row.estimator(frame.image) for row in rows)
+    assert len(onnx) == len(openvino) > 0
+    np.testing.assert_allclose(openvino.keypoints[..., :2], onnx.keypoints[..., :2], atol=0.05)
+
+
 def test_table_and_plot_say_the_published_ap_and_its_protocol(xs_export, tmp_path):
     data, size, gmacs, cfg = xs_export
     rows = [alternatives.LitePoseRow("XS", preset, data, size, gmacs, cfg, threads=1) for preset in ("accurate", "realtime")]
