@@ -16,7 +16,6 @@ finds; both paths' results are checked equal. Printed: one row per image, then t
 range of the share above the threshold.
 """
 
-import argparse
 import sys
 import time
 
