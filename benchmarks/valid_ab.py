@@ -7,7 +7,7 @@
 ``--before`` and ``--after`` are two checkouts of the repository (``git archive REV | tar -x
 -C DIR`` gives one of any revision). Every round runs each checkout's own ``valid.py`` with the
 arguments after ``--`` in a fresh process (working directory the checkout, ``PYTHONPATH`` its
-``lib``, ``OMP_NUM_THREADS`` and friends ``--threads``), alternating which one goes first, so
+``lib``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and OpenCV's ``OPENCV_FOR_THREADS_NUM`` ``--threads``), alternating which one goes first, so
 that a machine busier in one round slows both alike. Each run's ``metrics.md`` gives its
 milliseconds per image (network, aggregate, grouping) and AP; its results JSON its people.
 
@@ -44,7 +44,7 @@ def _parser():
 
 def _run(tree, valid_args, output_dir, threads):
     env = dict(os.environ, PYTHONPATH=os.path.join(tree, "lib"))
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
         env[name] = str(threads)
     command = [sys.executable, os.path.join(tree, "valid.py"), *valid_args, "--output-dir", output_dir]
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
