@@ -7,8 +7,9 @@
 ``--before`` and ``--after`` are two checkouts of the repository (``git archive REV | tar -x
 -C DIR`` gives one of any revision). Every round runs each checkout's own ``valid.py`` with the
 arguments after ``--`` in a fresh process (working directory the checkout, ``PYTHONPATH`` its
-``lib``, ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and OpenCV's ``OPENCV_FOR_THREADS_NUM`` ``--threads``), alternating which one goes first, so
-that a machine busier in one round slows both alike. Each run's ``metrics.md`` gives its
+``lib``; ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and OpenCV's ``OPENCV_FOR_THREADS_NUM`` set to
+``--threads``), alternating which one goes first, so that a machine busier in one round slows
+both alike. Each run's ``metrics.md`` gives its
 milliseconds per image (network, aggregate, grouping) and AP; its results JSON its people.
 
 Printed: per checkout the median over rounds of every stage and of their sum, the ratio
