@@ -81,8 +81,10 @@ _BLOCK = 8
 # Selected blocks evaluated per chunk during refinement (bounds memory on dense maps).
 _BLOCKS_PER_CHUNK = 4096
 # Maps with at least this share of pixels above the detection threshold take the dense paths
-# (random-weight maps: about half; a trained quickstart model's: a few %, where the sparse paths
-# are as fast inside valid.py, and allocate less: benchmarks/grouping_paths.py, valid_ab.py).
+# (random-weight maps: about half of them, where both dense paths are clearly faster; a trained
+# quickstart model's: 3 to 12 %, where the dense refinement is not faster and the whole-map NMS
+# saves about a millisecond per image but allocates maps' worth of temporaries:
+# benchmarks/grouping_paths.py).
 DENSE_FRACTION = 0.25
 # Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
 _NMS_SPARSE_LIMIT = 200_000
