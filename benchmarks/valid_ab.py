@@ -7,13 +7,15 @@
 ``--before`` and ``--after`` are two checkouts of the repository (``git archive REV | tar -x
 -C DIR`` gives one of any revision). Every round runs each checkout's own ``valid.py`` with the
 arguments after ``--`` in a fresh process (working directory the checkout, ``PYTHONPATH`` its
-``lib``, ``OMP_NUM_THREADS`` and friends ``--threads``), alternating which one goes first, so
-that a machine busier in one round slows both alike. Each run's ``metrics.md`` gives its
+``lib``; ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and OpenCV's ``OPENCV_FOR_THREADS_NUM`` set to
+``--threads``), alternating which one goes first, so that a machine busier in one round slows
+both alike. Each run's ``metrics.md`` gives its
 milliseconds per image (network, aggregate, grouping) and AP; its results JSON its people.
 
 Printed: per checkout the median over rounds of every stage and of their sum, the ratio
-after / before, the AP of each, and how many images have exactly the same people (same count,
-keypoints and scores equal to ``--atol``) in every round.
+after / before (of the medians, and within each round), the AP of each, how many images have
+the same people (same count, keypoints and scores equal to ``--atol``) in every round, and the
+largest differences between matched people.
 """
 
 import argparse
@@ -43,7 +45,7 @@ def _parser():
 
 def _run(tree, valid_args, output_dir, threads):
     env = dict(os.environ, PYTHONPATH=os.path.join(tree, "lib"))
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_NUM_THREADS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
         env[name] = str(threads)
     command = [sys.executable, os.path.join(tree, "valid.py"), *valid_args, "--output-dir", output_dir]
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
@@ -117,6 +119,13 @@ def main(argv=None):
     for stage in (*STAGES, "total"):
         b, a = medians["before"][stage], medians["after"][stage]
         print(f"| {stage} | {b:.2f} | {a:.2f} | {a / b if b else float('nan'):.2f} |")
+    paired = {stage: sorted((t_after[stage] if stage in STAGES else sum(t_after[s] for s in STAGES))
+                            / (t_before[stage] if stage in STAGES else sum(t_before[s] for s in STAGES))
+                            for t_before, t_after in zip(times["before"], times["after"]))
+              for stage in (*STAGES, "total")}
+    print("after / before within each round (the two runs of a round ran back to back): "
+          + "; ".join(f"{stage} median {statistics.median(r):.2f}, range {r[0]:.2f}-{r[-1]:.2f}"
+                      for stage, r in paired.items()))
     print(f"AP before {sorted(aps['before'])}, after {sorted(aps['after'])}")
     images = sorted(set().union(*people["before"], *people["after"]))
     same = sum(all(_same(people["before"][r].get(i, []), people["after"][r].get(i, []), args.atol)

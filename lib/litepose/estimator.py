@@ -43,8 +43,10 @@ import time
 import numpy as np
 
 from .errors import LitePoseError
-from .inference import DecodeLimits, People, compute_maps, decode  # noqa: F401 (People: litepose.People)
+from .inference import DecodeLimits, People, compute_maps, decode
 from .runtime.people import NO_FILTER, PersonFilter
+
+__all__ = ["FrameError", "People", "PoseEstimator", "check_frame", "preset_settings", "release_test_config"]
 
 PRESETS = ("accurate", "realtime")
 COLORS = ("bgr", "rgb")

@@ -54,15 +54,20 @@ class Maps:
         return transform_points(points, self.geometry.to_image_matrix(self.map_wh))
 
 
-def resize_maps(maps, size):
+def resize_maps(maps, size, out=None):
     """``[C, h, w]`` float32 -> ``[C, H, W]`` for ``size = (H, W)``, bilinear at pixel centres
-    (``align_corners=False``); unchanged when the size already fits. One ``cv2.resize`` per
-    channel into the output (OpenCV's many-channel path is some 25 times slower)."""
+    (``align_corners=False``); unchanged when the size already fits (copied into ``out`` when
+    given). One ``cv2.resize`` per channel into the output (OpenCV's many-channel path is some
+    25 times slower)."""
     height, width = int(size[0]), int(size[1])
     if maps.shape[-2:] == (height, width):
-        return maps
+        if out is None:
+            return maps
+        out[...] = maps
+        return out
     maps = np.asarray(maps, np.float32)  # float32 in: OpenCV then writes into ``out`` itself
-    out = np.empty((maps.shape[0], height, width), np.float32)
+    if out is None:
+        out = np.empty((maps.shape[0], height, width), np.float32)
     for channel, plane in enumerate(maps):
         cv2.resize(np.ascontiguousarray(plane), (width, height), dst=out[channel], interpolation=cv2.INTER_LINEAR)
     return out
@@ -71,7 +76,8 @@ def resize_maps(maps, size):
 def combine_outputs(outputs, settings):
     """One scale's outputs (``[B, C, h, w]`` arrays, B = 2 with flip) -> flip-averaged heatmaps
     ``[J, h, w]`` and a list of tag maps ``[Jt, h, w]`` (non-flipped first), at the finest
-    output's resolution."""
+    output's resolution. Sums and scalings run in place on arrays of its own (fewer large
+    temporaries: each costs page faults when the allocator hands back memory between images)."""
     joints = settings.num_joints
     finest = outputs[-1].shape[-2:]
     batch = 2 if settings.flip else 1
@@ -86,15 +92,21 @@ def combine_outputs(outputs, settings):
             wanted = output[:batch, :joints]
         resized = [resize_maps(wanted[b], finest) for b in range(batch)]
         if settings.heatmap_outputs[i]:
-            part = [r[:joints] for r in resized]
-            heat = [p.copy() for p in part] if heat is None else [h + p for h, p in zip(heat, part)]
+            if heat is None:  # a copy unless resizing made one (the network's outputs stay as they are)
+                heat = [r[:joints].copy() if np.shares_memory(r, output) else r[:joints] for r in resized]
+            else:
+                for h, r in zip(heat, resized):
+                    h += r[:joints]
             count += 1
         if settings.tag_outputs[i]:
             tags.append([r[settings.tag_offsets[i]:] for r in resized])
     if not settings.flip:
-        return heat[0] * np.float32(1.0 / count), [t[0] for t in tags]
+        heat[0] *= np.float32(1.0 / count)
+        return heat[0], [t[0] for t in tags]
     index = np.asarray(settings.flip_index)
-    averaged = (heat[0] + heat[1][:, :, ::-1][index]) * np.float32(0.5 / count)
+    averaged = heat[0]
+    averaged += heat[1][:, :, ::-1][index]
+    averaged *= np.float32(0.5 / count)
     flipped = [t[1][:, :, ::-1][index] if settings.tag_per_joint else t[1][:, :, ::-1] for t in tags]
     return averaged, [t[0] for t in tags] + flipped
 
@@ -128,22 +140,21 @@ def compute_maps(forward, image_wh, settings):
         if settings.project_to_image:
             heatmaps = resize_maps(heatmaps, base_hw)
         if scale == 1.0 or len(scales) == 1:
-            stacked = np.stack(tags)  # [D, Jt, h, w]
-            size = base_hw if settings.project_to_image else (final.shape[-2:] if final is not None else None)
-            if size is not None and stacked.shape[-2:] != tuple(size):
-                depth, channels = stacked.shape[:2]
-                stacked = resize_maps(stacked.reshape(depth * channels, *stacked.shape[-2:]), size).reshape(
-                    depth, channels, *size)
+            size = base_hw if settings.project_to_image else (
+                final.shape[-2:] if final is not None else tags[0].shape[-2:])
+            stacked = np.empty((len(tags), tags[0].shape[0], *size), np.float32)  # [D, Jt, h, w]
+            for depth, tag in enumerate(tags):
+                resize_maps(tag, size, out=stacked[depth])
             tag_maps.append(stacked)
         if final is None:
             final = heatmaps
         else:
-            final = final + resize_maps(heatmaps, final.shape[-2:])
+            final += resize_maps(heatmaps, final.shape[-2:])
         forward_s += middle - start
         aggregate_s += time.perf_counter() - middle
     start = time.perf_counter()
     if len(scales) > 1:
-        final = final / np.float32(len(scales))
+        np.divide(final, np.float32(len(scales)), out=final)
     tags = np.concatenate(tag_maps, axis=0) if len(tag_maps) > 1 else tag_maps[0]
     maps = Maps(np.ascontiguousarray(final, np.float32), np.ascontiguousarray(tags, np.float32).transpose(1, 2, 3, 0),
                 geometry, forward_s, aggregate_s + time.perf_counter() - start, preprocess_s)

@@ -27,8 +27,7 @@ The algorithm is the release's (HigherHRNet's ``HeatmapParser``), step for step:
 
 It is vectorised, and each step has a path for sparse maps (a trained network's: few pixels
 above the detection threshold) and one for dense maps (random or untrained weights: about half
-of them), chosen per image by the share of pixels above the threshold (``DENSE_FRACTION``,
-``FAST_REFINE_FRACTION``).
+of them), chosen per image by the share of pixels above the threshold (``DENSE_FRACTION``).
 Both paths give the same people (tests compare them):
 
 - **NMS.** Sparse: heatmap maxima of 8x8 blocks are computed once, only blocks above the
@@ -86,12 +85,12 @@ _NEW_PERSON_COST = 1e10
 _BLOCK = 8
 # Selected blocks evaluated per chunk during refinement (bounds memory on dense maps).
 _BLOCKS_PER_CHUNK = 4096
-# Maps with at least this share of pixels above the detection threshold take the dense NMS, and
-# with at least the second the dense refinement (on a partly trained quickstart model's maps, a
-# few % above the threshold, the block search is as fast; on random-weight maps, about half,
-# the dense refinement is faster).
-DENSE_FRACTION = 0.02
-FAST_REFINE_FRACTION = 0.25
+# Maps with at least this share of pixels above the detection threshold take the dense paths
+# (random-weight maps: about half of them, where both dense paths are clearly faster; a trained
+# quickstart model's: 3 to 12 %, where the dense refinement is not faster and the whole-map NMS
+# saves about a millisecond per image but allocates maps' worth of temporaries:
+# benchmarks/grouping_paths.py).
+DENSE_FRACTION = 0.25
 # Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
 _NMS_SPARSE_LIMIT = 200_000
 # Dense refinement: strongest pixels per joint tried first; at most this many (pair, pixel)
@@ -183,9 +182,9 @@ def group_keypoints(heatmaps, tags, params, limits=NO_LIMITS):
     maps = _Maps(heatmaps, tags, params.nms_kernel)
     if maps.num_joints != params.num_joints:
         raise ValueError(f"heatmaps have {maps.num_joints} joints, grouping expects {params.num_joints}")
-    above = _share_above(maps, params.detection_threshold)
+    dense = _is_dense(maps, params.detection_threshold)
     per_joint = min(params.max_num_people, limits.max_detections or params.max_num_people)
-    joints, ys, xs, vals = find_peaks(maps, params.detection_threshold, per_joint, above >= DENSE_FRACTION)
+    joints, ys, xs, vals = find_peaks(maps, params.detection_threshold, per_joint, dense)
     peak_tags = np.stack([plane[maps.tag_joint(joints), ys, xs] for plane in maps.tags], axis=1)
     people = match_peaks(joints, xs, ys, vals, peak_tags, params,
                          _linear_sum_assignment if limits.fast_assignment else munkres_assignment)
@@ -196,17 +195,17 @@ def group_keypoints(heatmaps, tags, params, limits=NO_LIMITS):
         keep = np.sort(np.argsort(-scores, kind="stable")[:limits.max_people])
         people, scores = people[keep], scores[keep]
     if params.refine and len(people):
-        refine_people(people, maps, fast=above >= FAST_REFINE_FRACTION)
+        refine_people(people, maps, fast=dense)
     return people, scores.astype(np.float32)
 
 
-def _share_above(maps, threshold):
-    """The share of pixels above ``threshold`` (0 when it is surely under ``DENSE_FRACTION``)."""
+def _is_dense(maps, threshold):
+    """Whether at least ``DENSE_FRACTION`` of the pixels pass ``threshold``."""
     if maps.tiled:
         # Blocks whose maximum passes bound the candidates from above, at a 64th of the cost.
         if (maps.det_block_max() > threshold).mean() < DENSE_FRACTION:
-            return 0.0
-    return float((maps.det > threshold).mean())
+            return False
+    return bool((maps.det > threshold).mean() >= DENSE_FRACTION)
 
 
 class _Maps:
