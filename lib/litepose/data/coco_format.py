@@ -203,10 +203,17 @@ def check_annotation_data(data, source, num_joints=None):
             fail(f"image {_short(image_id)} field 'crowdIndex' must be a number, got {_short(crowd_index)}")
         images[image_id] = image
     expected = 3 * num_joints if num_joints else None
+    category_ids = {c["id"] for c in categories}
+    annotation_ids = set()
     for position, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             fail(f"annotations[{position}] is not an object")
         where = f"annotation {_short(ann['id'])}" if _is_id(ann.get("id")) else f"annotations[{position}]"
+        if _is_id(ann.get("id")):
+            if ann["id"] in annotation_ids:
+                fail(f"{where} field 'id': an earlier annotation has id {_short(ann['id'])} too "
+                     "(annotation ids must be unique)")
+            annotation_ids.add(ann["id"])
         if "image_id" not in ann:
             fail(f"{where} has no 'image_id'")
         image_id = ann["image_id"]
@@ -223,18 +230,62 @@ def check_annotation_data(data, source, num_joints=None):
                      f"({num_joints} joints x 3)")
             if len(keypoints) % 3 or not _numbers(keypoints):
                 fail(f"{where} field 'keypoints' must be x, y, visibility triples of finite numbers")
+            visibility = set(keypoints[2::3])
+            if not visibility <= _VISIBILITIES:
+                wrong = sorted(visibility - _VISIBILITIES)[0]
+                fail(f"{where} field 'keypoints' has visibility {_short(wrong)}; it must be 0 (absent), "
+                     "1 (occluded) or 2 (visible)")
+            _check_coordinates([v for i, v in enumerate(keypoints) if i % 3 != 2], where, "keypoints", fail)
         box = ann.get("bbox")
         if box is not None and (not _numbers(box) or len(box) != 4 or box[2] < 0 or box[3] < 0):
             fail(f"{where} field 'bbox' must be [x, y, width, height] with a width and height >= 0, got {_short(box)}")
-        for field in ("area", "num_keypoints", "iscrowd", "category_id"):
+        if box is not None:
+            _check_coordinates(box, where, "bbox", fail)
+        for field in ("area", "num_keypoints", "iscrowd"):
             value = ann.get(field)
-            if value is not None and not (type(value) in _NUMBER_TYPES or type(value) is bool
-                                          or (field == "category_id" and type(value) is str)):
+            if value is not None and not (type(value) in _NUMBER_TYPES or type(value) is bool):
                 fail(f"{where} field '{field}' must be a number, got {_short(value)}")
             if field in ("area", "num_keypoints") and value is not None and not (math.isfinite(value) and value >= 0):
                 fail(f"{where} field '{field}' must be a finite number >= 0, got {_short(value)}")
-        _check_segmentation(ann.get("segmentation"), where, fail)
+        category = ann.get("category_id")
+        if category is not None and type(category) is not int:
+            fail(f"{where} field 'category_id' must be a whole number (the id of a category), got {_short(category)}")
+        if category is not None and category_ids and category not in category_ids:
+            fail(f"{where} field 'category_id' is {category}, which is not an id in 'categories'")
+        segmentation = ann.get("segmentation")
+        _check_segmentation(segmentation, where, fail)
+        if isinstance(segmentation, list):
+            for polygon in segmentation:
+                if polygon and (not _numbers(polygon) or max(map(abs, polygon)) > MAX_COORDINATE):
+                    fail(f"{where} field 'segmentation' has a polygon coordinate that is not finite or beyond "
+                         f"+-{MAX_COORDINATE} pixels")
+            masked = ann.get("iscrowd") or keypoint_count(ann) == 0
+            if masked and segmentation and not any(len(polygon) >= 6 for polygon in segmentation):
+                # pycocotools fails on these with an IndexError; nothing says where the region is.
+                kind = "crowd region" if ann.get("iscrowd") else "person without keypoints"
+                fail(f"{where} field 'segmentation': this {kind} is masked in training but none of its polygons "
+                     "has 3 points (6 numbers)")
     return images
+
+
+# COCO's visibility flags: 0 not labelled, 1 labelled but occluded, 2 visible.
+_VISIBILITIES = frozenset((0, 1, 2))
+# No image side exceeds MAX_IMAGE_SIDE; a coordinate four times beyond it is an error, not a pixel.
+MAX_COORDINATE = 4 * MAX_IMAGE_SIDE
+
+
+def _check_coordinates(values, where, field, fail):
+    if values and max(map(abs, values)) > MAX_COORDINATE:
+        wrong = max(values, key=abs)
+        fail(f"{where} field '{field}' has coordinate {_short(wrong)}, beyond the +-{MAX_COORDINATE} pixels "
+             "any image reaches")
+
+
+def keypoint_count(ann):
+    """The annotation's ``num_keypoints`` (what the release reads), else its labelled joints."""
+    if ann.get("num_keypoints") is not None:
+        return int(ann["num_keypoints"])
+    return sum(1 for v in (ann.get("keypoints") or [])[2::3] if v > 0)
 
 
 def _check_segmentation(segmentation, where, fail):

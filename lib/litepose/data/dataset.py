@@ -19,17 +19,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError, LitePoseError, UnreadableImageError
-from .coco_format import read_image
+from .coco_format import keypoint_count, read_image
 from .targets import output_sizes
 from .transforms import flip_joint_order, sample_placement, warp_image, warp_loss_mask
-
-
-def keypoint_count(ann):
-    """The annotation's ``num_keypoints`` (what the release reads), else its labelled joints."""
-    if ann.get("num_keypoints") is not None:
-        return int(ann["num_keypoints"])
-    keypoints = ann.get("keypoints") or []
-    return int(sum(1 for v in keypoints[2::3] if v > 0))
 
 
 def is_person(ann):
