@@ -157,12 +157,10 @@ class KeypointDataset(Dataset):
             # turn the one-line message into a traceback.
             return {"error": f"{exc}"}
 
-    def load(self, index):
-        image_id = self.image_ids[index]
-        ann = self.annotations
-        image = read_image(ann.image_path(image_id))
-        height, width = image.shape[:2]
-        anns = ann.annotations(image_id)
+    def people(self, image_id):
+        """``(annotations, keypoints [max_people, J, 3] float64, sizes [max_people])`` of an
+        image: the people the release takes, in file order, zero rows after them."""
+        anns = self.annotations.annotations(image_id)
         people = [a for a in anns if is_person(a)][: self.max_people]
         keypoints = np.zeros((self.max_people, self.num_joints, 3), dtype=np.float64)
         sizes = np.zeros(self.max_people, dtype=np.float64)
@@ -171,6 +169,14 @@ class KeypointDataset(Dataset):
                 keypoints[p] = np.asarray(person["keypoints"], dtype=np.float64).reshape(self.num_joints, 3)
             box = person.get("bbox") or [0, 0, 0, 0]
             sizes[p] = max(box[2], box[3])
+        return anns, keypoints, sizes
+
+    def load(self, index):
+        image_id = self.image_ids[index]
+        ann = self.annotations
+        image = read_image(ann.image_path(image_id))
+        height, width = image.shape[:2]
+        anns, keypoints, sizes = self.people(image_id)
         if self.ignore_regions:
             valid = (~ignore_mask(anns, height, width, ann.ann_file)).astype(np.uint8)
         else:
