@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError, LitePoseError, UnreadableImageError
-from .coco_format import keypoint_count, read_image
+from .coco_format import KeypointAnnotations, keypoint_count, read_image
 from .targets import output_sizes
 from .transforms import flip_joint_order, sample_placement, warp_image, warp_loss_mask
 
@@ -116,7 +116,7 @@ class KeypointDataset(Dataset):
         self.num_joints = annotations.info.num_joints
         ids = annotations.image_ids
         if require_people:
-            ids = [i for i in ids if annotations.annotations(i)]
+            ids = [i for i in ids if annotations.has_annotations(i)]
         self.max_unreadable = int(max_unreadable)
         missing = [i for i in ids if not os.path.isfile(annotations.image_path(i))]
         if len(missing) > self.max_unreadable:
@@ -126,6 +126,9 @@ class KeypointDataset(Dataset):
         self.missing = [annotations.image_path(i) for i in missing]
         absent = set(missing)
         self.image_ids = [i for i in ids if i not in absent]
+        # Workers share the packed index instead of copying the parsed file's objects.
+        if isinstance(annotations, KeypointAnnotations):
+            self.annotations = annotations.packed(self.image_ids)
 
     def set_epoch(self, epoch):
         """Select the epoch's augmentation (call before iterating; workers copy the dataset)."""
