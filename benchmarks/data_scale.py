@@ -19,6 +19,8 @@ Parts (``--only`` picks some; each prints one JSON line and a summary, all go to
 - ``valid``: ``valid.py`` at 512 with flip on ``--valid-images`` and twice as many validation
   images: seconds per image (the difference of the two runs, so start-up cancels), peak RSS,
   results size, all extrapolated linearly to 5,000 images;
+- ``placement``: the quickstart's CPU training epoch (160 images, one worker, one thread) with
+  targets rendered by the training process and by the loader worker, interleaved;
 - ``resume``: at the full training set, the batch a process resumed at a mid-epoch step loads
   (a fresh process, as after a kill) against the same step of an uninterrupted epoch: image ids
   and every tensor equal.
@@ -38,7 +40,7 @@ from litepose.errors import DataError
 from litepose.utils.cli import parse_args, run_cli
 
 QUICKSTART = "experiments/synthetic/quickstart.yaml"
-PARTS = ("index", "memory", "speed", "valid", "resume")
+PARTS = ("index", "memory", "speed", "valid", "resume", "placement")
 
 
 def dataset_config(root, opts=()):
@@ -49,12 +51,18 @@ def dataset_config(root, opts=()):
 
 
 def memory_of(process):
-    """``(rss, uss)`` bytes of a ``psutil.Process``; ``uss`` from smaps (None where unreadable)."""
+    """``(rss, uss, pss)`` bytes of a ``psutil.Process``; ``uss`` (pages no other process maps)
+    and ``pss`` (each shared page divided among its sharers: these add up to the machine's
+    total) from smaps, None where unreadable."""
     try:
         full = process.memory_full_info()
-        return full.rss, getattr(full, "uss", None)
+        return full.rss, getattr(full, "uss", None), getattr(full, "pss", None)
     except Exception:  # psutil.AccessDenied / NoSuchProcess: a worker that just exited
-        return process.memory_info().rss, None
+        return process.memory_info().rss, None, None
+
+
+def _mb(value):
+    return round((value or 0) / 2**20)
 
 
 def rss_now():
@@ -113,11 +121,13 @@ def _sample_loader(loader, points, limit=None, progress=None):
     for count, _batch in enumerate(loader, start=1):
         if count in marks:
             workers = [memory_of(child) for child in me.children()]
-            rss, uss = memory_of(me)
+            rss, uss, pss = memory_of(me)
             curve.append({"batches": count, "seconds": round(time.perf_counter() - start, 1),
-                          "main_rss_mb": round(rss / 2**20), "main_uss_mb": round((uss or 0) / 2**20),
-                          "worker_rss_mb": [round(r / 2**20) for r, _ in workers],
-                          "worker_uss_mb": [round((u or 0) / 2**20) for _, u in workers]})
+                          "main_rss_mb": _mb(rss), "main_uss_mb": _mb(uss), "main_pss_mb": _mb(pss),
+                          "worker_rss_mb": [_mb(w[0]) for w in workers],
+                          "worker_uss_mb": [_mb(w[1]) for w in workers],
+                          "worker_pss_mb": [_mb(w[2]) for w in workers],
+                          "total_pss_mb": _mb((pss or 0) + sum(w[2] or 0 for w in workers))})
             if progress:
                 print(f"  {count}/{total} batches: {curve[-1]}", flush=True)
         if count >= total:
@@ -272,6 +282,66 @@ def measure_resume(root, epoch=3, world_size=2, batch_size=8, input_size=256, fr
             "same_next_batch": same, **rows}
 
 
+def measure_placement(images=160, rounds=2, threads=1):
+    """The quickstart's training epoch on the CPU (``images`` drawn synthetic images, one loader
+    worker, ``threads`` compute threads) with its targets rendered by the training process and
+    by the loader worker, interleaved over ``rounds``; and the parts of a step: loading a batch
+    (worker), rendering its targets, the rest of the step."""
+    import logging
+
+    import torch
+
+    from litepose.config import load_config
+    from litepose.data.build import build_loader, iterate_loader, set_loader_epoch, single_opencv_thread
+    from litepose.data.synthetic import generate_synthetic_dataset
+    from litepose.data.targets import prepare_batch, render_targets
+    from litepose.train import Trainer
+    from litepose.train.distributed import DistContext
+
+    torch.set_num_threads(threads)
+    single_opencv_thread()
+    logging.getLogger("litepose").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="litepose-placement-") as folder:
+        root = os.path.join(folder, "data")
+        generate_synthetic_dataset(root, {"train": images}, seed=0, show_progress=False)
+        cfg = load_config(QUICKSTART, ["DATASET.ROOT", root, "DATASET.SYNTHETIC", "False", "OUTPUT_DIR",
+                                       os.path.join(folder, "out"), "LOG_DIR", os.path.join(folder, "log"),
+                                       "AUTO_RESUME", "False", "TRAIN.VAL_FREQ", "0", "WORKERS", "1",
+                                       "DEVICE", "cpu", "TRAIN.END_EPOCH", "1", "TRAIN.CHECKPOINT_STEPS", "0"])
+        trainer = Trainer(cfg, DistContext(device=torch.device("cpu")), cfg_path=QUICKSTART, show_progress=False)
+        dataset = trainer.train_loader.dataset
+        loaders = {place: build_loader(dataset, cfg.TRAIN.IMAGES_PER_GPU, 1, True, cfg.TRAIN.SEED,
+                                       worker_targets=trainer.target_config if place == "workers" else None)
+                   for place in ("main", "workers")}
+        epochs = {"main": [], "workers": []}
+        for round_ in range(rounds):
+            for place in (("main", "workers") if round_ % 2 == 0 else ("workers", "main")):
+                trainer.train_loader = loaders[place]
+                _means, _speed, seconds = trainer.train_epoch(0)
+                epochs[place].append(round(seconds, 2))
+                print(f"  epoch with targets rendered by {place}: {seconds:.1f} s", flush=True)
+        # The parts, in this process: one batch loaded without a worker, its targets, the step.
+        loader = build_loader(dataset, cfg.TRAIN.IMAGES_PER_GPU, 0, True, cfg.TRAIN.SEED)
+        set_loader_epoch(loader, 0)
+        batches = list(iterate_loader(loader))[:8]
+        start = time.perf_counter()
+        for batch in batches:
+            render_targets(batch, trainer.target_config, dataset.input_size, "cpu")
+        render = (time.perf_counter() - start) / len(batches)
+        start = time.perf_counter()
+        for batch in batches:
+            prepare_batch(batch, trainer.target_config, with_targets=False)
+        rest_prepare = (time.perf_counter() - start) / len(batches)
+        if trainer.writer is not None:
+            trainer.writer.close()
+        trainer.close()
+    steps = len(loaders["main"])
+    return {"part": "placement", "images": images, "batch_size": cfg.TRAIN.IMAGES_PER_GPU, "steps": steps,
+            "threads": threads, "input_size": dataset.input_size, "epoch_s": epochs,
+            "render_ms_per_batch": round(render * 1000, 1), "prepare_without_targets_ms": round(rest_prepare * 1000, 1),
+            "mean_step_ms": {k: round(sum(v) / len(v) / steps * 1000) for k, v in epochs.items()}}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="a dataset in COCO layout (make_synthetic_dataset --coco-scale)")
@@ -311,8 +381,10 @@ def main(argv=None):
             row = measure_speed(args.root, batches=args.speed_batches)
         elif part == "valid":
             row = measure_valid(args.root, args.checkpoint, args.valid_images)
-        else:
+        elif part == "resume":
             row = measure_resume(args.root)
+        else:
+            row = measure_placement()
         row["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         line = json.dumps(row)
         print(line, flush=True)
