@@ -301,18 +301,20 @@ def write_split(root, split, count, seed, progress=None):
         canvas, anns = make_image(rng)
         image_id = split_index * 1_000_000 + index + 1
         file_name = f"{image_id:07d}.jpg"
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise DataError(f"cannot encode synthetic image {file_name}")
-        data.tofile(os.path.join(image_dir, file_name))
+        _write_jpeg(os.path.join(image_dir, file_name), canvas)
         images.append({"id": image_id, "file_name": file_name, "width": canvas.shape[1], "height": canvas.shape[0]})
         for ann in anns:
             annotations.append(_coco_annotation(ann, len(annotations) + 1 + split_index * 10_000_000, image_id))
         if progress is not None:
             progress.update(1)
+    return _write_annotations(root, split, f"LitePose synthetic keypoints, split {split}, seed {seed}", images,
+                              annotations)
+
+
+def _write_annotations(root, split, description, images, annotations):
+    """The split's COCO annotation file; returns ``(images, people with keypoints)``."""
     content = {
-        "info": {"description": f"LitePose synthetic keypoints, split {split}, seed {seed}",
-                 "version": GENERATOR_VERSION},
+        "info": {"description": description, "version": GENERATOR_VERSION},
         "licenses": [],
         "categories": _categories(),
         "images": images,
@@ -321,6 +323,13 @@ def write_split(root, split, count, seed, progress=None):
     with open(os.path.join(root, "annotations", f"person_keypoints_{split}.json"), "w", encoding="utf-8") as handle:
         json.dump(content, handle)
     return len(images), sum(1 for a in annotations if a["num_keypoints"] > 0)
+
+
+def _write_jpeg(path, canvas):
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise DataError(f"cannot encode synthetic image {os.path.basename(path)}")
+    data.tofile(path)
 
 
 # ---------------------------------------------------------------------------- COCO-scale rehearsal
@@ -431,10 +440,7 @@ def write_coco_scale_split(root, split, count, seed, pool_images=DEFAULT_POOL_IM
         width, height = COCO_IMAGE_SIZES[rng.choice(len(COCO_IMAGE_SIZES), p=COCO_IMAGE_SIZE_SHARES)]
         file_name = f"pool_{index:04d}.jpg"
         canvas = _pool_image(np.random.default_rng([seed, split_index, 2_000_003, index]), width, height)
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise DataError(f"cannot encode synthetic image {file_name}")
-        data.tofile(os.path.join(image_dir, file_name))
+        _write_jpeg(os.path.join(image_dir, file_name), canvas)
         pool.append((file_name, width, height))
     images = []
     for index in range(count):
@@ -465,17 +471,8 @@ def write_coco_scale_split(root, split, count, seed, pool_images=DEFAULT_POOL_IM
             progress.update(1)
     if progress is not None:
         progress.update(count - len(people_images))
-    content = {
-        "info": {"description": f"LitePose COCO-scale rehearsal, split {split}, seed {seed}",
-                 "version": GENERATOR_VERSION},
-        "licenses": [],
-        "categories": _categories(),
-        "images": images,
-        "annotations": annotations,
-    }
-    with open(os.path.join(root, "annotations", f"person_keypoints_{split}.json"), "w", encoding="utf-8") as handle:
-        json.dump(content, handle)
-    return len(images), int(sum(1 for a in annotations if a["num_keypoints"] > 0))
+    return _write_annotations(root, split, f"LitePose COCO-scale rehearsal, split {split}, seed {seed}", images,
+                              annotations)
 
 
 def _alive(pid):
