@@ -318,3 +318,16 @@ def test_a_loader_resumed_mid_epoch_loads_the_uninterrupted_runs_next_batch(synt
         assert first["image_id"].tolist() == batches[1]["image_id"].tolist()
         for key in ("images", "source_keypoints", "placement"):
             assert torch.equal(first[key], batches[1][key])
+
+
+def test_data_scale_benchmark_resumes_on_the_same_batch(tmp_path):
+    """``python -m benchmarks.data_scale --only resume``'s check, on a 300-image rehearsal."""
+    from benchmarks.data_scale import resumed_batch_digest
+
+    generate_synthetic_dataset(tmp_path / "c", {"train": 300}, seed=1, show_progress=False, coco_scale=True,
+                               pool_images=3)
+    args = (str(tmp_path / "c"), 2, 5, 1, 2, 4, 64)
+    uninterrupted, resumed = (resumed_batch_digest(*args, flag) for flag in (True, False))
+    assert uninterrupted == resumed and len(uninterrupted["image_ids"]) == 4
+    other = resumed_batch_digest(*args[:2], 6, *args[3:], False)
+    assert other["image_ids"] != resumed["image_ids"]  # the check can tell batches apart
