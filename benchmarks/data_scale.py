@@ -287,58 +287,44 @@ def measure_placement(images=160, rounds=2, threads=1):
     worker, ``threads`` compute threads) with its targets rendered by the training process and
     by the loader worker, interleaved over ``rounds``; and the parts of a step: loading a batch
     (worker), rendering its targets, the rest of the step."""
-    import logging
-
     import torch
 
-    from litepose.config import load_config
+    from benchmarks.benchmark_train import benchmark_trainer
     from litepose.data.build import build_loader, iterate_loader, set_loader_epoch, single_opencv_thread
     from litepose.data.synthetic import generate_synthetic_dataset
-    from litepose.data.targets import prepare_batch, render_targets
-    from litepose.train import Trainer
-    from litepose.train.distributed import DistContext
+    from litepose.data.targets import render_targets
 
     torch.set_num_threads(threads)
     single_opencv_thread()
-    logging.getLogger("litepose").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="litepose-placement-") as folder:
         root = os.path.join(folder, "data")
         generate_synthetic_dataset(root, {"train": images}, seed=0, show_progress=False)
-        cfg = load_config(QUICKSTART, ["DATASET.ROOT", root, "DATASET.SYNTHETIC", "False", "OUTPUT_DIR",
-                                       os.path.join(folder, "out"), "LOG_DIR", os.path.join(folder, "log"),
-                                       "AUTO_RESUME", "False", "TRAIN.VAL_FREQ", "0", "WORKERS", "1",
-                                       "DEVICE", "cpu", "TRAIN.END_EPOCH", "1", "TRAIN.CHECKPOINT_STEPS", "0"])
-        trainer = Trainer(cfg, DistContext(device=torch.device("cpu")), cfg_path=QUICKSTART, show_progress=False)
-        dataset = trainer.train_loader.dataset
-        loaders = {place: build_loader(dataset, cfg.TRAIN.IMAGES_PER_GPU, 1, True, cfg.TRAIN.SEED,
-                                       worker_targets=trainer.target_config if place == "workers" else None)
-                   for place in ("main", "workers")}
-        epochs = {"main": [], "workers": []}
-        for round_ in range(rounds):
-            for place in (("main", "workers") if round_ % 2 == 0 else ("workers", "main")):
-                trainer.train_loader = loaders[place]
-                _means, _speed, seconds = trainer.train_epoch(0)
-                epochs[place].append(round(seconds, 2))
-                print(f"  epoch with targets rendered by {place}: {seconds:.1f} s", flush=True)
-        # The parts, in this process: one batch loaded without a worker, its targets, the step.
-        loader = build_loader(dataset, cfg.TRAIN.IMAGES_PER_GPU, 0, True, cfg.TRAIN.SEED)
-        set_loader_epoch(loader, 0)
-        batches = list(iterate_loader(loader))[:8]
-        start = time.perf_counter()
-        for batch in batches:
-            render_targets(batch, trainer.target_config, dataset.input_size, "cpu")
-        render = (time.perf_counter() - start) / len(batches)
-        start = time.perf_counter()
-        for batch in batches:
-            prepare_batch(batch, trainer.target_config, with_targets=False)
-        rest_prepare = (time.perf_counter() - start) / len(batches)
-        if trainer.writer is not None:
-            trainer.writer.close()
-        trainer.close()
+        opts = ["DATASET.ROOT", root, "DATASET.SYNTHETIC", "False", "DEVICE", "cpu", "TRAIN.END_EPOCH", "1",
+                "TRAIN.CHECKPOINT_STEPS", "0"]
+        with benchmark_trainer(QUICKSTART, opts, workdir=folder) as trainer:
+            cfg, dataset = trainer.cfg, trainer.train_loader.dataset
+            loaders = {place: build_loader(dataset, cfg.TRAIN.IMAGES_PER_GPU, 1, True, cfg.TRAIN.SEED,
+                                           worker_targets=trainer.target_config if place == "workers" else None)
+                       for place in ("main", "workers")}
+            epochs = {"main": [], "workers": []}
+            for round_ in range(rounds):
+                for place in (("main", "workers") if round_ % 2 == 0 else ("workers", "main")):
+                    trainer.train_loader = loaders[place]
+                    _means, _speed, seconds = trainer.train_epoch(0)
+                    epochs[place].append(round(seconds, 2))
+                    print(f"  epoch with targets rendered by {place}: {seconds:.1f} s", flush=True)
+            # The parts, in this process: a batch's targets, against the epoch's mean step.
+            loader = build_loader(dataset, cfg.TRAIN.IMAGES_PER_GPU, 0, True, cfg.TRAIN.SEED)
+            set_loader_epoch(loader, 0)
+            batches = [batch for _, batch in zip(range(8), iterate_loader(loader))]
+            start = time.perf_counter()
+            for batch in batches:
+                render_targets(batch, trainer.target_config, dataset.input_size, "cpu")
+            render = (time.perf_counter() - start) / len(batches)
     steps = len(loaders["main"])
     return {"part": "placement", "images": images, "batch_size": cfg.TRAIN.IMAGES_PER_GPU, "steps": steps,
             "threads": threads, "input_size": dataset.input_size, "epoch_s": epochs,
-            "render_ms_per_batch": round(render * 1000, 1), "prepare_without_targets_ms": round(rest_prepare * 1000, 1),
+            "render_ms_per_batch": round(render * 1000, 1),
             "mean_step_ms": {k: round(sum(v) / len(v) / steps * 1000) for k, v in epochs.items()}}
 
 

@@ -295,7 +295,7 @@ def check_annotation_data(data, source, num_joints=None):
                 wrong = sorted(visibility - _VISIBILITIES)[0]
                 fail(f"{where} field 'keypoints' has visibility {_short(wrong)}; it must be 0 (absent), "
                      "1 (occluded) or 2 (visible)")
-            _check_coordinates([v for i, v in enumerate(keypoints) if i % 3 != 2], where, "keypoints", fail)
+            _check_coordinates(keypoints, where, "keypoints", fail)  # visibilities are 0 to 2: within range
         box = ann.get("bbox")
         if box is not None and (not _numbers(box) or len(box) != 4 or box[2] < 0 or box[3] < 0):
             fail(f"{where} field 'bbox' must be [x, y, width, height] with a width and height >= 0, got {_short(box)}")

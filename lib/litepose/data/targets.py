@@ -93,25 +93,26 @@ def render_heatmaps(keypoints, size, sigmas):
     cx, cy, present = _integer_pixels(keypoints, size)
     if not bool(present.any()):
         return heatmaps.view(batch, joints, size, size)
-    sigma = sigmas.double()[..., None].expand(batch, people, joints)
+    # Only the joints that are drawn: most of the MAX_NUM_PEOPLE rows of a batch are empty.
+    b, p, j = present.nonzero(as_tuple=True)
+    cx, cy = cx[b, p, j], cy[b, p, j]
+    sigma = sigmas.double()[b, p]
     # The release's kernel: g[k] = exp(-(k - (3 sigma + 1))^2 / (2 sigma^2)), k = 0 .. ceil(6 sigma + 3) - 1,
     # laid from pixel round(c - 3 sigma - 1) and cut at round(c + 3 sigma + 2).
     first_x, first_y = torch.round(cx - 3 * sigma - 1), torch.round(cy - 3 * sigma - 1)
     kernel_len = torch.ceil(6 * sigma + 3)
     len_x = torch.minimum(torch.round(cx + 3 * sigma + 2) - first_x, kernel_len)
     len_y = torch.minimum(torch.round(cy + 3 * sigma + 2) - first_y, kernel_len)
-    width = int(math.ceil(float(kernel_len[present].max())))
+    width = int(math.ceil(float(kernel_len.max())))
     k = torch.arange(width, device=device, dtype=torch.float64)
-    centre = (3 * sigma + 1)[..., None]
-    xs, ys = first_x[..., None] + k, first_y[..., None] + k                      # [B, P, J, K]
-    inside_x = (k < len_x[..., None]) & (xs >= 0) & (xs < size)
-    inside_y = (k < len_y[..., None]) & (ys >= 0) & (ys < size)
-    d2 = (k - centre)[..., None, :] ** 2 + (k - centre)[..., :, None] ** 2       # [B, P, J, K(y), K(x)]
-    values = torch.exp(-d2 / (2 * sigma[..., None, None] ** 2)).float()
-    keep = inside_y[..., :, None] & inside_x[..., None, :] & present[..., None, None]
-    b = torch.arange(batch, device=device).view(batch, 1, 1, 1, 1)
-    j = torch.arange(joints, device=device).view(1, 1, joints, 1, 1)
-    index = ((b * joints + j) * size + ys[..., :, None].long()) * size + xs[..., None, :].long()
+    centre = (3 * sigma + 1)[:, None]
+    xs, ys = first_x[:, None] + k, first_y[:, None] + k                          # [N, K]
+    inside_x = (k < len_x[:, None]) & (xs >= 0) & (xs < size)
+    inside_y = (k < len_y[:, None]) & (ys >= 0) & (ys < size)
+    d2 = (k - centre)[:, None, :] ** 2 + (k - centre)[:, :, None] ** 2            # [N, K(y), K(x)]
+    values = torch.exp(-d2 / (2 * sigma[:, None, None] ** 2)).float()
+    keep = inside_y[:, :, None] & inside_x[:, None, :]
+    index = (((b * joints + j)[:, None, None] * size + ys[:, :, None].long()) * size + xs[:, None, :].long())
     heatmaps.scatter_reduce_(0, index[keep], values[keep], reduce="amax", include_self=True)
     return heatmaps.view(batch, joints, size, size)
 
