@@ -330,8 +330,9 @@ def check_annotation_data(data, source, num_joints=None):
 
 # COCO's visibility flags: 0 not labelled, 1 labelled but occluded, 2 visible.
 _VISIBILITIES = frozenset((0, 1, 2))
-# No image side exceeds MAX_IMAGE_SIDE; a coordinate four times beyond it is an error, not a pixel.
-MAX_COORDINATE = 4 * MAX_IMAGE_SIDE
+# No image side exceeds MAX_IMAGE_SIDE; a coordinate 64 times beyond it (2**20) is an error, not a
+# pixel. Joints far outside an image are legal (and ignored), so the bound is generous.
+MAX_COORDINATE = 64 * MAX_IMAGE_SIDE
 
 
 def _check_coordinates(values, where, field, fail):
