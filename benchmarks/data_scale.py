@@ -101,7 +101,7 @@ class AnnotationOnly:
     def __getitem__(self, index):
         import numpy as np
 
-        from litepose.data.dataset import keypoint_count
+        from litepose.data.coco_format import keypoint_count
 
         anns, keypoints, sizes = self.dataset.people(self.dataset.image_ids[index])
         # What ignore_mask reads of the masked ones (their segmentation), short of decoding it.

@@ -287,7 +287,7 @@ def test_training_reads_a_packed_index_with_the_files_annotations(synthetic_root
     """Loader workers share NumPy buffers, not the parsed file's objects; each image's
     annotations come back equal (segmentations kept where training decodes them)."""
     from litepose.data.coco_format import PackedAnnotations
-    from litepose.data.dataset import keypoint_count
+    from litepose.data.coco_format import keypoint_count
 
     parsed = KeypointAnnotations(synthetic_root / "annotations" / "person_keypoints_train.json",
                                  synthetic_root / "images" / "train", COCO)
