@@ -414,7 +414,8 @@ def _coco_scale_crowd(rng, ann_id, image_id, width, height):
     mask = np.zeros((height, width), bool)
     mask[y:y + h, x:x + w] = True
     return {"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 1,
-            "segmentation": uncompressed_rle(mask), "area": float(w * h), "bbox": [float(x), float(y), float(w), float(h)],
+            "segmentation": uncompressed_rle(mask), "area": float(w * h),
+            "bbox": [float(x), float(y), float(w), float(h)],
             "num_keypoints": 0, "keypoints": [0] * 51}
 
 
