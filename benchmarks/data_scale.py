@@ -5,8 +5,9 @@
 
 Parts (``--only`` picks some; each prints one JSON line and a summary, all go to ``--output``):
 
-- ``index``: time and resident memory (RSS) of loading and indexing the training annotation file,
-  as each training process does (``build_dataset``), measured in a fresh process;
+- ``index``: time (wall clock and CPU time, which a busy machine disturbs less) and resident
+  memory (RSS) of loading and indexing the training annotation file, as each training process
+  does (``build_dataset``), measured in a fresh process;
 - ``memory``: RSS and USS (unique memory: what the process would free on exit) of the main
   process and of ``--workers`` loader workers, sampled ``--points`` times across one full epoch
   of the training set in which each worker reads every annotation of its images as a sample
@@ -78,13 +79,13 @@ def measure_index(root, input_size=256):
     cfg = dataset_config(root)
     __import__("pycocotools.mask")  # imported on a sample's first mask; not the index's memory
     before = rss_now()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     dataset = build_dataset(cfg, input_size)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     after = rss_now()
     ann_file = dataset.annotations.ann_file
     return {"part": "index", "annotation_file_mb": round(os.path.getsize(ann_file) / 2**20, 1),
-            "training_images": len(dataset), "seconds": round(seconds, 2),
+            "training_images": len(dataset), "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
             "rss_before_mb": round(before / 2**20), "rss_after_mb": round(after / 2**20),
             "index_rss_mb": round((after - before) / 2**20)}
 
