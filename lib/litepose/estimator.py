@@ -23,14 +23,17 @@ Presets:
   CrowdPose evaluation keeps per image, so AP does not change) and ``max_detections=20``
   (at most 20 detections per joint enter matching, instead of ``max_num_people`` = 30: this
   changes frames where a joint has more than 20 detections). Decoding then costs a bounded
-  time whatever the maps. Person filter: scores under 0.2 and duplicates above OKS 0.9 removed.
+  time whatever the maps. Matching takes SciPy's optimal assignment (``fast_assignment``)
+  instead of the release's tie-exact Munkres: equally cheap assignments are broken another way
+  (its AP on the quickstart's validation set is not lower: BENCHMARKS.md, "LitePose beside
+  YOLO-pose and RTMO"). Person filter: scores under 0.2 and duplicates above OKS 0.9 removed.
 
 The filter thresholds are the highest that cost under 0.001 AP on the quickstart's validation
 set (people per image 35 -> 4.7 for ``accurate``, 19 -> 2.3 for ``realtime``, 2.0 annotated).
 
 Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
-``max_detections=`` (None = no cap), ``min_person_score=``, ``person_nms=`` (None = off),
-``input_size=``.
+``max_detections=`` (None = no cap), ``fast_assignment=``, ``min_person_score=``, ``person_nms=``
+(None = off), ``input_size=``.
 """
 
 import dataclasses
@@ -84,16 +87,18 @@ def release_test_config(dataset="coco"):
 
 
 def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
-                    max_detections="preset", min_person_score="preset", person_nms="preset"):
+                    max_detections="preset", min_person_score="preset", person_nms="preset",
+                    fast_assignment="preset"):
     """``(InferenceSettings, DecodeLimits, PersonFilter)`` of ``preset`` on top of ``settings``
     (the config's)."""
     if preset not in PRESETS:
         raise LitePoseError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     if preset == "realtime":
         settings = dataclasses.replace(settings, flip=False, scales=(1.0,), project_to_image=False)
-        cap, detections = REALTIME_MAX_PEOPLE, REALTIME_MAX_DETECTIONS
+        cap, detections, fast = REALTIME_MAX_PEOPLE, REALTIME_MAX_DETECTIONS, True
     else:
         cap = detections = None
+        fast = False
     if flip is not None:
         settings = dataclasses.replace(settings, flip=bool(flip))
     if project_to_image is not None:
@@ -102,12 +107,14 @@ def preset_settings(settings, preset, flip=None, project_to_image=None, max_peop
         cap = max_people
     if max_detections != "preset":
         detections = max_detections
+    if fast_assignment != "preset":
+        fast = bool(fast_assignment)
     people = PRESET_FILTERS[preset]
     if min_person_score != "preset":
         people = dataclasses.replace(people, min_score=min_person_score)
     if person_nms != "preset":
         people = dataclasses.replace(people, nms_oks=person_nms)
-    return settings, DecodeLimits(max_people=cap, max_detections=detections), people
+    return settings, DecodeLimits(max_people=cap, max_detections=detections, fast_assignment=fast), people
 
 
 class PoseEstimator:

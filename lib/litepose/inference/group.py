@@ -51,6 +51,11 @@ whatever its maps:
 - ``max_detections``: fewer detections per joint than ``max_num_people`` enter matching, whose
   optimal assignments dominate the cost on dense maps. It changes results where a joint has
   more detections than the cap.
+- ``fast_assignment``: matching solves each joint's assignment with SciPy's
+  ``linear_sum_assignment`` (compiled; on random-weight maps the release's tie-exact Munkres is
+  the largest share of grouping) instead of ``assignment.munkres_assignment``. Both are
+  optimal; where several assignments share the minimum cost (the rounded cost makes that
+  common) they pick different ones, so people differ.
 - ``max_people``: only the ``max_people`` highest-scoring people (stable order: on equal scores
   the earlier person wins) are refined and returned, in the release's order. Refinement is per
   person, so the people kept are exactly those the uncapped grouping returns. COCO and
@@ -136,9 +141,13 @@ class GroupingParams:
 class DecodeLimits:
     """Caps that bound grouping's cost (module doc). ``max_people``: people kept (by score)
     before refinement, None = all (the release). ``max_detections``: detections per joint that
-    enter matching, at most ``max_num_people`` (None: ``max_num_people``, the release)."""
+    enter matching, at most ``max_num_people`` (None: ``max_num_people``, the release).
+    ``fast_assignment``: matching takes SciPy's optimal assignment (``linear_sum_assignment``)
+    instead of the release's Munkres tie for tie (False, the release): the same minimum cost,
+    other people where several assignments share it."""
     max_people: int = None
     max_detections: int = None
+    fast_assignment: bool = False
 
     def __post_init__(self):
         for name in ("max_people", "max_detections"):
@@ -177,7 +186,8 @@ def group_keypoints(heatmaps, tags, params, limits=NO_LIMITS):
     per_joint = min(params.max_num_people, limits.max_detections or params.max_num_people)
     joints, ys, xs, vals = find_peaks(maps, params.detection_threshold, per_joint, dense)
     peak_tags = np.stack([plane[maps.tag_joint(joints), ys, xs] for plane in maps.tags], axis=1)
-    people = match_peaks(joints, xs, ys, vals, peak_tags, params)
+    people = match_peaks(joints, xs, ys, vals, peak_tags, params,
+                         _linear_sum_assignment if limits.fast_assignment else munkres_assignment)
     if params.adjust:
         adjust_people(people, maps.det)
     scores = people[:, :, 2].mean(axis=1) if len(people) else np.zeros(0, np.float32)
@@ -330,8 +340,15 @@ def _strongest(maps, peaks, max_per_joint):
     return joints, within // maps.width, within % maps.width, values
 
 
-def match_peaks(joints, xs, ys, vals, peak_tags, params):
-    """Joint-by-joint tag matching (step 2): ``[P, J, 3 + D]`` float32 people."""
+def _linear_sum_assignment(cost):
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
+
+
+def match_peaks(joints, xs, ys, vals, peak_tags, params, solver=munkres_assignment):
+    """Joint-by-joint tag matching (step 2): ``[P, J, 3 + D]`` float32 people. ``solver(cost)
+    -> (rows, cols)``: an optimal assignment, by default the release's tie for tie."""
     num_joints = params.num_joints
     tag_dim = peak_tags.shape[1]
     rows = np.concatenate([xs[:, None], ys[:, None], vals[:, None], peak_tags], axis=1).astype(np.float64)
@@ -359,7 +376,7 @@ def match_peaks(joints, xs, ys, vals, peak_tags, params):
                 # Square, as the release pads it. Otherwise (fewer detections than people) the
                 # solver pads zero rows as the release's does, and every detection is assigned.
                 cost = np.hstack([cost, np.full((len(block), len(block) - grouped), _NEW_PERSON_COST)])
-            row_ind, col_ind = munkres_assignment(cost)
+            row_ind, col_ind = solver(cost)
             ok = col_ind < grouped
             ok[ok] = distance[row_ind[ok], col_ind[ok]] < params.tag_threshold
             assigned[row_ind[ok]] = col_ind[ok]
