@@ -170,3 +170,14 @@ def test_the_decoder_and_the_runtime_import_no_torch():
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_path_returns_the_one_people_type():
+    import litepose
+    from litepose import estimator, inference
+
+    assert litepose.People is estimator.People is inference.People
+    people = inference.decode(Maps(np.zeros((17, 16, 16), np.float32), np.zeros((17, 16, 16, 1), np.float32),
+                                   resize_geometry((16, 16), 64)),
+                              InferenceSettings.from_config(load_config(COCO_CFG), input_size=64))
+    assert type(people) is inference.People and len(people) == 0 and people.keypoints.shape == (0, 17, 3)
