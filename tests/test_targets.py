@@ -181,7 +181,7 @@ def _grid_people(size, images=8):
 def decoding_bias(size, flip):
     from litepose.config import load_config
     from litepose.evaluation.oracle import render_outputs
-    from litepose.inference.pipeline import InferenceSettings, compute_maps, decode
+    from litepose.inference import InferenceSettings, compute_maps, decode
 
     cfg = load_config("experiments/synthetic/quickstart.yaml", ["TEST.FLIP_TEST", str(flip)])
     settings = InferenceSettings.from_config(cfg, None, size)
