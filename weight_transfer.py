@@ -10,7 +10,7 @@ xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED x
 
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli, run_inputs
 
 TOLERANCE = 1e-4
 
@@ -39,7 +39,7 @@ def main(argv=None):
                           "config (pose_supermobilenet)")
     if not cfg.TEST.MODEL_FILE:
         raise ConfigError("no supernet checkpoint: give TEST.MODEL_FILE path/to/supernet.pth")
-    check_output_file(args.output, args.force, "--output")
+    check_output_file(args.output, args.force, "--output", inputs=run_inputs(args, cfg))
     arch = SearchSpace.from_config(cfg).check(load_arch(args.superconfig), source=args.superconfig)
     device = resolve_device(cfg.DEVICE)
 

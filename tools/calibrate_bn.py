@@ -13,7 +13,7 @@ weights are not changed. The output is a plain state_dict for the fixed network
 (``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
 """
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli, run_inputs
 
 
 def main(argv=None):
@@ -46,7 +46,7 @@ def main(argv=None):
         raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/weights.pth")
     if cfg.MODEL.NAME == "pose_supermobilenet" and not args.superconfig:
         raise ConfigError("a supernet config needs --superconfig: the member to calibrate")
-    check_output_file(args.output, args.force, "--output")
+    check_output_file(args.output, args.force, "--output", inputs=run_inputs(args, cfg))
     device = resolve_device(cfg.DEVICE)
 
     if cfg.MODEL.NAME == "pose_supermobilenet":

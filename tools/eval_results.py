@@ -27,7 +27,7 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     args = parse_args(parser, argv)
     if args.output:  # before the evaluation: a folder, a read-only place or an existing file stop it at once
-        check_output_file(args.output, args.force, "--output")
+        check_output_file(args.output, args.force, "--output", inputs=[args.gt, args.results])
 
     results = load_results(args.results)
     metrics = evaluate_keypoints(args.gt, results, args.dataset, sigmas=args.sigmas, source=args.results)

@@ -16,7 +16,7 @@ one without --force. INT8: tools/quantize.py.
 
 import os
 
-from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli, run_inputs
 
 # The check's default images: the real fixtures beside the repository, when they are there.
 SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
@@ -70,7 +70,7 @@ def main(argv=None):
         images = SHARED_IMAGES
     report = export_checked(args.format, model, args.output, size, half=args.fp16, dynamic=args.dynamic,
                             opset=args.opset, tolerance=args.tolerance, force=args.force, image_dir=images,
-                            num_images=args.num_images)
+                            num_images=args.num_images, inputs=run_inputs(args, cfg))
     found = versions()
     print(f"{args.format}{' (float16)' if args.fp16 else ''}, input 1x3x{size}x{size}"
           f"{' (dynamic)' if args.dynamic else ''}; torch {found.get('torch')}")

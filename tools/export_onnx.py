@@ -15,7 +15,7 @@ atomically and never overwritten without --force.
 
 import argparse
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli, run_inputs
 
 
 def main(argv=None):
@@ -43,13 +43,14 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted |ONNX - PyTorch|")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
+    cfg = load_cli_config(args)
     for path in filter(None, (args.output, args.torchscript)):
-        check_output_file(path, args.force, "--output" if path == args.output else "--torchscript")
+        check_output_file(path, args.force, "--output" if path == args.output else "--torchscript",
+                          inputs=run_inputs(args, cfg))
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
                           f"got {args.opset}")
 
-    cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:
         raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
     model = build_model(cfg, args.superconfig)

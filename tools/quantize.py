@@ -19,7 +19,7 @@ the network's median and p90 latency on a 1x3xSxS input, all variants interleave
 import argparse
 import os
 
-from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli, run_inputs
 
 
 def main(argv=None):

@@ -20,7 +20,7 @@ to resume after an interruption. The result is an architecture JSON that dist_tr
 import os
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli, run_inputs
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -99,7 +99,7 @@ def main(argv=None):
     single_opencv_thread()  # BN recalibration's loader forks workers (process-wide: the script's call)
     if cfg.MODEL.NAME != "pose_supermobilenet":
         raise ConfigError(f"{args.cfg}: MODEL.NAME is {cfg.MODEL.NAME}; the search needs a supernet config")
-    check_output_file(args.output, args.force, "--output")
+    check_output_file(args.output, args.force, "--output", inputs=run_inputs(args, cfg, args.latency_table, args.state))
     space = SearchSpace.from_config(cfg)
     head = litepose_head_config(cfg)
     device = resolve_device(cfg.DEVICE)

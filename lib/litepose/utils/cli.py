@@ -5,6 +5,7 @@ turn a ``LitePoseError`` into one line on stderr and a non-zero exit code.
 """
 
 import argparse
+import math
 import os
 import sys
 
@@ -28,6 +29,91 @@ class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
+
+
+# ---------------------------------------------------------------------------- numeric options
+# Every numeric option of every script is parsed by one of these (a test checks that no script
+# uses a bare ``type=int`` / ``type=float``): a value outside its range, NaN or infinity is
+# argparse's one line (``error: argument --threads: must be between 1 and 1024, got -1``,
+# exit 2), before any work.
+def _number_text(value):
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def _range_text(low, high, above):
+    if above is not None:
+        return f"> {_number_text(above)}" + (f" and <= {_number_text(high)}" if high is not None else "")
+    if low is not None and high is not None:
+        return f"between {_number_text(low)} and {_number_text(high)}"
+    return f">= {_number_text(low)}" if low is not None else f"<= {_number_text(high)}"
+
+
+def int_range(low=None, high=None):
+    """An argparse ``type``: a whole number within ``[low, high]`` (None: no bound)."""
+    def parse(text):
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high, None)}, got {value}")
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def number_range(low=None, high=None, *, above=None):
+    """An argparse ``type``: a finite number within ``[low, high]``, or ``> above``."""
+    def parse(text):
+        try:
+            value = float(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if (low is not None and value < low) or (high is not None and value > high) or \
+                (above is not None and value <= above):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high, above)}, got {value:g}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def input_size(text):
+    """An argparse ``type`` for ``--input-size``: the one input-size rule
+    (``litepose.utils.limits.input_size_problem``)."""
+    from .limits import input_size_problem
+
+    value = int_range()(text)
+    problem = input_size_problem(value, "input size")
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
+def frame_size(text):
+    """An argparse ``type`` for a frame size ``WxH`` (each side 1 to ``MAX_FRAME_SIDE`` pixels,
+    at most ``MAX_FRAME_PIXELS`` in all): ``(w, h)``."""
+    from .limits import frame_size_problem
+
+    parts = str(text).lower().split("x")
+    try:
+        width, height = (int(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 640x480, got {text!r}") from None
+    problem = frame_size_problem(width, height)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return width, height
+
+
+THREADS = int_range(1, 1024)           # CPU threads of a runtime
+SEED = int_range(0, 2**32 - 1)          # NumPy's seed range (torch's is wider)
+SCORE = number_range(0, 1)              # a joint or person score, an OKS
+POSITIVE = int_range(1, None)           # counts with no natural upper bound (rounds, images of a dataset)
+NON_NEGATIVE = int_range(0, None)
 
 
 def run_cli(main, argv=None):
@@ -64,3 +150,14 @@ def load_cli_config(args):
     from ..config import load_config
 
     return load_config(args.cfg, args.opts)
+
+
+def run_inputs(args, cfg=None, *paths):
+    """The files a script's run reads (``--cfg``, ``--superconfig``, the config's model,
+    pretrained, resume and architecture files, and ``paths``): what ``check_output_file(...,
+    inputs=)`` keeps its outputs off, ``--force`` or not."""
+    found = [getattr(args, "cfg", None), getattr(args, "superconfig", None)]
+    if cfg is not None:
+        found += [cfg.TEST.MODEL_FILE, cfg.MODEL.PRETRAINED, cfg.MODEL.ARCH, cfg.TRAIN.CHECKPOINT]
+    found += list(paths)
+    return [path for path in found if isinstance(path, (str, os.PathLike)) and str(path)]
