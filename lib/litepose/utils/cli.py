@@ -5,7 +5,6 @@ turn a ``LitePoseError`` into one line on stderr and a non-zero exit code.
 """
 
 import argparse
-import math
 import os
 import sys
 
@@ -36,27 +35,18 @@ class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
 # uses a bare ``type=int`` / ``type=float``): a value outside its range, NaN or infinity is
 # argparse's one line (``error: argument --threads: must be between 1 and 1024, got -1``,
 # exit 2), before any work.
-def _number_text(value):
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
-def _range_text(low, high, above):
-    if above is not None:
-        return f"> {_number_text(above)}" + (f" and <= {_number_text(high)}" if high is not None else "")
-    if low is not None and high is not None:
-        return f"between {_number_text(low)} and {_number_text(high)}"
-    return f">= {_number_text(low)}" if low is not None else f"<= {_number_text(high)}"
-
-
 def int_range(low=None, high=None):
     """An argparse ``type``: a whole number within ``[low, high]`` (None: no bound)."""
+    from .args import number_problem
+
     def parse(text):
         try:
             value = int(str(text).strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high, None)}, got {value}")
+        problem = number_problem(value, low, high, integer=True)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     parse.__name__ = "int"
@@ -65,16 +55,16 @@ def int_range(low=None, high=None):
 
 def number_range(low=None, high=None, *, above=None):
     """An argparse ``type``: a finite number within ``[low, high]``, or ``> above``."""
+    from .args import number_problem
+
     def parse(text):
         try:
             value = float(str(text).strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-        if (low is not None and value < low) or (high is not None and value > high) or \
-                (above is not None and value <= above):
-            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high, above)}, got {value:g}")
+        problem = number_problem(value, low, high, above=above)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
         return value
 
     parse.__name__ = "float"
@@ -94,19 +84,32 @@ def input_size(text):
 
 
 def frame_size(text):
-    """An argparse ``type`` for a frame size ``WxH`` (each side 1 to ``MAX_FRAME_SIDE`` pixels,
-    at most ``MAX_FRAME_PIXELS`` in all): ``(w, h)``."""
-    from .limits import frame_size_problem
+    """An argparse ``type`` for a frame size ``WxH``: ``(w, h)``, within the image limits every
+    image reader applies (``litepose.data.image_header.size_problem``)."""
+    from ..data.image_header import size_problem
 
     parts = str(text).lower().split("x")
     try:
         width, height = (int(part) for part in parts)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 640x480, got {text!r}") from None
-    problem = frame_size_problem(width, height)
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"a frame needs at least 1x1 pixels, got {text!r}")
+    problem = size_problem(width, height)
     if problem:
-        raise argparse.ArgumentTypeError(problem)
+        raise argparse.ArgumentTypeError(f"frames of {problem}")
     return width, height
+
+
+def regex(text):
+    """An argparse ``type``: a regular expression that compiles (returned as text)."""
+    import re
+
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc} in {text!r}") from None
+    return text
 
 
 THREADS = int_range(1, 1024)           # CPU threads of a runtime
