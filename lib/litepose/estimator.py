@@ -34,11 +34,13 @@ Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_pe
 
 import dataclasses
 import os
+import re
 import time
 
 import numpy as np
 
-from .errors import LitePoseError
+from .errors import ArgumentError, LitePoseError
+from .utils.args import check_choice, check_number
 from .runtime.aggregate import compute_maps
 from .runtime.decoding import DecodeLimits, decode
 from .runtime.people import NO_FILTER, PersonFilter
@@ -64,8 +66,52 @@ _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TES
 _DATASETS = {"coco": ("coco", 17), "crowdpose": ("crowd_pose", 14), "crowd_pose": ("crowd_pose", 14)}
 
 
-class FrameError(LitePoseError, ValueError):
-    """A frame the estimator cannot take (not an [H, W, 3] uint8 array, or an unknown colour order)."""
+class FrameError(ArgumentError):
+    """A frame the estimator cannot take (not an [H, W, 3] uint8 array, an unknown colour order,
+    or a shape whose network input would exceed ``litepose.utils.limits``)."""
+
+
+OVERRIDES = ("flip", "project_to_image", "max_people", "max_detections", "min_person_score", "person_nms")
+EXPORT_FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def check_options(input_size=None, threads=None, device=None, preset="accurate", dataset=None, cfg=None,
+                  overrides=None, format=None, cfg_required=False):
+    """The one check of the constructors' arguments (``from_onnx``, ``from_exported``,
+    ``from_checkpoint``, ``from_model``): ``ArgumentError`` naming the first one of the wrong type
+    or outside its range, before any file is opened."""
+    from .utils.limits import input_size_problem
+
+    if input_size is not None:
+        size = int(input_size) if isinstance(input_size, np.integer) else input_size
+        problem = input_size_problem(size, "input_size")
+        if problem:
+            raise ArgumentError(problem)
+    check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
+    if device is not None and not (type(device).__name__ == "device" and hasattr(device, "type")):
+        if not isinstance(device, str) or not _DEVICE.fullmatch(device.strip()):
+            raise ArgumentError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {device!r}")
+    check_choice("preset", preset, PRESETS)
+    if dataset is not None and str(dataset).lower() not in _DATASETS:
+        raise ArgumentError(f"unknown dataset {dataset!r} (known: coco, crowdpose)")
+    if format is not None:
+        check_choice("format", format, EXPORT_FORMATS)
+    if cfg is None:
+        if cfg_required:
+            raise ArgumentError("cfg is required: a config (load_config) or the path of its YAML file")
+    elif not isinstance(cfg, (str, os.PathLike)) and not (isinstance(cfg, dict) and hasattr(cfg, "freeze")):
+        raise ArgumentError(f"cfg must be a config (litepose.config.load_config) or a YAML path, got "
+                            f"{type(cfg).__name__}")
+    for key, value in (overrides or {}).items():
+        if key not in OVERRIDES:
+            raise ArgumentError(f"unknown option {key}= (known: {', '.join(OVERRIDES)}, and the constructor's own)")
+        if key in ("flip", "project_to_image") and value is not None and not isinstance(value, (bool, np.bool_)):
+            raise ArgumentError(f"{key} must be True, False or None, got {value!r}")
+        if key in ("max_people", "max_detections") and value != "preset":
+            check_number(key, value, 1, 10_000, integer=True, allow_none=True)
+        if key in ("min_person_score", "person_nms") and value != "preset":
+            check_number(key, value, 0, 1, allow_none=True)
 
 
 @dataclasses.dataclass
@@ -128,6 +174,7 @@ class PoseEstimator:
     ``from_model``; call it on ``[H, W, 3]`` uint8 frames."""
 
     def __init__(self, network, settings, limits=None, keypoint_info=None, preset="accurate", person_filter=None):
+        check_choice("preset", preset, PRESETS)
         self.network = network
         self.settings = settings
         self.limits = limits or DecodeLimits()
@@ -159,6 +206,7 @@ class PoseEstimator:
         bytes), ``dataset`` its joints (coco: 17, crowdpose: 14) with the release's test
         settings, or ``cfg`` (a config or YAML path) for other settings. ``input_size``: the
         short side of the network input (default: a fixed-size model's own size)."""
+        check_options(input_size, threads, device, preset, dataset, cfg, overrides)
         from .data.coco_format import keypoint_info_from_config
         from .inference.settings import InferenceSettings
         from .runtime.onnx_backend import OnnxNetwork
@@ -180,6 +228,7 @@ class PoseEstimator:
         openvino, tflite, ncnn, torchscript (each runs in its own runtime on the CPU; Core ML
         only on macOS). Exports of a fixed size take frames of that size: give ``input_size``
         (the export's side). ONNX goes through ``from_onnx`` (no PyTorch)."""
+        check_options(input_size, threads, None, preset, dataset, cfg, overrides, format=format)
         if format == "onnx":
             return cls.from_onnx(path, dataset=dataset, input_size=input_size, preset=preset, threads=threads,
                                  cfg=cfg, **overrides)
@@ -201,6 +250,7 @@ class PoseEstimator:
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
         ``checkpoint`` (the release's format or ours)."""
+        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
         from .models import build_model, load_checkpoint
 
         cfg = _as_config(cfg)
@@ -213,6 +263,7 @@ class PoseEstimator:
     @classmethod
     def from_model(cls, model, cfg, preset="accurate", device=None, input_size=None, **overrides):
         """An estimator on a built PyTorch model (weights loaded)."""
+        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
         from .data.coco_format import keypoint_info_from_config
         from .inference.settings import InferenceSettings
         from .runtime.torch_backend import TorchNetwork
@@ -231,7 +282,7 @@ class PoseEstimator:
     def __call__(self, frame, color="bgr", keep_maps=False):
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
         or "rgb"): a ``People``."""
-        check_frame(frame, color)
+        check_frame(frame, color, self.settings)
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
         maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
         decoded = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
@@ -244,8 +295,11 @@ class PoseEstimator:
         return People(keypoints, scores, times, maps=decoded.maps)
 
 
-def check_frame(frame, color="bgr"):
-    """One clear error unless ``frame`` is an ``[H, W, 3]`` uint8 array and ``color`` bgr or rgb."""
+def check_frame(frame, color="bgr", settings=None):
+    """One clear error unless ``frame`` is an ``[H, W, 3]`` uint8 array and ``color`` bgr or rgb,
+    and (given the ``settings``) its resized network input fits ``litepose.utils.limits``: the
+    geometry is checked before anything of that size is allocated (a 1 x 20000 frame would ask
+    for a 256 x 5120000 input)."""
     if color not in COLORS:
         raise FrameError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 \
@@ -253,6 +307,12 @@ def check_frame(frame, color="bgr"):
         shape = tuple(frame.shape) if hasattr(frame, "shape") else None
         dtype = getattr(frame, "dtype", type(frame).__name__)
         raise FrameError(f"expected a frame as an [H, W, 3] uint8 array ({color.upper()}), got {dtype} {shape}")
+    if settings is not None:
+        from .utils.limits import network_input_problem
+
+        problem = network_input_problem((frame.shape[1], frame.shape[0]), settings.input_size, settings.scales)
+        if problem:
+            raise FrameError(problem)
 
 
 def _as_config(cfg):

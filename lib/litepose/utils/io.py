@@ -79,11 +79,41 @@ def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+class _RecordingWriter:
+    """A file for ``torch.save`` that remembers the ``OSError`` of a failed write: PyTorch's zip
+    writer swallows it and raises ``RuntimeError("... unexpected pos ...")`` instead, which would
+    hide a full disk behind a traceback."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.error = None
+
+    def write(self, data):
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self):
+        self.handle.flush()
+
+
 def atomic_torch_save(obj, path):
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``; a write
+    that fails inside PyTorch (a full disk) is the same one ``OutputError`` line as any other."""
     import torch
 
-    _atomic_write(path, lambda handle: torch.save(obj, handle))
+    def write(handle):
+        writer = _RecordingWriter(handle)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+
+    _atomic_write(path, write)
 
 
 def remove_stale_temporaries(directory, names):
