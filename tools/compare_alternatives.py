@@ -16,7 +16,7 @@ DIR/alternatives.png). Needs the optional packages ultralytics and openvino.
 import argparse
 import os
 
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import THREADS, int_range, parse_args, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,8 +43,8 @@ def main(argv=None):
     parser.add_argument("--plot", metavar="PNG", default=None, help="plot path (default: DIR/alternatives.png)")
     parser.add_argument("--runtimes", nargs="+", choices=("onnx", "openvino"), default=["onnx", "openvino"],
                         help="runtimes to time")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
-    parser.add_argument("--repeats", type=int, default=20, help="timed rounds per thread count")
+    parser.add_argument("--threads", type=THREADS, nargs="+", default=[1, 2], help="intra-op thread counts")
+    parser.add_argument("--repeats", type=int_range(1, 100_000), default=20, help="timed rounds per thread count")
     parser.add_argument("--litepose", nargs="*", choices=LITEPOSE_MODELS, default=list(LITEPOSE_MODELS),
                         help="LitePose architectures")
     parser.add_argument("--yolo", nargs="*", choices=YOLO_MODELS, default=list(YOLO_MODELS), help="YOLO pose models")

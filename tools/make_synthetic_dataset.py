@@ -9,7 +9,7 @@ The same seed always gives the same images and annotations. The quickstart confi
 
 import argparse
 
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import SEED, int_range, parse_args, run_cli
 
 
 def main(argv=None):
@@ -17,9 +17,10 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="dataset root to create")
-    parser.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"], help="training images")
-    parser.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"], help="validation images")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    parser.add_argument("--train", type=int_range(0, 1_000_000),
+                        default=DEFAULT_COUNTS["train"], help="training images")
+    parser.add_argument("--val", type=int_range(0, 1_000_000), default=DEFAULT_COUNTS["val"], help="validation images")
+    parser.add_argument("--seed", type=SEED, default=DEFAULT_SEED, help="random seed")
     parser.add_argument("--force", action="store_true", help="replace an existing dataset at --out")
     args = parse_args(parser, argv)
     manifest = generate_synthetic_dataset(args.out, {"train": args.train, "val": args.val}, seed=args.seed,

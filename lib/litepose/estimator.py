@@ -219,6 +219,7 @@ class PoseEstimator:
             input_size = min(network.fixed_hw)
         settings = InferenceSettings.from_config(cfg, None, input_size)
         settings, limits, people = preset_settings(settings, preset, **overrides)
+        check_network_outputs(network, settings, path, dataset if cfg is None else None)
         return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
 
     @classmethod
@@ -293,6 +294,33 @@ class PoseEstimator:
             keypoints, scores = keypoints[keep], scores[keep]
             times["grouping"] += time.perf_counter() - start
         return People(keypoints, scores, times, maps=decoded.maps)
+
+
+def check_network_outputs(network, settings, source, dataset=None):
+    """``ArgumentError`` unless the network's outputs (``network.output_channels``, where the
+    backend knows them) have the channels a LitePose model of ``settings.num_joints`` joints has:
+    another model's export, or the right export with the wrong ``dataset``, is one line here
+    instead of an IndexError on the first frame."""
+    channels = getattr(network, "output_channels", None)
+    if channels is None:
+        return
+    joints = settings.num_joints
+    expected = []
+    for i, (heat, tags) in enumerate(zip(settings.heatmap_outputs, settings.tag_outputs)):
+        need = joints if heat else 0
+        if tags:
+            need = settings.tag_offsets[i] + (joints if settings.tag_per_joint else 1)
+        expected.append(need)
+    given = list(channels)
+    used = [i for i, need in enumerate(expected) if need]
+    if len(given) >= len(expected) and all(given[i] is None or given[i] == expected[i] for i in used):
+        return
+    name = source if isinstance(source, (str, os.PathLike)) else "the model"
+    told = f" ({dataset})" if dataset else ""
+    shown = ", ".join("?" if c is None else str(c) for c in given) or "none"
+    raise ArgumentError(f"{name}: its outputs have {shown} channels; a LitePose model of {joints} joints{told} has "
+                        f"{', '.join(str(e) for e in expected)}: another model's export, or another dataset= "
+                        "(--dataset) / cfg")
 
 
 def check_frame(frame, color="bgr", settings=None):

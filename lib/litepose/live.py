@@ -376,8 +376,7 @@ def _check_complete(summary, source_spec, max_frames, allow_partial):
         return
     written = [p for p in (summary.output, summary.json_path) if p]
     message = (f"{source_spec}: processed {summary.frames} of the {summary.expected} frames the video announces "
-               f"({summary.failed} failed to decode, {max(0, wanted - summary.frames - summary.failed)} missing: "
-               f"a damaged or truncated file)")
+               f"({wanted - summary.frames} could not be decoded: a damaged or truncated file)")
     if allow_partial:
         print(f"warning: {message}", file=sys.stderr)
         return

@@ -35,7 +35,7 @@ import math
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .errors import ArgumentError
+from .errors import ArgumentError, LitePoseError
 from .runtime.people import boxes_around, oks_matrix
 from .utils.args import check_choice, check_number
 
@@ -143,9 +143,9 @@ class PoseTracker:
 
             try:
                 sigmas = get_keypoint_info(dataset).sigmas
-            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            except (LitePoseError, KeyError, ValueError, TypeError, AttributeError):
                 raise ArgumentError(f"unknown dataset {dataset!r} for PoseTracker (known: coco, crowdpose), "
-                                    f"or give sigmas= ({exc})") from None
+                                    "or give sigmas=") from None
         try:
             self.sigmas = np.asarray(sigmas, np.float64).reshape(-1)
         except (TypeError, ValueError):

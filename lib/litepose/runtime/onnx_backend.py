@@ -49,6 +49,10 @@ class OnnxNetwork(Network):
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.fixed_hw = tuple(shape[2:]) if all(isinstance(v, int) for v in shape[2:]) else None
         self.output_count = len(self.session.get_outputs())
+        # Channels of each output (None: not a fixed [B, C, H, W] output): what the estimator
+        # checks against the joints it was told, before the first frame.
+        self.output_channels = tuple(o.shape[1] if len(o.shape) == 4 and isinstance(o.shape[1], int) else None
+                                     for o in self.session.get_outputs())
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, np.float32)

@@ -77,9 +77,9 @@ def input_size(text):
     from .limits import input_size_problem
 
     value = int_range()(text)
-    problem = input_size_problem(value, "input size")
+    problem = input_size_problem(value, "")
     if problem:
-        raise argparse.ArgumentTypeError(problem)
+        raise argparse.ArgumentTypeError(problem.strip())
     return value
 
 
