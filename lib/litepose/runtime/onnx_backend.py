@@ -22,6 +22,9 @@ class OnnxNetwork(Network):
     def __init__(self, model, threads=None, device="cpu"):
         import onnxruntime as ort
 
+        from ..utils.args import check_number
+
+        check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
         if isinstance(model, (str, os.PathLike)) and not os.path.isfile(model):
             raise LitePoseError(f"ONNX model not found: {model}")
         options = ort.SessionOptions()
