@@ -12,6 +12,7 @@ far above anything the release's configs use.
 import math
 
 from ..errors import ConfigError
+from ..utils.args import range_text
 from ..utils.limits import MAX_INPUT_SIZE, input_size_problem
 
 GT0 = "gt0"  # a strict lower bound: > 0
@@ -108,16 +109,8 @@ def _flatten(value):
     return [value]
 
 
-def _number_text(value):
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
 def _bounds_text(low, high):
-    if low == GT0:
-        return "> 0" if high is None else f"> 0 and <= {_number_text(high)}"
-    if high is None:
-        return f">= {_number_text(low)}"
-    return f"between {_number_text(low)} and {_number_text(high)}"
+    return range_text(high=high, above=0) if low == GT0 else range_text(low, high)
 
 
 def check_ranges(cfg, ranges=RANGES):

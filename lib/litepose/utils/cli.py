@@ -35,40 +35,32 @@ class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
 # uses a bare ``type=int`` / ``type=float``): a value outside its range, NaN or infinity is
 # argparse's one line (``error: argument --threads: must be between 1 and 1024, got -1``,
 # exit 2), before any work.
-def int_range(low=None, high=None):
-    """An argparse ``type``: a whole number within ``[low, high]`` (None: no bound)."""
+def _bounded(integer, low, high, above=None):
     from .args import number_problem
 
     def parse(text):
         try:
-            value = int(str(text).strip())
+            value = (int if integer else float)(str(text).strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        problem = number_problem(value, low, high, integer=True)
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if integer else 'a number'}, "
+                                             f"got {text!r}") from None
+        problem = number_problem(value, low, high, above=above, integer=integer)
         if problem:
             raise argparse.ArgumentTypeError(problem)
         return value
 
-    parse.__name__ = "int"
+    parse.__name__ = "int" if integer else "float"
     return parse
+
+
+def int_range(low=None, high=None):
+    """An argparse ``type``: a whole number within ``[low, high]`` (None: no bound)."""
+    return _bounded(True, low, high)
 
 
 def number_range(low=None, high=None, *, above=None):
     """An argparse ``type``: a finite number within ``[low, high]``, or ``> above``."""
-    from .args import number_problem
-
-    def parse(text):
-        try:
-            value = float(str(text).strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        problem = number_problem(value, low, high, above=above)
-        if problem:
-            raise argparse.ArgumentTypeError(problem)
-        return value
-
-    parse.__name__ = "float"
-    return parse
+    return _bounded(False, low, high, above)
 
 
 def input_size(text):
