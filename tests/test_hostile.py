@@ -54,6 +54,12 @@ def one_error(lines):
     return errors[0]
 
 
+def usage_error(lines):
+    """The one argparse error line (``PROG: error: argument --x: ...``) after its usage lines."""
+    assert lines and ": error: " in lines[-1] and not any(": error: " in line for line in lines[:-1]), lines
+    return lines[-1].split(": error: ", 1)[1]
+
+
 def png_header(width, height):
     """A PNG whose header claims ``width`` x ``height`` pixels, with almost no data: what a
     30000 x 30000 bomb looks like before it is decoded."""
@@ -359,7 +365,7 @@ def test_valid_input_size_outside_32_to_2048_is_one_line(tmp_path, capsys, size)
     code, _, lines = run_main("valid.py", ["--cfg", CROWD_CFG, "TEST.MODEL_FILE", tmp_path / "x.pth",
                                            "--input-size", size], capsys)
     assert code == 2
-    assert one_error(lines) == f"error: --input-size must be a multiple of 32 between 32 and 2048, got {size}"
+    assert usage_error(lines) == f"argument --input-size: must be a multiple of 32 between 32 and 2048, got {size}"
 
 
 @pytest.mark.parametrize("size", [32, 1024, 2048])
@@ -729,12 +735,6 @@ def test_two_evaluations_into_one_folder_fail_at_once_but_a_training_run_does_no
 
 
 # ------------------------------------------------------------------------ 8. issue 24: the product surface
-def usage_error(lines):
-    """The one argparse error line (``PROG: error: argument --x: ...``) after its usage lines."""
-    assert lines and ": error: " in lines[-1] and not any(": error: " in line for line in lines[:-1]), lines
-    return lines[-1].split(": error: ", 1)[1]
-
-
 def _digest(path):
     return open(path, "rb").read()
 
@@ -978,7 +978,7 @@ def test_an_unreadable_folder_or_one_without_images_is_one_line(tmp_path, capsys
     empty.mkdir()
     code, _, lines = run_main("tools/demo.py", ["--onnx", tmp_path / "m.onnx", "--input", empty, "--output",
                                                 tmp_path / "out"], capsys)
-    assert code == 2 and one_error(lines).startswith(f"error: no images (.jpg, ") and str(empty) in lines[-1]
+    assert code == 2 and one_error(lines).startswith("error: no images (.jpg, ") and str(empty) in lines[-1]
     real_listdir = os.listdir
 
     def denied(path="."):

@@ -175,6 +175,7 @@ class PoseEstimator:
 
     def __init__(self, network, settings, limits=None, keypoint_info=None, preset="accurate", person_filter=None):
         check_choice("preset", preset, PRESETS)
+        self._fitting_sizes = frozenset()  # frame sizes whose network input is within the limits
         self.network = network
         self.settings = settings
         self.limits = limits or DecodeLimits()
@@ -219,7 +220,7 @@ class PoseEstimator:
             input_size = min(network.fixed_hw)
         settings = InferenceSettings.from_config(cfg, None, input_size)
         settings, limits, people = preset_settings(settings, preset, **overrides)
-        check_network_outputs(network, settings, path, dataset if cfg is None else None)
+        check_network_outputs(network, settings, path)
         return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
 
     @classmethod
@@ -283,7 +284,11 @@ class PoseEstimator:
     def __call__(self, frame, color="bgr", keep_maps=False):
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
         or "rgb"): a ``People``."""
-        check_frame(frame, color, self.settings)
+        check_frame(frame, color)
+        key = (frame.shape[1], frame.shape[0], self.settings.input_size, self.settings.scales)
+        if key not in self._fitting_sizes:  # a video's frames share one size: checked once
+            check_frame(frame, color, self.settings)
+            self._fitting_sizes = (self._fitting_sizes if len(self._fitting_sizes) < 64 else frozenset()) | {key}
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
         maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
         decoded = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
@@ -296,7 +301,7 @@ class PoseEstimator:
         return People(keypoints, scores, times, maps=decoded.maps)
 
 
-def check_network_outputs(network, settings, source, dataset=None):
+def check_network_outputs(network, settings, source):
     """``ArgumentError`` unless the network's outputs (``network.output_channels``, where the
     backend knows them) have the channels a LitePose model of ``settings.num_joints`` joints has:
     another model's export, or the right export with the wrong ``dataset``, is one line here
@@ -316,9 +321,8 @@ def check_network_outputs(network, settings, source, dataset=None):
     if len(given) >= len(expected) and all(given[i] is None or given[i] == expected[i] for i in used):
         return
     name = source if isinstance(source, (str, os.PathLike)) else "the model"
-    told = f" ({dataset})" if dataset else ""
     shown = ", ".join("?" if c is None else str(c) for c in given) or "none"
-    raise ArgumentError(f"{name}: its outputs have {shown} channels; a LitePose model of {joints} joints{told} has "
+    raise ArgumentError(f"{name}: its outputs have {shown} channels; a LitePose model of {joints} joints has "
                         f"{', '.join(str(e) for e in expected)}: another model's export, or another dataset= "
                         "(--dataset) / cfg")
 
