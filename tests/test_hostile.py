@@ -778,17 +778,17 @@ def test_an_input_reached_through_a_link_is_still_an_input(tmp_path):
 
 
 @pytest.mark.parametrize("script,argv,message", [
-    ("tools/benchmark_e2e.py", ["--input-size", "33"], "--input-size: must be a multiple of 32 between 32 and 2048"),
-    ("tools/benchmark_e2e.py", ["--input-size", "100000"], "--input-size: must be a multiple of 32"),
-    ("tools/benchmark_e2e.py", ["--seed", "-1"], "--seed: must be between 0 and 4294967295, got -1"),
-    ("tools/benchmark_e2e.py", ["--frame-size", "100000x100000"], "--frame-size: frames of 100000x100000 pixels"),
-    ("tools/benchmark_e2e.py", ["--threads", "-1"], "--threads: must be between 1 and 1024, got -1"),
-    ("tools/track_eval.py", ["--max-lost", "-1"], "--max-lost: must be between 0 and 100000, got -1"),
-    ("tools/track_eval.py", ["--frames", "1000000000"], "--frames: must be between 1 and 100000"),
-    ("tools/track_eval.py", ["--frames", "1e9"], "--frames: expected a whole number, got '1e9'"),
-    ("tools/track_eval.py", ["--people", "100000"], "--people: must be between 1 and 100, got 100000"),
-    ("tools/track_eval.py", ["--min-similarity", "2"], "--min-similarity: must be between 0 and 1, got 2"),
-    ("tools/track_eval.py", ["--min-similarity", "nan"], "--min-similarity: must be a finite number"),
+    ("benchmarks.benchmark_e2e", ["--input-size", "33"], "--input-size: must be a multiple of 32 between 32 and 2048"),
+    ("benchmarks.benchmark_e2e", ["--input-size", "100000"], "--input-size: must be a multiple of 32"),
+    ("benchmarks.benchmark_e2e", ["--seed", "-1"], "--seed: must be between 0 and 4294967295, got -1"),
+    ("benchmarks.benchmark_e2e", ["--frame-size", "100000x100000"], "--frame-size: frames of 100000x100000 pixels"),
+    ("benchmarks.benchmark_e2e", ["--threads", "-1"], "--threads: must be between 1 and 1024, got -1"),
+    ("benchmarks.track_eval", ["--max-lost", "-1"], "--max-lost: must be between 0 and 100000, got -1"),
+    ("benchmarks.track_eval", ["--frames", "1000000000"], "--frames: must be between 1 and 100000"),
+    ("benchmarks.track_eval", ["--frames", "1e9"], "--frames: expected a whole number, got '1e9'"),
+    ("benchmarks.track_eval", ["--people", "100000"], "--people: must be between 1 and 100, got 100000"),
+    ("benchmarks.track_eval", ["--min-similarity", "2"], "--min-similarity: must be between 0 and 1, got 2"),
+    ("benchmarks.track_eval", ["--min-similarity", "nan"], "--min-similarity: must be a finite number"),
     ("tools/demo.py", ["--input", "x", "--min-score", "nan"], "--min-score: must be a finite number"),
     ("tools/demo.py", ["--input", "x", "--threads", "-1"], "--threads: must be between 1 and 1024, got -1"),
     ("tools/demo.py", ["--input", "x", "--input-size", "8192"], "--input-size: must be a multiple of 32"),
@@ -833,7 +833,7 @@ def test_a_detection_threshold_outside_0_to_1_is_refused():
 
 
 def test_benchmark_frames_are_bounded_in_memory_before_they_are_made(capsys):
-    code, _, lines = run_main("tools/benchmark_e2e.py", ["--frames", "5000", "--frame-size", "4000x3000"], capsys)
+    code, _, lines = run_main("benchmarks.benchmark_e2e", ["--frames", "5000", "--frame-size", "4000x3000"], capsys)
     assert code == 2 and "would hold more than 2 GiB of frames in memory" in usage_error(lines)
 
 
