@@ -30,13 +30,31 @@ import os
 import statistics
 import sys
 
-from litepose.utils.cli import SEED, THREADS, frame_size, input_size, int_range
+from litepose.utils.cli import SEED, THREADS, input_size, int_range
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "network", "aggregate", "grouping")
 MODELS = {"XS": "search-XS", "S": "search-S", "M": "search-M", "L": "search-L"}
 MAX_FRAMES = 10_000
 MAX_FRAME_BYTES = 2 * 2**30  # the generated frames are held in memory
+
+
+def frame_size(text):
+    """An argparse ``type`` for a frame size ``WxH``: ``(w, h)``, within the image limits every
+    image reader applies (``litepose.data.image_header.size_problem``)."""
+    from litepose.data.image_header import size_problem
+
+    parts = str(text).lower().split("x")
+    try:
+        width, height = (int(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 640x480, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"a frame needs at least 1x1 pixels, got {text!r}")
+    problem = size_problem(width, height)
+    if problem:
+        raise argparse.ArgumentTypeError(f"frames of {problem}")
+    return width, height
 
 
 def _parser():

@@ -75,24 +75,6 @@ def input_size(text):
     return value
 
 
-def frame_size(text):
-    """An argparse ``type`` for a frame size ``WxH``: ``(w, h)``, within the image limits every
-    image reader applies (``litepose.data.image_header.size_problem``)."""
-    from ..data.image_header import size_problem
-
-    parts = str(text).lower().split("x")
-    try:
-        width, height = (int(part) for part in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 640x480, got {text!r}") from None
-    if width < 1 or height < 1:
-        raise argparse.ArgumentTypeError(f"a frame needs at least 1x1 pixels, got {text!r}")
-    problem = size_problem(width, height)
-    if problem:
-        raise argparse.ArgumentTypeError(f"frames of {problem}")
-    return width, height
-
-
 def regex(text):
     """An argparse ``type``: a regular expression that compiles (returned as text)."""
     import re
