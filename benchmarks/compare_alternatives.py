@@ -73,8 +73,6 @@ def main(argv=None):
 
     parser = _parser(alt)
     args = parse_args(parser, argv)
-    if args.rounds < 1 or min(args.threads) < 1 or args.crowds < 0:
-        parser.error("--rounds and --threads must be at least 1, --crowds at least 0")
     if "openvino" in args.runtimes:
         from litepose.deploy.formats import require
 
