@@ -76,9 +76,15 @@ class FrameError(ArgumentError):
     or a shape whose network input would exceed ``litepose.utils.limits``)."""
 
 
-OVERRIDES = ("flip", "project_to_image", "max_people", "max_detections", "min_person_score", "person_nms")
 EXPORT_FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def _override_names():
+    """The preset settings a constructor's keywords may override: ``preset_settings``' own."""
+    import inspect
+
+    return tuple(name for name in inspect.signature(preset_settings).parameters if name not in ("settings", "preset"))
 
 
 def check_options(input_size=None, threads=None, device=None, preset="accurate", dataset=None, cfg=None,
@@ -108,10 +114,12 @@ def check_options(input_size=None, threads=None, device=None, preset="accurate",
     elif not isinstance(cfg, (str, os.PathLike)) and not (isinstance(cfg, dict) and hasattr(cfg, "freeze")):
         raise ArgumentError(f"cfg must be a config (litepose.config.load_config) or a YAML path, got "
                             f"{type(cfg).__name__}")
+    known = _override_names()
     for key, value in (overrides or {}).items():
-        if key not in OVERRIDES:
-            raise ArgumentError(f"unknown option {key}= (known: {', '.join(OVERRIDES)}, and the constructor's own)")
-        if key in ("flip", "project_to_image") and value is not None and not isinstance(value, (bool, np.bool_)):
+        if key not in known:
+            raise ArgumentError(f"unknown option {key}= (known: {', '.join(known)}, and the constructor's own)")
+        if key in ("flip", "project_to_image", "fast_assignment") and value not in (None, "preset") and \
+                not isinstance(value, (bool, np.bool_)):
             raise ArgumentError(f"{key} must be True, False or None, got {value!r}")
         if key in ("max_people", "max_detections") and value != "preset":
             check_number(key, value, 1, 10_000, integer=True, allow_none=True)
