@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, int_range, load_cli_config, parse_args, run_cli
 
 DEFAULT_CFG = "experiments/coco/mobilenet/mobile.yaml"
 SYNTHETIC = ["DATASET.ROOT", "data/synthetic", "DATASET.SYNTHETIC", "True", "DATASET.TRAIN", "train",
@@ -47,9 +47,10 @@ def _sync(device):
 
 
 def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, workers=None, warmup=2,
-                          progress=False):
-    """Images/s of loading, augmenting and preparing batches (targets built on ``device``), with
-    ``workers`` loader processes (default: ``WORKERS``, at most the cores). Returns a dict."""
+                          progress=False, worker_targets=False):
+    """Images/s of loading, augmenting and preparing batches (targets built on ``device``, or on
+    the CPU by the loader workers with ``worker_targets``), with ``workers`` loader processes
+    (default: ``WORKERS``, at most the cores). Returns a dict."""
     from tqdm import tqdm
 
     from litepose.data.build import build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader, \
@@ -62,9 +63,9 @@ def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, 
         single_opencv_thread()  # the forked workers are the parallelism (what dist_train.py sets)
     batch_size = batch_size or cfg.TRAIN.IMAGES_PER_GPU
     dataset = build_dataset(cfg, input_size, "train", augment=True)
-    loader = build_loader(dataset, batch_size, workers, shuffle=True, seed=cfg.TRAIN.SEED,
-                          pin_memory=device.type == "cuda")
     sigma = TargetConfig.from_config(cfg)
+    loader = build_loader(dataset, batch_size, workers, shuffle=True, seed=cfg.TRAIN.SEED,
+                          pin_memory=device.type == "cuda", worker_targets=sigma if worker_targets else None)
     images, start, epoch = 0, None, 0
     bar = tqdm(total=warmup + batches, desc=f"data pipeline at {input_size}px", unit="batch", leave=False,
                disable=not progress)
@@ -85,7 +86,7 @@ def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, 
                 if batches == 0:
                     elapsed = time.perf_counter() - start
                     return {"images_per_s": images / elapsed, "workers": workers, "batch_size": batch_size,
-                            "input_size": input_size}
+                            "input_size": input_size, "targets": "workers" if worker_targets else str(device)}
             epoch += 1
 
 
@@ -302,16 +303,19 @@ def main(argv=None):
                        help="released architectures (mobile_configs/search-NAME.json) or JSON paths, one row each "
                             "(default: XS S without --cfg; the config's own model with --cfg)")
     archs.add_argument("--superconfig", metavar="ARCH.json", help="one architecture, as dist_train.py's option")
-    parser.add_argument("--batches", type=int, default=20, help="batches timed for the data pipeline")
-    parser.add_argument("--steps", type=int, default=10, help="training steps timed")
-    parser.add_argument("--warmup-steps", type=int, default=2, help="untimed training steps first")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (TRAIN.IMAGES_PER_GPU)")
-    parser.add_argument("--workers", type=int, default=None, help="loader workers (default: WORKERS, at most the cores)")
+    parser.add_argument("--batches", type=int_range(1, 100_000), default=20, help="batches timed for the data pipeline")
+    parser.add_argument("--steps", type=int_range(1, 100_000), default=10, help="training steps timed")
+    parser.add_argument("--warmup-steps", type=int_range(0, 100_000), default=2, help="untimed training steps first")
+    parser.add_argument("--batch-size", type=int_range(1, 4096),
+                        default=None, help="images per batch (TRAIN.IMAGES_PER_GPU)")
+    parser.add_argument("--workers", type=int_range(0, 1024),
+                        default=None, help="loader workers (default: WORKERS, at most the cores)")
     parser.add_argument("--amp", action="store_true", help="time the step with mixed precision (TRAIN.AMP True)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--fault-overhead", action="store_true",
                         help="time the step with and without its fault handling instead (default --archs XS)")
-    parser.add_argument("--repeats", type=int, default=6, help="with --fault-overhead: rounds of --steps each way")
+    parser.add_argument("--repeats", type=int_range(1, 1000),
+                        default=6, help="with --fault-overhead: rounds of --steps each way")
     args = parse_args(parser, argv)
     if args.repeats <= 0:
         parser.error(f"--repeats must be positive, got {args.repeats}")

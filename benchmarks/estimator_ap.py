@@ -11,7 +11,8 @@ evaluation, given the estimator):
 
 - ``accurate``: the release's settings (``valid.py``'s), no cap: its AP is ``valid.py``'s;
 - ``accurate, max_people 20`` and ``accurate, max_people 20, max_detections 20``: the caps;
-- ``realtime, no caps`` and ``realtime`` (its caps: max_people 20, max_detections 20);
+- ``realtime, no caps``, ``realtime, release's assignment ties`` (its caps, the release's
+  Munkres) and ``realtime`` (its caps: max_people 20, max_detections 20; SciPy's assignment);
 - the two presets as ``PoseEstimator`` gives them, person filter included (the rows above
   have it off).
 
@@ -26,7 +27,7 @@ is evaluated: AP, AP .5, AR and people per image against the annotated people pe
 
 import json
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import POSITIVE, config_parser, input_size, load_cli_config, parse_args, run_cli
 
 _NO_FILTER = {"min_person_score": None, "person_nms": None}
 VARIANTS = (
@@ -34,6 +35,7 @@ VARIANTS = (
     ("accurate, max_people 20", "accurate", {"max_people": 20, "max_detections": None, **_NO_FILTER}),
     ("accurate, max_people 20, max_detections 20", "accurate", {"max_people": 20, "max_detections": 20, **_NO_FILTER}),
     ("realtime, no caps", "realtime", {"max_people": None, "max_detections": None, **_NO_FILTER}),
+    ("realtime, release's assignment ties", "realtime", {"fast_assignment": False, **_NO_FILTER}),
     ("realtime (max_people 20, max_detections 20)", "realtime", dict(_NO_FILTER)),
     ("accurate preset (person filter)", "accurate", {}),
     ("realtime preset (caps, person filter)", "realtime", {}),
@@ -53,8 +55,9 @@ def main(argv=None):
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
-    parser.add_argument("--limit", type=int, default=None, help="first N test images only")
-    parser.add_argument("--input-size", type=int, default=None, help="test input size (default: the architecture's)")
+    parser.add_argument("--limit", type=POSITIVE, default=None, help="first N test images only")
+    parser.add_argument("--input-size", type=input_size,
+                        default=None, help="test input size (default: the architecture's)")
     parser.add_argument("--json", metavar="OUT.json", help="write the figures here (refuses an existing file)")
     parser.add_argument("--sweep-filter", action="store_true", help="AP of person-filter settings instead of caps")
     parser.add_argument("--min-scores", default="none,0.05,0.1,0.15,0.2,0.3",
@@ -92,7 +95,8 @@ def main(argv=None):
         metrics, people = result.metrics, len(result.results)
         grouping = [times["grouping"] for times in result.image_times] or [float("nan")]
         row = {"variant": name, "preset": preset, "max_people": estimator.limits.max_people,
-               "max_detections": estimator.limits.max_detections, "min_person_score": estimator.person_filter.min_score,
+               "max_detections": estimator.limits.max_detections,
+               "fast_assignment": estimator.limits.fast_assignment, "min_person_score": estimator.person_filter.min_score,
                "person_nms": estimator.person_filter.nms_oks, "images": len(result.image_ids), "people": people,
                "metrics": dict(metrics), "grouping_ms_mean": 1000 * float(np.mean(grouping)),
                "grouping_ms_max": 1000 * float(np.max(grouping))}

@@ -7,9 +7,10 @@
 
 Backends: any export of ``tools/export.py`` (``from_exported(path)``: ONNX Runtime, OpenVINO,
 TFLite, ncnn, TorchScript, chosen by the file, settings from the export's metadata; ONNX imports
-no PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the same NumPy / OpenCV
-pipeline around the network (``litepose.runtime``), whose people equal
-``litepose.inference.predict``'s before the person filter.
+no PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the network
+(``litepose.runtime``) then the one NumPy / OpenCV decoder (``litepose.inference``: aggregation,
+grouping), the one ``litepose.inference.predict`` runs too: the same people before the person
+filter.
 
 Presets:
 
@@ -18,31 +19,37 @@ Presets:
   person filter (``runtime.people.PersonFilter``: people scoring under 0.1 and duplicates above
   OKS 0.9 removed; ``min_person_score=None, person_nms=None`` return valid.py's people).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
-  (``project_to_image`` False), and the decoding caps of ``runtime.DecodeLimits``:
+  (``project_to_image`` False), and the decoding caps of ``inference.DecodeLimits``:
   ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
   CrowdPose evaluation keeps per image, so AP does not change) and ``max_detections=20``
   (at most 20 detections per joint enter matching, instead of ``max_num_people`` = 30: this
   changes frames where a joint has more than 20 detections). Decoding then costs a bounded
-  time whatever the maps. Person filter: scores under 0.2 and duplicates above OKS 0.9 removed.
+  time whatever the maps. Matching takes SciPy's optimal assignment (``fast_assignment``)
+  instead of the release's tie-exact Munkres: equally cheap assignments are broken another way
+  (its AP on the quickstart's validation set is not lower: BENCHMARKS.md, "LitePose beside
+  YOLO-pose and RTMO"). Person filter: scores under 0.2 and duplicates above OKS 0.9 removed.
 
 The filter thresholds are the highest that cost under 0.001 AP on the quickstart's validation
 set (people per image 35 -> 4.7 for ``accurate``, 19 -> 2.3 for ``realtime``, 2.0 annotated).
 
 Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
-``max_detections=`` (None = no cap), ``min_person_score=``, ``person_nms=`` (None = off),
-``input_size=``.
+``max_detections=`` (None = no cap), ``fast_assignment=``, ``min_person_score=``, ``person_nms=``
+(None = off), ``input_size=``.
 """
 
 import dataclasses
 import os
+import re
 import time
 
 import numpy as np
 
-from .errors import LitePoseError
-from .runtime.aggregate import compute_maps
-from .runtime.decoding import DecodeLimits, decode
+from .errors import ArgumentError, LitePoseError
+from .inference import DecodeLimits, People, compute_maps, decode
 from .runtime.people import NO_FILTER, PersonFilter
+from .utils.args import check_choice, check_number
+
+__all__ = ["FrameError", "People", "PoseEstimator", "check_frame", "preset_settings", "release_test_config"]
 
 PRESETS = ("accurate", "realtime")
 COLORS = ("bgr", "rgb")
@@ -65,23 +72,60 @@ _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TES
 _DATASETS = {"coco": ("coco", 17), "crowdpose": ("crowd_pose", 14), "crowd_pose": ("crowd_pose", 14)}
 
 
-class FrameError(LitePoseError, ValueError):
-    """A frame the estimator cannot take (not an [H, W, 3] uint8 array, or an unknown colour order)."""
+class FrameError(ArgumentError):
+    """A frame the estimator cannot take (not an [H, W, 3] uint8 array, an unknown colour order,
+    or a shape whose network input would exceed ``litepose.utils.limits``)."""
 
 
-@dataclasses.dataclass
-class People:
-    """People found in one frame: ``keypoints [P, J, 3]`` (x, y in frame pixels, joint score),
-    ``scores [P]`` (mean joint score), ``times`` (seconds per stage: preprocess, network,
-    aggregate, grouping), ``track_ids [P]`` once a ``litepose.tracking.PoseTracker`` has seen them."""
-    keypoints: np.ndarray
-    scores: np.ndarray
-    times: dict = dataclasses.field(default_factory=dict)
-    track_ids: np.ndarray = None
-    maps: object = None
+EXPORT_FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
-    def __len__(self):
-        return len(self.scores)
+
+def _override_names():
+    """The preset settings a constructor's keywords may override: ``preset_settings``' own."""
+    import inspect
+
+    return tuple(name for name in inspect.signature(preset_settings).parameters if name not in ("settings", "preset"))
+
+
+def check_options(input_size=None, threads=None, device=None, preset="accurate", dataset=None, cfg=None,
+                  overrides=None, format=None, cfg_required=False):
+    """The one check of the constructors' arguments (``from_onnx``, ``from_exported``,
+    ``from_checkpoint``, ``from_model``): ``ArgumentError`` naming the first one of the wrong type
+    or outside its range, before any file is opened."""
+    from .utils.limits import input_size_problem
+
+    if input_size is not None:
+        size = int(input_size) if isinstance(input_size, np.integer) else input_size
+        problem = input_size_problem(size, "input_size")
+        if problem:
+            raise ArgumentError(problem)
+    check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
+    if device is not None and not (type(device).__name__ == "device" and hasattr(device, "type")):
+        if not isinstance(device, str) or not _DEVICE.fullmatch(device.strip()):
+            raise ArgumentError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {device!r}")
+    check_choice("preset", preset, PRESETS)
+    if dataset is not None and str(dataset).lower() not in _DATASETS:
+        raise ArgumentError(f"unknown dataset {dataset!r} (known: coco, crowdpose)")
+    if format is not None:
+        check_choice("format", format, EXPORT_FORMATS)
+    if cfg is None:
+        if cfg_required:
+            raise ArgumentError("cfg is required: a config (load_config) or the path of its YAML file")
+    elif not isinstance(cfg, (str, os.PathLike)) and not (isinstance(cfg, dict) and hasattr(cfg, "freeze")):
+        raise ArgumentError(f"cfg must be a config (litepose.config.load_config) or a YAML path, got "
+                            f"{type(cfg).__name__}")
+    known = _override_names()
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ArgumentError(f"unknown option {key}= (known: {', '.join(known)}, and the constructor's own)")
+        if key in ("flip", "project_to_image", "fast_assignment") and value not in (None, "preset") and \
+                not isinstance(value, (bool, np.bool_)):
+            raise ArgumentError(f"{key} must be True, False or None, got {value!r}")
+        if key in ("max_people", "max_detections") and value != "preset":
+            check_number(key, value, 1, 10_000, integer=True, allow_none=True)
+        if key in ("min_person_score", "person_nms") and value != "preset":
+            check_number(key, value, 0, 1, allow_none=True)
 
 
 def release_test_config(dataset="coco"):
@@ -98,16 +142,18 @@ def release_test_config(dataset="coco"):
 
 
 def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
-                    max_detections="preset", min_person_score="preset", person_nms="preset"):
+                    max_detections="preset", min_person_score="preset", person_nms="preset",
+                    fast_assignment="preset"):
     """``(InferenceSettings, DecodeLimits, PersonFilter)`` of ``preset`` on top of ``settings``
     (the config's)."""
     if preset not in PRESETS:
         raise LitePoseError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     if preset == "realtime":
         settings = dataclasses.replace(settings, flip=False, scales=(1.0,), project_to_image=False)
-        cap, detections = REALTIME_MAX_PEOPLE, REALTIME_MAX_DETECTIONS
+        cap, detections, fast = REALTIME_MAX_PEOPLE, REALTIME_MAX_DETECTIONS, True
     else:
         cap = detections = None
+        fast = False
     if flip is not None:
         settings = dataclasses.replace(settings, flip=bool(flip))
     if project_to_image is not None:
@@ -116,12 +162,14 @@ def preset_settings(settings, preset, flip=None, project_to_image=None, max_peop
         cap = max_people
     if max_detections != "preset":
         detections = max_detections
+    if fast_assignment != "preset":
+        fast = bool(fast_assignment)
     people = PRESET_FILTERS[preset]
     if min_person_score != "preset":
         people = dataclasses.replace(people, min_score=min_person_score)
     if person_nms != "preset":
         people = dataclasses.replace(people, nms_oks=person_nms)
-    return settings, DecodeLimits(max_people=cap, max_detections=detections), people
+    return settings, DecodeLimits(max_people=cap, max_detections=detections, fast_assignment=fast), people
 
 
 class PoseEstimator:
@@ -129,6 +177,8 @@ class PoseEstimator:
     ``from_model``; call it on ``[H, W, 3]`` uint8 frames."""
 
     def __init__(self, network, settings, limits=None, keypoint_info=None, preset="accurate", person_filter=None):
+        check_choice("preset", preset, PRESETS)
+        self._fitting_sizes = frozenset()  # frame sizes whose network input is within the limits
         self.network = network
         self.settings = settings
         self.limits = limits or DecodeLimits()
@@ -166,6 +216,7 @@ class PoseEstimator:
         config or YAML path) give the settings of an export without metadata (older exports,
         ``export_onnx`` bytes), and must agree with the metadata otherwise. A fixed-size export
         takes any frame: it is letterboxed to the export's size (``letterbox``)."""
+        check_options(input_size, threads, device, preset, dataset, cfg, overrides, format=format)
         from .runtime.exported import open_network
 
         network = open_network(path, format, threads=threads, device=device)
@@ -211,6 +262,7 @@ class PoseEstimator:
         if fixed is not None and len(settings.scales) > 1:
             raise LitePoseError(f"{label} has a fixed input size: it runs one scale, not TEST.SCALE_FACTOR "
                                 f"{list(settings.scales)}")
+        check_network_outputs(network, settings, path)
         return cls(network, settings, limits, info, preset, people)
 
     @classmethod
@@ -227,6 +279,7 @@ class PoseEstimator:
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
         ``checkpoint`` (the release's format or ours; ``models.load_model``: NaN or infinite
         weights are refused with ``NonFiniteWeightsError``)."""
+        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
         from .models import load_model
 
         cfg = _as_config(cfg)
@@ -236,6 +289,7 @@ class PoseEstimator:
     @classmethod
     def from_model(cls, model, cfg, preset="accurate", device=None, input_size=None, **overrides):
         """An estimator on a built PyTorch model (weights loaded)."""
+        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
         from .data.coco_format import keypoint_info_from_config
         from .inference.settings import InferenceSettings
         from .runtime.torch_backend import TorchNetwork
@@ -253,19 +307,23 @@ class PoseEstimator:
     # -- inference ----------------------------------------------------------------------------
     def __call__(self, frame, color="bgr", keep_maps=False):
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
-        or "rgb"): a ``People``."""
+        or "rgb"): a ``People`` (``litepose.inference.People``)."""
         check_frame(frame, color)
+        key = (frame.shape[1], frame.shape[0], self.settings.input_size, self.settings.scales)
+        if key not in self._fitting_sizes:  # a video's frames share one size: checked once
+            check_frame(frame, color, self.settings)
+            self._fitting_sizes = (self._fitting_sizes if len(self._fitting_sizes) < 64 else frozenset()) | {key}
         fixed = getattr(self.network, "fixed_hw", None)
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr", input_hw=fixed)
         maps = compute_maps(forward, letterbox(frame.shape[1], frame.shape[0], fixed), self.settings)
-        decoded = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
-        keypoints, scores, times = decoded.keypoints, decoded.scores, decoded.times
+        people = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
         if self.person_filter.active:
             start = time.perf_counter()
-            keep = self.person_filter.keep(keypoints, scores, self.keypoint_info.sigmas if self.keypoint_info else None)
-            keypoints, scores = keypoints[keep], scores[keep]
-            times["grouping"] += time.perf_counter() - start
-        return People(keypoints, scores, times, maps=decoded.maps)
+            keep = self.person_filter.keep(people.keypoints, people.scores,
+                                           self.keypoint_info.sigmas if self.keypoint_info else None)
+            people = dataclasses.replace(people, keypoints=people.keypoints[keep], scores=people.scores[keep])
+            people.times["grouping"] += time.perf_counter() - start
+        return people
 
 
 def letterbox(width, height, fixed_hw=None):
@@ -281,8 +339,37 @@ def letterbox(width, height, fixed_hw=None):
     return max(width, int(round(fixed_w * scale))), max(height, int(round(fixed_h * scale)))
 
 
-def check_frame(frame, color="bgr"):
-    """One clear error unless ``frame`` is an ``[H, W, 3]`` uint8 array and ``color`` bgr or rgb."""
+def check_network_outputs(network, settings, source):
+    """``ArgumentError`` unless the network's outputs (``network.output_channels``, where the
+    backend knows them) have the channels a LitePose model of ``settings.num_joints`` joints has:
+    another model's export, or the right export with the wrong ``dataset``, is one line here
+    instead of an IndexError on the first frame."""
+    channels = getattr(network, "output_channels", None)
+    if channels is None:
+        return
+    joints = settings.num_joints
+    expected = []
+    for i, (heat, tags) in enumerate(zip(settings.heatmap_outputs, settings.tag_outputs)):
+        need = joints if heat else 0
+        if tags:
+            need = settings.tag_offsets[i] + (joints if settings.tag_per_joint else 1)
+        expected.append(need)
+    given = list(channels)
+    used = [i for i, need in enumerate(expected) if need]
+    if len(given) >= len(expected) and all(given[i] is None or given[i] == expected[i] for i in used):
+        return
+    name = source if isinstance(source, (str, os.PathLike)) else "the model"
+    shown = ", ".join("?" if c is None else str(c) for c in given) or "none"
+    raise ArgumentError(f"{name}: its outputs have {shown} channels; a LitePose model of {joints} joints has "
+                        f"{', '.join(str(e) for e in expected)}: another model's export, or another dataset= "
+                        "(--dataset) / cfg")
+
+
+def check_frame(frame, color="bgr", settings=None):
+    """One clear error unless ``frame`` is an ``[H, W, 3]`` uint8 array and ``color`` bgr or rgb,
+    and (given the ``settings``) its resized network input fits ``litepose.utils.limits``: the
+    geometry is checked before anything of that size is allocated (a 1 x 20000 frame would ask
+    for a 256 x 5120000 input)."""
     if color not in COLORS:
         raise FrameError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 \
@@ -290,6 +377,12 @@ def check_frame(frame, color="bgr"):
         shape = tuple(frame.shape) if hasattr(frame, "shape") else None
         dtype = getattr(frame, "dtype", type(frame).__name__)
         raise FrameError(f"expected a frame as an [H, W, 3] uint8 array ({color.upper()}), got {dtype} {shape}")
+    if settings is not None:
+        from .utils.limits import network_input_problem
+
+        problem = network_input_problem((frame.shape[1], frame.shape[0]), settings.input_size, settings.scales)
+        if problem:
+            raise FrameError(problem)
 
 
 def _as_config(cfg):

@@ -117,7 +117,7 @@ def default_output(fmt, checkpoint):
     return stem + SUFFIXES[fmt]
 
 
-def check_outputs(fmt, output, force=False, metadata=True):
+def check_outputs(fmt, output, force=False, metadata=True, inputs=()):
     """Before any work: every file an export of ``fmt`` to ``output`` writes can be written
     (``check_output_file``: none exists unless ``force``), and none is another model's
     (``.bin`` shared by ``M.xml`` and ``M.param``). Returns the files (without the sidecar when
@@ -129,7 +129,7 @@ def check_outputs(fmt, output, force=False, metadata=True):
         files = [p for p in files if not p.endswith(sidecar_path(""))]
     for index, path in enumerate(files):  # an .mlpackage is a folder
         check_output_file(path, force=force, what="--output" if index == 0 else f"{fmt} output",
-                          folder=fmt == "coreml")
+                          folder=fmt == "coreml", inputs=inputs)
     _check_no_collision(fmt, files)
     return files
 
@@ -415,7 +415,8 @@ class ExportReport:
 
 
 def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None, half=False, dynamic=None, opset=17,
-                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None):
+                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None,
+                   inputs=()):
     """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
 
     ``cfg``: the model's config; with it the export carries its metadata
@@ -429,7 +430,8 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
     ``num_images`` real images against ``model``, and moved into place only if the relative
     difference is within ``tolerance`` (``DEFAULT_TOLERANCE``); a dynamic export is checked at
     a second, non-square size too. ``checker(fmt, path, model, x, half) -> difference``
-    replaces the runtime check (tests). Returns an ``ExportReport``; raises ``ExportError``
+    replaces the runtime check (tests). ``inputs``: the files the run reads, which no output
+    may be (``check_output_file``). Returns an ``ExportReport``; raises ``ExportError``
     (nothing written) otherwise.
     """
     if fmt not in FORMATS:
@@ -441,7 +443,7 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
     if dynamic and fmt not in DYNAMIC_FORMATS:
         raise ExportError(f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: "
                           f"{', '.join(DYNAMIC_FORMATS)})")
-    files = check_outputs(fmt, output, force, metadata=cfg is not None)
+    files = check_outputs(fmt, output, force, metadata=cfg is not None, inputs=inputs)
     require(fmt)
     tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size

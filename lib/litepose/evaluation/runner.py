@@ -21,8 +21,7 @@ from ..arch import default_input_size
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
 from ..errors import DataError, LitePoseError, OutputError
 from ..estimator import PRESET_FILTERS, PoseEstimator
-from ..inference.settings import InferenceSettings
-from ..runtime import DecodeLimits
+from ..inference import DecodeLimits, InferenceSettings
 from ..runtime.network import Network
 from ..runtime.people import NO_FILTER
 from ..utils.device import resolve_device
@@ -261,8 +260,8 @@ def _save_pictures(vis_dir, image_id, image, prediction, info, with_maps):
         maps = prediction.maps
         network_view = _map_view(image, maps)
         write_image(os.path.join(vis_dir, f"{image_id}_heatmaps.jpg"),
-                    heatmap_grid(network_view, np.asarray(maps.heatmaps), info.joints))
-        tags = np.asarray(maps.tags[..., 0])
+                    heatmap_grid(network_view, maps.heatmaps, info.joints))
+        tags = maps.tags[..., 0]
         write_image(os.path.join(vis_dir, f"{image_id}_tags.jpg"),
                     tagmap_grid(network_view, tags, info.joints if tags.shape[0] == info.num_joints else None))
 

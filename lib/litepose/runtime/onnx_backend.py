@@ -64,6 +64,9 @@ class OnnxNetwork(Network):
     format = "onnx"
 
     def __init__(self, model, threads=None, device="cpu", check_weights=True):
+        from ..utils.args import check_number
+
+        check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
         label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "ONNX model (bytes)"
         if check_weights:
             from .weights import check_onnx_weights
@@ -79,6 +82,10 @@ class OnnxNetwork(Network):
         self.fixed_hw = tuple(shape[2:]) if all(isinstance(v, int) for v in shape[2:]) else None
         self.output_count = len(self.session.get_outputs())
         self.metadata = onnx_metadata(self.session, label)
+        # Channels of each output (None: not a fixed [B, C, H, W] output): what the estimator
+        # checks against the joints it was told, before the first frame.
+        self.output_channels = tuple(o.shape[1] if len(o.shape) == 4 and isinstance(o.shape[1], int) else None
+                                     for o in self.session.get_outputs())
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, np.float32)
