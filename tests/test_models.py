@@ -195,7 +195,7 @@ def test_unreadable_checkpoint_is_one_clear_error(tmp_path):
     path = tmp_path / "garbage.pth"
     path.write_bytes(b"not a checkpoint at all")
     model = build_model(config(), str(arch_path("XS")))
-    with pytest.raises(CheckpointError, match=r"garbage\.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"garbage\.pth: not a PyTorch checkpoint \(it holds text"):
         load_checkpoint(model, path)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(model, tmp_path / "absent.pth")

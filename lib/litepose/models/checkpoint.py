@@ -16,12 +16,12 @@ import re
 import torch
 
 from ..errors import CheckpointError
+from ..utils.io import path_problem
 
 
 class NonFiniteWeightsError(CheckpointError):
     """A checkpoint whose weights hold NaN or infinite values: the network would give no finite
     output, so it is refused when loaded."""
-from ..utils.io import path_problem
 
 WRAPPER_PREFIXES = ("module.", "1.")
 _SHOWN = 3  # mismatches listed by name before the rest are counted
