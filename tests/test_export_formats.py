@@ -138,6 +138,19 @@ def test_unsupported_options_are_one_line(model, tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_non_finite_weights_are_named_before_any_export(fmt, tmp_path):
+    """Not "differs by inf": the checkpoint and the tensor are named, nothing is written."""
+    broken = tiny_model()
+    with torch.no_grad():
+        broken.get_parameter("first.0.0.weight").view(-1)[3] = float("inf")
+    checkpoint = tmp_path / "broken.pth"
+    with pytest.raises(ExportError, match=rf"^{re.escape(str(checkpoint))} holds NaN or infinite values in 1 tensors "
+                                          rf"\(first: first.0.0.weight\); nothing written$"):
+        export_checked(fmt, broken, tmp_path / f"m{suffix(fmt)}", SIZE, checkpoint=checkpoint)
+    assert os.listdir(tmp_path) == []
+
+
 def test_default_output_names_never_collide_between_formats():
     names = [path for fmt in FORMATS for path in output_files(fmt, formats.default_output(fmt, "/m/xs.pth.tar"))]
     assert len(names) == len(set(names)), names

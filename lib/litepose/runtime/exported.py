@@ -47,7 +47,8 @@ def detect_format(path):
         return "coreml"
     if os.path.isdir(path):
         return None
-    by_suffix = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".param": "ncnn", ".torchscript": "torchscript"}
+    by_suffix = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".param": "ncnn",
+                 ".torchscript": "torchscript"}
     for suffix, fmt in by_suffix.items():
         if lower.endswith(suffix):
             return fmt
@@ -105,8 +106,8 @@ def open_network(path, format=None, threads=None, device="cpu", precision=None, 
     ONNX Runtime with its CUDA provider. ``precision``: OpenVINO's inference precision hint
     (default f32: OpenVINO otherwise picks bfloat16 on CPUs that have it). ``half``: run a
     float16 export in float16 where the runtime chooses (ncnn's fp16 storage and arithmetic,
-    OpenVINO's f16 hint; default: what the export's metadata says). ``check_weights``: refuse non-finite weights (the export check turns it
-    off to report them itself). ``ModelFileError`` for a missing or unknown file."""
+    OpenVINO's f16 hint; default: what the export's metadata says). ``check_weights``: refuse
+    non-finite weights (only quantisation's intermediate models turn it off). ``ModelFileError`` for a missing or unknown file."""
     _check_threads(threads)
     if isinstance(path, (bytes, bytearray)):
         if format not in (None, "onnx"):
