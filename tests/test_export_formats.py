@@ -82,7 +82,13 @@ def test_each_format_exports_checked_against_pytorch_with_its_metadata(model, fm
     assert sorted(os.listdir(out.parent)) == sorted(os.path.basename(p) for p in output_files(fmt, out))
     assert detect_format(out) == fmt
     if fmt == "coreml":  # no Core ML runtime on Linux: the ML program's structure is checked
+        import coremltools as ct
+
+        from litepose.runtime.metadata import KEY, ExportMetadata
+
         assert "no batch_norm" in report.check and "2 outputs" in report.check
+        stored = ct.models.MLModel(str(out), skip_model_load=True).user_defined_metadata[KEY]
+        assert ExportMetadata.from_json(stored) == report.metadata and not report.metadata.dynamic
         return
     assert report.difference <= 1e-4, report.difference
     # The runtime gives back what was written: dataset, joints, input, test settings, source.
@@ -99,9 +105,13 @@ def test_each_format_exports_checked_against_pytorch_with_its_metadata(model, fm
 
 @pytest.mark.parametrize("fmt", [pytest.param(f, marks=needs(f)) for f in ("onnx", "openvino", "ncnn")])
 def test_float16_exports_agree_within_the_float16_tolerance(model, fmt, tmp_path):
-    report = export_checked(fmt, model, tmp_path / f"tiny16{suffix(fmt)}", SIZE, half=True)
+    from litepose.runtime.exported import open_network
+
+    out = tmp_path / f"tiny16{suffix(fmt)}"
+    report = export_checked(fmt, model, out, SIZE, half=True, cfg=tiny_config())
     assert report.tolerance == formats.DEFAULT_TOLERANCE[True]
     assert 0 < report.difference <= report.tolerance
+    assert open_network(out).metadata.half  # ncnn and OpenVINO then run it in float16 by themselves
 
 
 @needs("onnx")
