@@ -202,7 +202,8 @@ def test_every_runtime_refuses_non_finite_weights_naming_them(exports, fmt, kind
     path = tmp_path / source.name
     name = globals()[f"_poison_{fmt}"](path)
     assert name
-    pattern = rf"^{re.escape(str(path))} holds NaN or infinite weights in 1 of \d+ {kind} \(first: {re.escape(name)}\); "
+    pattern = (rf"^{re.escape(str(path))} holds NaN or infinite weights in 1 of \d+ {kind} "
+               rf"\(first: {re.escape(name)}\); ")
     with pytest.raises(ModelFileError, match=pattern):
         open_network(path)
     with pytest.raises(ModelFileError, match=pattern):

@@ -107,7 +107,8 @@ def open_network(path, format=None, threads=None, device="cpu", precision=None, 
     (default f32: OpenVINO otherwise picks bfloat16 on CPUs that have it). ``half``: run a
     float16 export in float16 where the runtime chooses (ncnn's fp16 storage and arithmetic,
     OpenVINO's f16 hint; default: what the export's metadata says). ``check_weights``: refuse
-    non-finite weights (only quantisation's intermediate models turn it off). ``ModelFileError`` for a missing or unknown file."""
+    non-finite weights (only quantisation's intermediate models turn it off). ``ModelFileError``
+    for a missing or unknown file."""
     _check_threads(threads)
     if isinstance(path, (bytes, bytearray)):
         if format not in (None, "onnx"):
