@@ -1,13 +1,11 @@
-"""tools/benchmark_e2e.py: frames per second and per-stage times, end to end, on a tiny model."""
+"""benchmarks/benchmark_e2e.py: frames per second and per-stage times, end to end, on a tiny model."""
 
 import json
 
 import pytest
 import torch
 
-from helpers import load_script
-
-benchmark_e2e = load_script("tools/benchmark_e2e.py")
+from benchmarks import benchmark_e2e, estimator_ap
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +55,6 @@ def test_disagreeing_passes_are_flagged():
 
 
 def test_estimator_ap_tool_evaluates_every_variant(tiny_checkpoint, synthetic_root, tmp_path, capsys):
-    estimator_ap = load_script("tools/estimator_ap.py")
     out = tmp_path / "ap.json"
     code = estimator_ap.main(["--cfg", "experiments/synthetic/quickstart.yaml", "TEST.MODEL_FILE", str(tiny_checkpoint),
                               "DATASET.ROOT", str(synthetic_root), "DEVICE", "cpu", "--input-size", "64", "--limit", "2",

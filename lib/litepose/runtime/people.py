@@ -15,7 +15,7 @@ does. ``PersonFilter`` removes them after grouping, in two steps:
 
 Both off (None) keep every person: ``valid.py`` never filters, so its results stay the
 release's. The defaults of ``litepose.PoseEstimator``'s presets were chosen by AP on the
-quickstart's validation set (``tools/estimator_ap.py --sweep-filter``, BENCHMARKS.md).
+quickstart's validation set (``python -m benchmarks.estimator_ap --sweep-filter``, BENCHMARKS.md).
 """
 
 from dataclasses import dataclass
