@@ -48,7 +48,7 @@ import torch
 
 from ..errors import LitePoseError
 
-from ..runtime.exported import ncnn_bin_path, open_network
+from ..runtime.exported import ncnn_bin_path, open_network, openvino_core
 from ..runtime.metadata import EXTRA_FILE, KEY, build_metadata, sidecar_path
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
@@ -287,7 +287,7 @@ def embed_metadata(fmt, path, meta):
         elif fmt == "openvino":
             import openvino as ov
 
-            model = ov.Core().read_model(path)
+            model = openvino_core().read_model(path)
             model.set_rt_info(text, KEY)
             stem = os.path.splitext(path)[0]
             ov.save_model(model, stem + ".meta.xml", compress_to_fp16=False)  # the weights as they are

@@ -154,6 +154,22 @@ def _runtime_error(fmt, exc):
     return ModelFileError(f"the {fmt} runtime failed on the input: {text[0][:300] if text else type(exc).__name__}")
 
 
+_OPENVINO_CORE = []
+
+
+def openvino_core():
+    """The one ``openvino.Core`` of the process, kept for its lifetime. OpenVINO's CPU plugin
+    points the thread's alternate signal stack at memory it frees when the last Core that loaded
+    it goes away (OpenVINO 2026.4): any later signal with an ``SA_ONSTACK`` handler (a Python
+    one, e.g. SIGCHLD while PyTorch's DataLoader watches its workers) then crashes the process
+    with SIGSEGV. Keeping the plugin loaded keeps that stack valid."""
+    if not _OPENVINO_CORE:
+        import openvino as ov
+
+        _OPENVINO_CORE.append(ov.Core())
+    return _OPENVINO_CORE[0]
+
+
 class OpenVinoNetwork(Network):
     """An OpenVINO IR (``.xml`` + ``.bin``, or an ``openvino.Model``) compiled for the CPU with
     the inference precision hint ``precision`` (f32, f16, bf16; INT8 layers stay INT8)."""
@@ -162,9 +178,7 @@ class OpenVinoNetwork(Network):
     format = "openvino"
 
     def __init__(self, model, threads=None, precision=None, half=None, check_weights=True):
-        import openvino as ov
-
-        core = ov.Core()
+        core = openvino_core()
         label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "OpenVINO model"
         if isinstance(model, (str, os.PathLike)):
             try:
