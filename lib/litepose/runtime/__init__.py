@@ -1,8 +1,8 @@
 """The PyTorch-free runtime: NumPy / OpenCV pre-processing, aggregation and grouping around a
 network run by ONNX Runtime (or, when chosen, by PyTorch).
 
-    from litepose.runtime import OnnxNetwork, compute_maps, decode
-    network = OnnxNetwork("litepose-xs.onnx", threads=1)
+    from litepose.runtime import compute_maps, decode, open_network
+    network = open_network("litepose-xs.onnx", threads=1)   # any export: .onnx, .xml, .ncnn.param, ...
     maps = compute_maps(network.forward_fn(rgb_image, settings.flip), (width, height), settings)
     people = decode(maps, settings, DecodeLimits(max_people=20))
 
@@ -16,7 +16,8 @@ from .aggregate import Maps, compute_maps, resize_maps
 from .decoding import DecodeLimits, Decoded, decode, find_peaks_dense, group_bounded
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, network_input, normalize_image
 
-_LAZY = {"OnnxNetwork": ".onnx_backend", "TorchNetwork": ".torch_backend"}
+_LAZY = {"OnnxNetwork": ".onnx_backend", "TorchNetwork": ".torch_backend", "open_network": ".exported",
+         "detect_format": ".exported", "ExportMetadata": ".metadata"}
 
 
 def __getattr__(name):
@@ -27,6 +28,6 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DecodeLimits", "Decoded", "IMAGENET_MEAN", "IMAGENET_STD", "Maps", "OnnxNetwork", "TorchNetwork",
-           "compute_maps", "decode", "find_peaks_dense", "group_bounded", "network_input", "normalize_image",
-           "resize_maps"]
+__all__ = ["DecodeLimits", "Decoded", "ExportMetadata", "IMAGENET_MEAN", "IMAGENET_STD", "Maps", "OnnxNetwork",
+           "TorchNetwork", "compute_maps", "decode", "detect_format", "find_peaks_dense", "group_bounded",
+           "network_input", "normalize_image", "open_network", "resize_maps"]
