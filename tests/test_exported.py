@@ -258,3 +258,32 @@ def test_people_land_where_they_are_in_the_frame_whatever_the_input_size(tiny, f
         tolerance = 2 * max(width, height) / side if fixed_hw else 2 * min(width, height) / 128
         found = people.keypoints[0, :, :2]
         assert np.abs(found - (x - 0.5, y - 0.5)).max() < tolerance, (found[0], (x, y), tolerance)
+
+
+def test_tflite_constant_tensors_are_checked_and_written_ones_are_not():
+    """LiteRT is not installed here: the check runs on an interpreter's interface (the tensors no
+    operator writes and that are not inputs are the weights; the others hold no data yet)."""
+    from litepose.runtime.weights import check_tflite_weights
+
+    class Interpreter:
+        tensors = {0: np.zeros((1, 3, 4, 4), np.float32), 1: np.ones((8, 3, 3, 3), np.float32),
+                   2: np.full((8,), np.nan, np.float32), 3: np.full((1, 8, 4, 4), np.nan, np.float32)}
+        names = {0: "input", 1: "conv/weights", 2: "conv/bias", 3: "Identity"}
+
+        def get_input_details(self):
+            return [{"index": 0}]
+
+        def _get_ops_details(self):
+            return [{"outputs": [3]}]
+
+        def get_tensor_details(self):
+            return [{"index": i, "name": self.names[i], "dtype": t.dtype.type} for i, t in self.tensors.items()]
+
+        def get_tensor(self, index):
+            return self.tensors[index]
+
+    with pytest.raises(ModelFileError, match=r"^m.tflite holds NaN or infinite weights in 1 of 2 tensors "
+                                             r"\(first: conv/bias\); "):
+        check_tflite_weights(Interpreter(), "m.tflite")
+    Interpreter.tensors[2] = np.zeros(8, np.float32)
+    check_tflite_weights(Interpreter(), "m.tflite")  # the NaN output tensor (written by an operator) is no weight
