@@ -83,9 +83,9 @@ def test_the_format_comes_from_the_suffix_or_else_the_content(exports, tmp_path)
         open_network(tmp_path / "notes.txt")
     with pytest.raises(ModelFileError, match="model not found: "):
         open_network(tmp_path / "missing.onnx")
-    with pytest.raises(LitePoseError, match="unknown format 'keras'"):
+    with pytest.raises(LitePoseError, match="format must be one of onnx, openvino, tflite, ncnn, torchscript, coreml, got 'keras'"):
         open_network(checkpoint, format="keras")
-    with pytest.raises(LitePoseError, match="threads must be a positive integer or None, got -3"):
+    with pytest.raises(LitePoseError, match="threads must be between 1 and 1024, got -3"):
         open_network(checkpoint, threads=-3)
 
 

@@ -26,7 +26,8 @@ over an existing one without --force. INT8: tools/quantize.py.
 
 import os
 
-from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import (THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
+                                number_range, parse_args, run_cli, run_inputs)
 
 # The check's default images: the real fixtures beside the repository, when they are there.
 SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
@@ -46,7 +47,7 @@ def main(argv=None):
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
     parser.add_argument("--output", metavar="PATH", default=None,
                         help="file to write (default: the checkpoint's name with the format's ending)")
-    parser.add_argument("--input-size", type=int, default=None,
+    parser.add_argument("--input-size", type=input_size, default=None,
                         help="square input size (default: the architecture's img_size or DATASET.INPUT_SIZE)")
     size_kind = parser.add_mutually_exclusive_group()
     size_kind.add_argument("--fixed", action="store_true",
@@ -54,30 +55,22 @@ def main(argv=None):
     size_kind.add_argument("--dynamic", action="store_true",
                            help=f"any input size: the default for {', '.join(DYNAMIC_FORMATS)}")
     parser.add_argument("--fp16", action="store_true", help="float16 model (onnx, openvino, ncnn, coreml)")
-    parser.add_argument("--opset", type=int, default=17, help=f"ONNX opset (onnx; {MIN_OPSET} to {MAX_OPSET})")
-    parser.add_argument("--tolerance", type=float, default=None,
+    parser.add_argument("--opset", type=int_range(1, 100), default=17,
+                        help=f"ONNX opset (onnx; {MIN_OPSET} to {MAX_OPSET})")
+    parser.add_argument("--tolerance", type=number_range(0), default=None,
                         help="largest accepted |export - PyTorch| / max |PyTorch| (default 1e-3, 3e-2 with --fp16)")
     parser.add_argument("--images", metavar="DIR", default=None,
                         help="images for the check (default: ../shared/data/coco_mini/images, else synthetic)")
-    parser.add_argument("--num-images", type=int, default=2, help="images the check runs on (1 to 100)")
-    parser.add_argument("--time", type=int, default=0, metavar="ROUNDS",
-                        help="then time the export against PyTorch eager for ROUNDS interleaved rounds (up to 10000)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads of --time (1 to 256)")
+    parser.add_argument("--num-images", type=int_range(1, 1000), default=2, help="images the check runs on")
+    parser.add_argument("--time", type=int_range(0, 100_000), default=0, metavar="ROUNDS",
+                        help="then time the export against PyTorch eager for ROUNDS interleaved rounds")
+    parser.add_argument("--threads", type=THREADS, nargs="+", default=[1, 2], help="intra-op threads of --time")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
-    # Every argument is checked before any work (the model is not even built yet): one line each.
-    if args.input_size is not None and input_size_problem(args.input_size):
-        raise LitePoseError(input_size_problem(args.input_size))
-    if not 1 <= args.num_images <= 100:
-        raise LitePoseError(f"--num-images must be between 1 and 100, got {args.num_images}")
-    if not 0 <= args.time <= 10000:
-        raise LitePoseError(f"--time must be between 0 and 10000 rounds, got {args.time}")
-    if any(not 1 <= t <= 256 for t in args.threads):
-        raise LitePoseError(f"--threads must be between 1 and 256, got {args.threads}")
+    # Every argument is checked before any work (the model is not even built yet): ranges by the
+    # argparse types above, the rest here, one line each.
     if args.time and args.format == "coreml":
         raise LitePoseError("--time: Core ML models run only on macOS")
-    if args.tolerance is not None and not 0 <= args.tolerance < float("inf"):
-        raise LitePoseError(f"--tolerance must be a finite number >= 0, got {args.tolerance}")
     if args.dynamic and args.format not in DYNAMIC_FORMATS:
         raise LitePoseError(f"--dynamic is not available for {args.format} (its input size is fixed; dynamic: "
                             f"{', '.join(DYNAMIC_FORMATS)})")
@@ -90,7 +83,7 @@ def main(argv=None):
     if not cfg.TEST.MODEL_FILE:
         raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
     output = args.output or default_output(args.format, cfg.TEST.MODEL_FILE)
-    check_outputs(args.format, output, args.force)
+    check_outputs(args.format, output, args.force, inputs=run_inputs(args, cfg))
     require(args.format)  # a missing package is one line before any work
     model = load_trained_model(cfg, args.superconfig)
     size = args.input_size or default_input_size(model, cfg)
@@ -101,7 +94,8 @@ def main(argv=None):
         images = SHARED_IMAGES
     report = export_checked(args.format, model, output, size, cfg=cfg, checkpoint=cfg.TEST.MODEL_FILE,
                             half=args.fp16, dynamic=dynamic, opset=args.opset, tolerance=args.tolerance,
-                            force=args.force, image_dir=images, num_images=args.num_images)
+                            force=args.force, image_dir=images, num_images=args.num_images,
+                            inputs=run_inputs(args, cfg))
     found = versions()
     print(f"{args.format}{' (float16)' if args.fp16 else ''}, input 1x3x{size}x{size}"
           f"{' (dynamic)' if dynamic else ' (fixed)'}; torch {found.get('torch')}")

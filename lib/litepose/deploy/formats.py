@@ -117,11 +117,12 @@ def default_output(fmt, checkpoint):
     return stem + SUFFIXES[fmt]
 
 
-def check_outputs(fmt, output, force=False, metadata=True):
+def check_outputs(fmt, output, force=False, metadata=True, inputs=()):
     """Before any work: every file an export of ``fmt`` to ``output`` writes can be written
     (``check_output_file``: none exists unless ``force``), and none is another model's
     (``.bin`` shared by ``M.xml`` and ``M.param``). Returns the files (without the sidecar when
-    there is no ``metadata``)."""
+    there is no ``metadata``). ``inputs``: the files the run reads, which no output may be,
+    even with ``force``."""
     from ..utils.io import check_output_file
 
     files = output_files(fmt, output)
@@ -129,7 +130,7 @@ def check_outputs(fmt, output, force=False, metadata=True):
         files = [p for p in files if not p.endswith(sidecar_path(""))]
     for index, path in enumerate(files):  # an .mlpackage is a folder
         check_output_file(path, force=force, what="--output" if index == 0 else f"{fmt} output",
-                          folder=fmt == "coreml")
+                          folder=fmt == "coreml", inputs=inputs)
     _check_no_collision(fmt, files)
     return files
 
@@ -443,13 +444,14 @@ class ExportReport:
 
 
 def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None, half=False, dynamic=None, opset=17,
-                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None):
+                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=()):
     """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
 
     ``cfg``: the model's config; with it the export carries its metadata
     (``litepose.runtime.metadata``: dataset, joints, input size, test settings, architecture,
     and ``checkpoint`` (path) with its sha256). ``dynamic``: any input size (default where the
-    format has it, ``DYNAMIC_FORMATS``); False fixes the input to ``input_size``.
+    format has it, ``DYNAMIC_FORMATS``); False fixes the input to ``input_size``. ``inputs``:
+    the files the run reads, which no output may be (``check_output_file``).
 
     Non-finite weights are refused first, naming them. BN is folded (``fold``); the export is
     written into a temporary folder beside ``output``, opened by its runtime
@@ -469,7 +471,7 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
     if dynamic and fmt not in DYNAMIC_FORMATS:
         raise ExportError(f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: "
                           f"{', '.join(DYNAMIC_FORMATS)})")
-    files = check_outputs(fmt, output, force, metadata=cfg is not None)
+    files = check_outputs(fmt, output, force, metadata=cfg is not None, inputs=inputs)
     require(fmt)
     tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size

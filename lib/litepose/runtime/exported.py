@@ -27,6 +27,7 @@ import zipfile
 import numpy as np
 
 from ..errors import LitePoseError, ModelFileError
+from ..utils.args import check_choice, check_number
 from .metadata import EXTRA_FILE, KEY, ExportMetadata, read_sidecar
 from .network import Network
 
@@ -93,12 +94,6 @@ def require_runtime(fmt):
     return modules
 
 
-def _check_threads(threads):
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
-                                or threads < 1):
-        raise LitePoseError(f"threads must be a positive integer or None, got {threads!r}")
-
-
 def open_network(path, format=None, threads=None, device="cpu", precision=None, half=None, check_weights=True):
     """The runtime network of the export at ``path`` (format from ``format`` or the file).
 
@@ -109,7 +104,7 @@ def open_network(path, format=None, threads=None, device="cpu", precision=None, 
     OpenVINO's f16 hint; default: what the export's metadata says). ``check_weights``: refuse
     non-finite weights (only quantisation's intermediate models turn it off). ``ModelFileError``
     for a missing or unknown file."""
-    _check_threads(threads)
+    check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
     if isinstance(path, (bytes, bytearray)):
         if format not in (None, "onnx"):
             raise LitePoseError(f"model bytes are read as ONNX only, not {format}")
@@ -121,8 +116,8 @@ def open_network(path, format=None, threads=None, device="cpu", precision=None, 
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelFileError(f"model not found: {path}")
-    if format is not None and format not in FORMATS:
-        raise LitePoseError(f"unknown format {format!r} (known: {', '.join(FORMATS)})")
+    if format is not None:
+        check_choice("format", format, FORMATS)
     fmt = format or detect_format(path)
     if fmt is None:
         raise ModelFileError(f"{path} is not an exported model (onnx, openvino .xml, tflite, ncnn .param, "
