@@ -259,7 +259,7 @@ def test_from_exported_refuses_settings_that_contradict_the_metadata(tiny, tmp_p
         PoseEstimator.from_exported(output, dataset="crowdpose")
     with pytest.raises(LitePoseError, match=r"takes 64x64 inputs only \(fixed size\), not input_size=128"):
         PoseEstimator.from_exported(output, input_size=128)
-    with pytest.raises(LitePoseError, match="format must be one of onnx, .*got 'keras'"):
+    with pytest.raises(LitePoseError, match="format must be one of onnx, openvino, tflite, ncnn, torchscript, coreml, got 'keras'"):
         PoseEstimator.from_exported(output, format="keras")
     checkpoint = tmp_path / "tiny.pth"
     torch.save(model.state_dict(), checkpoint)

@@ -83,7 +83,13 @@ def test_each_format_exports_checked_against_pytorch_with_its_metadata(model, fm
     assert sorted(os.listdir(out.parent)) == sorted(os.path.basename(p) for p in output_files(fmt, out))
     assert detect_format(out) == fmt
     if fmt == "coreml":  # no Core ML runtime on Linux: the ML program's structure is checked
+        import coremltools as ct
+
+        from litepose.runtime.metadata import KEY, ExportMetadata
+
         assert "no batch_norm" in report.check and "2 outputs" in report.check
+        stored = ct.models.MLModel(str(out), skip_model_load=True).user_defined_metadata[KEY]
+        assert ExportMetadata.from_json(stored) == report.metadata and not report.metadata.dynamic
         return
     assert report.difference <= 1e-4, report.difference
     # The runtime gives back what was written: dataset, joints, input, test settings, source.
@@ -100,9 +106,13 @@ def test_each_format_exports_checked_against_pytorch_with_its_metadata(model, fm
 
 @pytest.mark.parametrize("fmt", [pytest.param(f, marks=needs(f)) for f in ("onnx", "openvino", "ncnn")])
 def test_float16_exports_agree_within_the_float16_tolerance(model, fmt, tmp_path):
-    report = export_checked(fmt, model, tmp_path / f"tiny16{suffix(fmt)}", SIZE, half=True)
+    from litepose.runtime.exported import open_network
+
+    out = tmp_path / f"tiny16{suffix(fmt)}"
+    report = export_checked(fmt, model, out, SIZE, half=True, cfg=tiny_config())
     assert report.tolerance == formats.DEFAULT_TOLERANCE[True]
     assert 0 < report.difference <= report.tolerance
+    assert open_network(out).metadata.half  # ncnn and OpenVINO then run it in float16 by themselves
 
 
 @needs("onnx")
@@ -136,6 +146,19 @@ def test_unsupported_options_are_one_line(model, tmp_path):
         export_checked("torchscript", model, tmp_path / "m.pt", SIZE, half=True)
     with pytest.raises(ExportError, match="--dynamic is not available for tflite .its input size is fixed"):
         export_checked("tflite", model, tmp_path / "m.tflite", SIZE, dynamic=True)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_non_finite_weights_are_named_before_any_export(fmt, tmp_path):
+    """Not "differs by inf": the checkpoint and the tensor are named, nothing is written."""
+    broken = tiny_model()
+    with torch.no_grad():
+        broken.get_parameter("first.0.0.weight").view(-1)[3] = float("inf")
+    checkpoint = tmp_path / "broken.pth"
+    with pytest.raises(ExportError, match=rf"^{re.escape(str(checkpoint))} holds NaN or infinite values in 1 tensors "
+                                          rf"\(first: first.0.0.weight\); nothing written$"):
+        export_checked(fmt, broken, tmp_path / f"m{suffix(fmt)}", SIZE, checkpoint=checkpoint)
     assert os.listdir(tmp_path) == []
 
 

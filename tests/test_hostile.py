@@ -741,7 +741,7 @@ def _digest(path):
     return open(path, "rb").read()
 
 
-@pytest.mark.parametrize("tool", ["calibrate_bn", "export_onnx", "export", "eval_results", "quantize"])
+@pytest.mark.parametrize("tool", ["calibrate_bn", "export", "eval_results", "quantize"])
 def test_force_replaces_an_old_output_never_an_input_of_the_same_run(tmp_path, xs_checkpoint, capsys, tool):
     checkpoint = tmp_path / "model.pth"
     shutil.copy(xs_checkpoint, checkpoint)
@@ -749,7 +749,6 @@ def test_force_replaces_an_old_output_never_an_input_of_the_same_run(tmp_path, x
     results.write_text("[]")
     model = ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", checkpoint]
     argv = {"calibrate_bn": model + ["--output", checkpoint, "--force"],
-            "export_onnx": model + ["--output", checkpoint, "--force"],
             "export": model + ["--format", "onnx", "--output", checkpoint, "--force"],
             "eval_results": ["--gt", results, "--results", results, "--dataset", "coco", "--output", results, "--force"],
             # the model file inside the output folder under an output's name: still an input

@@ -57,7 +57,8 @@ def main(argv=None):
     size_kind.add_argument("--dynamic", action="store_true",
                            help=f"any input size: the default for {', '.join(DYNAMIC_FORMATS)}")
     parser.add_argument("--fp16", action="store_true", help="float16 model (onnx, openvino, ncnn, coreml)")
-    parser.add_argument("--opset", type=int_range(1, 100), default=17, help=f"ONNX opset (onnx; {MIN_OPSET} to {MAX_OPSET})")
+    parser.add_argument("--opset", type=int_range(1, 100), default=17,
+                        help=f"ONNX opset (onnx; {MIN_OPSET} to {MAX_OPSET})")
     parser.add_argument("--tolerance", type=number_range(0), default=None,
                         help="largest accepted |export - PyTorch| / max |PyTorch| (default 1e-3, 3e-2 with --fp16)")
     parser.add_argument("--images", metavar="DIR", default=None,
@@ -68,9 +69,10 @@ def main(argv=None):
     parser.add_argument("--threads", type=THREADS, nargs="+", default=[1, 2], help="intra-op threads of --time")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
-    # Every argument is checked before any work (the model is not even built yet): one line each.
+    # Every argument is checked before any work (the model is not even built yet): ranges by the
+    # argparse types above, the rest here, one line each.
     if args.time and args.format == "coreml":
-        parser.error("--time: Core ML models run only on macOS")
+        raise LitePoseError("--time: Core ML models run only on macOS")
     if args.dynamic and args.format not in DYNAMIC_FORMATS:
         raise LitePoseError(f"--dynamic is not available for {args.format} (its input size is fixed; dynamic: "
                             f"{', '.join(DYNAMIC_FORMATS)})")

@@ -225,7 +225,7 @@ class PoseEstimator:
         if meta is not None:
             if dataset is not None and _DATASETS.get(str(dataset).lower(), (None,))[0] != \
                     _DATASETS.get(meta.dataset["name"], (meta.dataset["name"],))[0]:
-                raise LitePoseError(f"{label} is a {meta.dataset['name']} model ({meta.dataset['num_joints']} joints), "
+                raise ArgumentError(f"{label} is a {meta.dataset['name']} model ({meta.dataset['num_joints']} joints), "
                                     f"not {dataset}: leave dataset= out, the export knows its own")
             if cfg is None:
                 cfg = meta.to_config()
@@ -241,18 +241,18 @@ class PoseEstimator:
 
             info = keypoint_info_from_config(cfg, for_test=True)
         if meta is not None and info.num_joints != meta.dataset["num_joints"]:
-            raise LitePoseError(f"{label} has {meta.dataset['num_joints']} joints, the config "
+            raise ArgumentError(f"{label} has {meta.dataset['num_joints']} joints, the config "
                                 f"{info.num_joints}: give the config it was exported with, or none")
         fixed = network.fixed_hw
         if fixed is not None:
             if input_size is not None and int(input_size) != min(fixed):
-                raise LitePoseError(f"{label} takes {fixed[1]}x{fixed[0]} inputs only (fixed size), not input_size="
+                raise ArgumentError(f"{label} takes {fixed[1]}x{fixed[0]} inputs only (fixed size), not input_size="
                                     f"{input_size}: leave input_size out (frames are letterboxed to it), or "
                                     f"export it without --fixed")
             input_size = min(fixed)
         elif input_size is None:
             if meta is None:
-                raise LitePoseError(f"{label} has a dynamic input size and no LitePose metadata: give input_size= "
+                raise ArgumentError(f"{label} has a dynamic input size and no LitePose metadata: give input_size= "
                                     f"(e.g. 256 for XS), or export it again with tools/export.py")
             input_size = meta.input_size
         from .inference.settings import InferenceSettings
@@ -260,7 +260,7 @@ class PoseEstimator:
         settings = InferenceSettings.from_config(cfg, None, input_size)
         settings, limits, people = preset_settings(settings, preset, **overrides)
         if fixed is not None and len(settings.scales) > 1:
-            raise LitePoseError(f"{label} has a fixed input size: it runs one scale, not TEST.SCALE_FACTOR "
+            raise ArgumentError(f"{label} has a fixed input size: it runs one scale, not TEST.SCALE_FACTOR "
                                 f"{list(settings.scales)}")
         check_network_outputs(network, settings, path)
         return cls(network, settings, limits, info, preset, people)
@@ -309,11 +309,12 @@ class PoseEstimator:
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
         or "rgb"): a ``People`` (``litepose.inference.People``)."""
         check_frame(frame, color)
+        fixed = getattr(self.network, "fixed_hw", None)
         key = (frame.shape[1], frame.shape[0], self.settings.input_size, self.settings.scales)
-        if key not in self._fitting_sizes:  # a video's frames share one size: checked once
+        if fixed is None and key not in self._fitting_sizes:  # a video's frames share one size: checked once
+            # (a fixed-size network's input is its own size, whatever the frame: nothing to check)
             check_frame(frame, color, self.settings)
             self._fitting_sizes = (self._fitting_sizes if len(self._fitting_sizes) < 64 else frozenset()) | {key}
-        fixed = getattr(self.network, "fixed_hw", None)
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr", input_hw=fixed)
         maps = compute_maps(forward, letterbox(frame.shape[1], frame.shape[0], fixed), self.settings)
         people = decode(maps, self.settings, self.limits, keep_maps=keep_maps)

@@ -48,7 +48,7 @@ import torch
 
 from ..errors import LitePoseError
 
-from ..runtime.exported import ncnn_bin_path, open_network
+from ..runtime.exported import ncnn_bin_path, open_network, openvino_core
 from ..runtime.metadata import EXTRA_FILE, KEY, build_metadata, sidecar_path
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
@@ -121,7 +121,8 @@ def check_outputs(fmt, output, force=False, metadata=True, inputs=()):
     """Before any work: every file an export of ``fmt`` to ``output`` writes can be written
     (``check_output_file``: none exists unless ``force``), and none is another model's
     (``.bin`` shared by ``M.xml`` and ``M.param``). Returns the files (without the sidecar when
-    there is no ``metadata``)."""
+    there is no ``metadata``). ``inputs``: the files the run reads, which no output may be,
+    even with ``force``."""
     from ..utils.io import check_output_file
 
     files = output_files(fmt, output)
@@ -196,7 +197,7 @@ def _quiet():
     return stack
 
 
-def _export_onnx(model, x, path, half, dynamic, opset, meta):
+def _export_onnx(model, x, path, half, dynamic, opset):
     import onnx
 
     proto = onnx.load_from_string(export_onnx(model, tuple(x.shape[2:]), dynamic=dynamic, opset=opset))
@@ -209,13 +210,11 @@ def _export_onnx(model, x, path, half, dynamic, opset, meta):
 
         with _quiet():
             proto = convert_float_to_float16(proto, keep_io_types=True)
-    if meta is not None:
-        onnx.helper.set_model_props(proto, {KEY: meta})
     with open(path, "wb") as handle:
         handle.write(proto.SerializeToString())
 
 
-def _export_openvino(model, x, path, half, dynamic, opset, meta):
+def _export_openvino(model, x, path, half, dynamic, opset):
     import openvino as ov
 
     shape = [-1, 3, -1, -1] if dynamic else list(x[:1].shape)
@@ -224,27 +223,18 @@ def _export_openvino(model, x, path, half, dynamic, opset, meta):
     converted.inputs[0].get_tensor().set_names({INPUT_NAME})
     for index, node in enumerate(converted.outputs):
         node.get_tensor().set_names({f"output{index}"})
-    if meta is not None:
-        converted.set_rt_info(meta, KEY)
     ov.save_model(converted, path, compress_to_fp16=half)
 
 
-def _export_tflite(model, x, path, half, dynamic, opset, meta):
+def _export_tflite(model, x, path, half, dynamic, opset):
     import litert_torch
 
     with _quiet():
         edge = litert_torch.convert(_TupleOutputs(model).eval(), (x[:1],))
         edge.export(path)
-    _write_sidecar(path, meta)
 
 
-def _write_sidecar(path, meta):
-    if meta is not None:
-        with open(sidecar_path(path), "w", encoding="utf-8") as handle:
-            handle.write(meta)
-
-
-def _export_ncnn(model, x, path, half, dynamic, opset, meta):
+def _export_ncnn(model, x, path, half, dynamic, opset):
     import pnnx
 
     work = os.path.dirname(path)
@@ -260,10 +250,9 @@ def _export_ncnn(model, x, path, half, dynamic, opset, meta):
     if "pnnx." in param:  # an operator ncnn has no layer for, left as a pnnx node
         bad = sorted({line.split()[0] for line in param.splitlines() if line.startswith("pnnx.")})
         raise ExportError(f"pnnx left operators ncnn cannot run: {', '.join(bad)}")
-    _write_sidecar(path, meta)
 
 
-def _export_coreml(model, x, path, half, dynamic, opset, meta):
+def _export_coreml(model, x, path, half, dynamic, opset):
     import coremltools as ct
 
     with _quiet():
@@ -273,15 +262,55 @@ def _export_coreml(model, x, path, half, dynamic, opset, meta):
                                outputs=[ct.TensorType(name=f"output{i}") for i in range(count)],
                                convert_to="mlprogram",
                                compute_precision=ct.precision.FLOAT16 if half else ct.precision.FLOAT32)
-        if meta is not None:
-            converted.user_defined_metadata[KEY] = meta
         converted.save(path)
 
 
-def _export_torchscript(model, x, path, half, dynamic, opset, meta):
+def _export_torchscript(model, x, path, half, dynamic, opset):
     with _quiet():
         traced = torch.jit.trace(_TupleOutputs(model).eval(), (x[:1],), check_trace=False)
-        torch.jit.save(traced, path, _extra_files={EXTRA_FILE: meta} if meta is not None else None)
+        torch.jit.save(traced, path)
+
+
+def embed_metadata(fmt, path, meta):
+    """Write ``meta`` (an ``ExportMetadata``) into the export of ``fmt`` at ``path``, where the
+    format keeps it (module doc): the one place metadata is written, by ``export_checked`` and
+    by ``tools/quantize.py`` for its INT8 models. ``path`` is rewritten in place: call it on
+    files not yet moved into place."""
+    text = meta.to_json()
+    path = os.fspath(path)
+    with _quiet():
+        if fmt == "onnx":
+            import onnx
+
+            proto = onnx.load(path)
+            onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, KEY: text})
+            onnx.save(proto, path)
+        elif fmt == "openvino":
+            import openvino as ov
+
+            model = openvino_core().read_model(path)
+            model.set_rt_info(text, KEY)
+            stem = os.path.splitext(path)[0]
+            ov.save_model(model, stem + ".meta.xml", compress_to_fp16=False)  # the weights as they are
+            del model
+            os.replace(stem + ".meta.bin", stem + ".bin")
+            os.replace(stem + ".meta.xml", path)
+        elif fmt == "torchscript":
+            module = torch.jit.load(path, map_location="cpu")
+            torch.jit.save(module, path, _extra_files={EXTRA_FILE: text})
+        elif fmt == "coreml":
+            import coremltools as ct
+
+            model = ct.models.MLModel(path, skip_model_load=True)
+            model.user_defined_metadata[KEY] = text
+            model.save(path + ".meta.mlpackage")  # the package's weights are read while it is saved
+            shutil.rmtree(path)
+            os.replace(path + ".meta.mlpackage", path)
+        elif fmt in ("ncnn", "tflite"):
+            with open(sidecar_path(path), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
 _EXPORTERS = {"onnx": _export_onnx, "openvino": _export_openvino, "tflite": _export_tflite, "ncnn": _export_ncnn,
@@ -415,14 +444,14 @@ class ExportReport:
 
 
 def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None, half=False, dynamic=None, opset=17,
-                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None,
-                   inputs=()):
+                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=()):
     """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
 
     ``cfg``: the model's config; with it the export carries its metadata
     (``litepose.runtime.metadata``: dataset, joints, input size, test settings, architecture,
     and ``checkpoint`` (path) with its sha256). ``dynamic``: any input size (default where the
-    format has it, ``DYNAMIC_FORMATS``); False fixes the input to ``input_size``.
+    format has it, ``DYNAMIC_FORMATS``); False fixes the input to ``input_size``. ``inputs``:
+    the files the run reads, which no output may be (``check_output_file``).
 
     Non-finite weights are refused first, naming them. BN is folded (``fold``); the export is
     written into a temporary folder beside ``output``, opened by its runtime
@@ -472,8 +501,9 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
         temp_files = [os.path.join(work, os.path.basename(p)) for p in files]
         try:
             with torch.no_grad(), _silence_fd():
-                _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset,
-                                meta.to_json() if meta is not None else None)
+                _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset)
+                if meta is not None:
+                    embed_metadata(fmt, temp_files[0], meta)
         except ExportError:
             raise
         except Exception as exc:  # converters raise anything; report one line

@@ -27,6 +27,7 @@ import zipfile
 import numpy as np
 
 from ..errors import LitePoseError, ModelFileError
+from ..utils.args import check_choice, check_number
 from .metadata import EXTRA_FILE, KEY, ExportMetadata, read_sidecar
 from .network import Network
 
@@ -47,7 +48,8 @@ def detect_format(path):
         return "coreml"
     if os.path.isdir(path):
         return None
-    by_suffix = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".param": "ncnn", ".torchscript": "torchscript"}
+    by_suffix = {".onnx": "onnx", ".xml": "openvino", ".tflite": "tflite", ".param": "ncnn",
+                 ".torchscript": "torchscript"}
     for suffix, fmt in by_suffix.items():
         if lower.endswith(suffix):
             return fmt
@@ -92,12 +94,6 @@ def require_runtime(fmt):
     return modules
 
 
-def _check_threads(threads):
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
-                                or threads < 1):
-        raise LitePoseError(f"threads must be a positive integer or None, got {threads!r}")
-
-
 def open_network(path, format=None, threads=None, device="cpu", precision=None, half=None, check_weights=True):
     """The runtime network of the export at ``path`` (format from ``format`` or the file).
 
@@ -105,9 +101,10 @@ def open_network(path, format=None, threads=None, device="cpu", precision=None, 
     ONNX Runtime with its CUDA provider. ``precision``: OpenVINO's inference precision hint
     (default f32: OpenVINO otherwise picks bfloat16 on CPUs that have it). ``half``: run a
     float16 export in float16 where the runtime chooses (ncnn's fp16 storage and arithmetic,
-    OpenVINO's f16 hint; default: what the export's metadata says). ``check_weights``: refuse non-finite weights (the export check turns it
-    off to report them itself). ``ModelFileError`` for a missing or unknown file."""
-    _check_threads(threads)
+    OpenVINO's f16 hint; default: what the export's metadata says). ``check_weights``: refuse
+    non-finite weights (only quantisation's intermediate models turn it off). ``ModelFileError``
+    for a missing or unknown file."""
+    check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
     if isinstance(path, (bytes, bytearray)):
         if format not in (None, "onnx"):
             raise LitePoseError(f"model bytes are read as ONNX only, not {format}")
@@ -119,8 +116,8 @@ def open_network(path, format=None, threads=None, device="cpu", precision=None, 
     path = os.fspath(path)
     if not os.path.exists(path):
         raise ModelFileError(f"model not found: {path}")
-    if format is not None and format not in FORMATS:
-        raise LitePoseError(f"unknown format {format!r} (known: {', '.join(FORMATS)})")
+    if format is not None:
+        check_choice("format", format, FORMATS)
     fmt = format or detect_format(path)
     if fmt is None:
         raise ModelFileError(f"{path} is not an exported model (onnx, openvino .xml, tflite, ncnn .param, "
@@ -152,6 +149,22 @@ def _runtime_error(fmt, exc):
     return ModelFileError(f"the {fmt} runtime failed on the input: {text[0][:300] if text else type(exc).__name__}")
 
 
+_OPENVINO_CORE = []
+
+
+def openvino_core():
+    """The one ``openvino.Core`` of the process, kept for its lifetime. OpenVINO's CPU plugin
+    points the thread's alternate signal stack at memory it frees when the last Core that loaded
+    it goes away (OpenVINO 2026.4): any later signal with an ``SA_ONSTACK`` handler (a Python
+    one, e.g. SIGCHLD while PyTorch's DataLoader watches its workers) then crashes the process
+    with SIGSEGV. Keeping the plugin loaded keeps that stack valid."""
+    if not _OPENVINO_CORE:
+        import openvino as ov
+
+        _OPENVINO_CORE.append(ov.Core())
+    return _OPENVINO_CORE[0]
+
+
 class OpenVinoNetwork(Network):
     """An OpenVINO IR (``.xml`` + ``.bin``, or an ``openvino.Model``) compiled for the CPU with
     the inference precision hint ``precision`` (f32, f16, bf16; INT8 layers stay INT8)."""
@@ -160,9 +173,7 @@ class OpenVinoNetwork(Network):
     format = "openvino"
 
     def __init__(self, model, threads=None, precision=None, half=None, check_weights=True):
-        import openvino as ov
-
-        core = ov.Core()
+        core = openvino_core()
         label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "OpenVINO model"
         if isinstance(model, (str, os.PathLike)):
             try:

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from ..errors import LitePoseError, ModelFileError
+from ..utils.args import check_number
 from .network import Network
 
 
@@ -23,8 +24,7 @@ def onnx_session(model, threads=None, device="cpu", providers=None):
 
     if isinstance(model, (str, os.PathLike)) and not os.path.isfile(model):
         raise ModelFileError(f"ONNX model not found: {model}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise LitePoseError(f"threads must be a positive integer or None, got {threads!r}")
+    check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = int(threads)
