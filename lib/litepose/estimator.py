@@ -196,13 +196,17 @@ class PoseEstimator:
         return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, cfg, arch=None, preset="accurate", device=None, input_size=None,
+    def from_checkpoint(cls, checkpoint, cfg=None, arch=None, preset="accurate", device=None, input_size=None,
                         **overrides):
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
-        ``checkpoint`` (the release's format or ours)."""
+        ``checkpoint`` (the release's format or ours). Without ``cfg``, ``checkpoint`` must be
+        named as a released model (``litepose-xs-coco.pth``, ``litepose.released.RELEASED``),
+        whose config and architecture the package ships."""
         from .models import build_model, load_checkpoint
 
+        if cfg is None:
+            cfg, arch = _released_config(checkpoint, arch)
         cfg = _as_config(cfg)
         model = build_model(cfg, arch)
         load_checkpoint(model, os.fspath(checkpoint))
@@ -253,6 +257,17 @@ def check_frame(frame, color="bgr"):
         shape = tuple(frame.shape) if hasattr(frame, "shape") else None
         dtype = getattr(frame, "dtype", type(frame).__name__)
         raise FrameError(f"expected a frame as an [H, W, 3] uint8 array ({color.upper()}), got {dtype} {shape}")
+
+
+def _released_config(checkpoint, arch):
+    from .released import RELEASED, released_model
+
+    model = released_model(checkpoint)
+    if model is None:
+        known = ", ".join(m.filename for m in RELEASED.values())
+        raise LitePoseError(f"{os.fspath(checkpoint)}: not named as a released model ({known}); "
+                            "give cfg= (and arch=) for another checkpoint")
+    return model.config_file, arch if arch is not None else model.arch_file
 
 
 def _as_config(cfg):
