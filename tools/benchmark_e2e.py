@@ -183,8 +183,6 @@ def summarise(passes):
 
 
 def main(argv=None):
-    import cv2
-
     parser = _parser()
     args = parser.parse_args(argv)
     if args.frames < 1 or args.repeat < 1 or min(args.threads) < 1:
@@ -211,6 +209,31 @@ def main(argv=None):
         parser.error(f"--frame-size must be WxH, got {args.frame_size!r}")
     frames = _frames(args.frames, size, args.seed)
     rows = []
+    try:
+        _run(args, frames, size, rows)
+    except KeyboardInterrupt:
+        # Ctrl-C: the rows measured so far were printed; --json keeps them too.
+        from litepose.errors import Interrupted
+
+        _write_json(args, rows)
+        kept = f"written to {args.json}" if args.json else "printed above"
+        raise Interrupted(f"{len(rows)} finished row(s) {kept}") from None
+    print(f"(preset {args.preset}, {args.frames} frames x {args.repeat} passes, frames {size[0]}x{size[1]}, ms)")
+    _write_json(args, rows)
+    return rows
+
+
+def _write_json(args, rows):
+    if args.json:
+        from litepose.utils.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
+
+
+def _run(args, frames, size, rows):
+    """Measure every configuration, appending its row to ``rows`` as soon as it is finished."""
+    import cv2
+
     header = (f"{'model':34} {'backend':11} {'thr':>3} {'fps':>6} | " +
               " | ".join(f"{s[:9]:>9} med/p99/max" for s in STAGES) + " | pre+post/network med, max")
     print(header)
@@ -234,13 +257,6 @@ def main(argv=None):
                       f"{100 * share['median']:5.1f} %, {100 * share['max']:5.1f} %", flush=True)
                 if summary["warning"]:
                     print(f"warning: {name} {backend} {threads} thread(s): {summary['warning']}", file=sys.stderr)
-    print(f"(preset {args.preset}, {args.frames} frames x {args.repeat} passes, frames {size[0]}x{size[1]}, ms)")
-    if args.json:
-        from litepose.utils.io import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
-    return rows
-
 
 if __name__ == "__main__":
     from litepose.utils.cli import run_cli

@@ -15,7 +15,8 @@ Presets:
 - ``accurate``: ``valid.py``'s settings, as ``InferenceSettings.from_config`` resolves them
   (the release's: flip test, maps projected to the input size before grouping), then the
   person filter (``runtime.people.PersonFilter``: people scoring under 0.1 and duplicates above
-  OKS 0.9 removed; ``min_person_score=None, person_nms=None`` return valid.py's people).
+  OKS 0.9 removed; ``min_person_score=None, person_nms=None, hide_outside=False`` return
+  valid.py's people).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
   (``project_to_image`` False), and the decoding caps of ``runtime.DecodeLimits``:
   ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
@@ -29,7 +30,8 @@ set (people per image 35 -> 4.7 for ``accurate``, 19 -> 2.3 for ``realtime``, 2.
 
 Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
 ``max_detections=`` (None = no cap), ``min_person_score=``, ``person_nms=`` (None = off),
-``input_size=``.
+``hide_outside=`` (both presets: True, joints placed outside the frame get score 0; their x, y
+are kept), ``input_size=``.
 """
 
 import dataclasses
@@ -41,7 +43,7 @@ import numpy as np
 from .errors import LitePoseError
 from .runtime.aggregate import compute_maps
 from .runtime.decoding import DecodeLimits, decode
-from .runtime.people import NO_FILTER, PersonFilter
+from .runtime.people import NO_FILTER, PersonFilter, hide_outside_frame
 
 PRESETS = ("accurate", "realtime")
 COLORS = ("bgr", "rgb")
@@ -50,8 +52,9 @@ REALTIME_MAX_DETECTIONS = 20
 # Person filter per preset (runtime.people): the highest person-score thresholds that cost under
 # 0.001 AP on the quickstart's validation set, and duplicate suppression above OKS 0.9, which
 # cost nothing there (tools/estimator_ap.py --sweep-filter; BENCHMARKS.md "Person filter").
-PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9),
-                  "realtime": PersonFilter(min_score=0.2, nms_oks=0.9)}
+# Joints placed outside the frame are reported with score 0 (runtime.people: why not clipped).
+PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9, hide_outside=True),
+                  "realtime": PersonFilter(min_score=0.2, nms_oks=0.9, hide_outside=True)}
 # The release's test-time settings (experiments/{coco,crowd_pose}/mobilenet/mobile.yaml, TEST.*)
 # for an ONNX model that comes without a config; a test checks them against those files.
 _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TEST.DETECTION_THRESHOLD", "0.1",
@@ -97,7 +100,7 @@ def release_test_config(dataset="coco"):
 
 
 def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
-                    max_detections="preset", min_person_score="preset", person_nms="preset"):
+                    max_detections="preset", min_person_score="preset", person_nms="preset", hide_outside="preset"):
     """``(InferenceSettings, DecodeLimits, PersonFilter)`` of ``preset`` on top of ``settings``
     (the config's)."""
     if preset not in PRESETS:
@@ -120,6 +123,8 @@ def preset_settings(settings, preset, flip=None, project_to_image=None, max_peop
         people = dataclasses.replace(people, min_score=min_person_score)
     if person_nms != "preset":
         people = dataclasses.replace(people, nms_oks=person_nms)
+    if hide_outside != "preset":
+        people = dataclasses.replace(people, hide_outside=bool(hide_outside))
     return settings, DecodeLimits(max_people=cap, max_detections=detections), people
 
 
@@ -245,6 +250,8 @@ class PoseEstimator:
             keep = self.person_filter.keep(keypoints, scores, self.keypoint_info.sigmas if self.keypoint_info else None)
             keypoints, scores = keypoints[keep], scores[keep]
             times["grouping"] += time.perf_counter() - start
+        if self.person_filter.hide_outside:
+            keypoints = hide_outside_frame(keypoints, frame.shape[1], frame.shape[0])
         return People(keypoints, scores, times, maps=decoded.maps)
 
 
