@@ -1,5 +1,6 @@
 """Shared test helpers."""
 
+import importlib
 import importlib.util
 import os
 import sys
@@ -11,8 +12,12 @@ from conftest import REPO
 
 
 def load_script(relative):
-    """A script of the repository (``tools/benchmark.py``, ...) as a module, loaded from its path:
-    the scripts are not a package, and nothing is added to ``sys.path``."""
+    """A script of the repository as a module: a harness of the ``benchmarks`` package
+    (``"benchmarks.benchmark"``) is imported as ``python -m`` runs it; a user script
+    (``"tools/demo.py"``) is loaded from its path, since ``tools/`` is not a package, and nothing
+    is added to ``sys.path``."""
+    if not relative.endswith(".py"):
+        return importlib.import_module(relative)
     path = REPO / relative
     spec = importlib.util.spec_from_file_location(f"script_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
@@ -77,7 +82,7 @@ def run_script_in_process(relative, argv, capsys, cwd=REPO):
     capsys.readouterr()
     try:
         os.chdir(cwd)
-        sys.argv[:] = [str(REPO / relative), *argv]
+        sys.argv[:] = [script.__file__, *argv]  # what python SCRIPT and python -m MODULE both set
         try:
             run_cli(script.main, argv)
             code = 0

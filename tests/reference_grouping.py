@@ -8,7 +8,7 @@ pure-Python ``munkres`` package, version 1.1.4, so that equal-cost assignments r
 release resolves them), Python loops for the quarter-pixel adjustment, per-person refinement
 over the full maps in torch, then point-by-point mapping back to the image. Two uses: the
 tests check that the library's vectorised grouping finds the same people, and
-``tools/oracle_eval.py --baseline`` times both side by side. Never used by the library.
+``benchmarks/oracle_eval.py --baseline`` times both side by side. Never used by the library.
 """
 
 import numpy as np

@@ -1,21 +1,20 @@
-"""tools/benchmark.py and the interleaved timing behind it."""
+"""benchmarks/benchmark.py and the interleaved timing behind it."""
 
 import json
 
 import pytest
 import torch
 
-from helpers import load_script, run_script_in_process
+from benchmarks import benchmark
+from helpers import run_script_in_process
 from litepose.deploy.latency import Timing, time_interleaved
 from litepose.errors import ConfigError
-
-benchmark = load_script("tools/benchmark.py")
 
 
 @pytest.fixture
 def benchmark_cli(capsys):
-    """``python tools/benchmark.py ARGS`` in the repository, run in this process (tests/helpers.py)."""
-    return lambda *args: run_script_in_process("tools/benchmark.py", args, capsys)
+    """``python -m benchmarks.benchmark ARGS`` in the repository, run in this process (tests/helpers.py)."""
+    return lambda *args: run_script_in_process("benchmarks.benchmark", args, capsys)
 
 
 def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path, benchmark_cli):
@@ -24,7 +23,7 @@ def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path, benchm
                            "--threads", "1", "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
     table = (tmp_path / "benchmark.md").read_text()
-    assert "Command: `python tools/benchmark.py --models XS --repeats 2" in table
+    assert "Command: `python -m benchmarks.benchmark --models XS --repeats 2" in table
     assert "| model | input | GMACs | params (M) | PyTorch eager | PyTorch, BN folded | ONNX Runtime" in table
     assert "| LitePose-XS | 256 | 1.22 | 1.68 | " in table
     assert "1 PyTorch threads" in table                 # --threads 1 applied to the run ...

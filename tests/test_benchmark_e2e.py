@@ -1,13 +1,11 @@
-"""tools/benchmark_e2e.py: frames per second and per-stage times, end to end, on a tiny model."""
+"""benchmarks/benchmark_e2e.py: frames per second and per-stage times, end to end, on a tiny model."""
 
 import json
 
 import pytest
 import torch
 
-from helpers import load_script
-
-benchmark_e2e = load_script("tools/benchmark_e2e.py")
+from benchmarks import benchmark_e2e, estimator_ap
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +55,6 @@ def test_disagreeing_passes_are_flagged():
 
 
 def test_estimator_ap_tool_evaluates_every_variant(tiny_checkpoint, synthetic_root, tmp_path, capsys):
-    estimator_ap = load_script("tools/estimator_ap.py")
     out = tmp_path / "ap.json"
     code = estimator_ap.main(["--cfg", "experiments/synthetic/quickstart.yaml", "TEST.MODEL_FILE", str(tiny_checkpoint),
                               "DATASET.ROOT", str(synthetic_root), "DEVICE", "cpu", "--input-size", "64", "--limit", "2",
@@ -92,11 +89,12 @@ def test_ctrl_c_exits_130_in_one_line_and_keeps_the_finished_rows(tiny_checkpoin
 
     out = tmp_path / "e2e.json"
     configurations = 200  # short ones: the run is interrupted after the first, long before the last
-    argv = [sys.executable, "tools/benchmark_e2e.py", "--models", "none", "--checkpoint", str(tiny_checkpoint),
+    argv = [sys.executable, "-m", "benchmarks.benchmark_e2e", "--models", "none", "--checkpoint", str(tiny_checkpoint),
             "--cfg", "experiments/synthetic/quickstart.yaml", "--arch", "mobile_configs/quickstart.json",
             "--input-size", "64", "--frame-size", "96x64", "--backends", "torch", "--frames", "3", "--repeat", "1",
             "--no-progress", "--json", str(out), "--threads", *["1"] * configurations]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
         header, first = process.stdout.readline(), process.stdout.readline()

@@ -1,4 +1,4 @@
-"""Tests that need a CUDA GPU (marker ``cuda``): ``tools/device_check.py`` runs them with
+"""Tests that need a CUDA GPU (marker ``cuda``): ``benchmarks/device_check.py`` runs them with
 ``python -m pytest -m cuda tests/test_cuda.py``. Each one skips with the reason on a machine
 without a GPU, so the default run only collects them.
 
@@ -16,8 +16,8 @@ import os
 import pytest
 import torch
 
+from benchmarks.benchmark import resolve_models
 from conftest import REPO, arch_path
-from helpers import load_script
 from litepose.config import load_config
 from litepose.data.build import build_dataset, build_loader, iterate_loader, set_loader_epoch
 from litepose.data.targets import TargetConfig, prepare_batch
@@ -208,7 +208,6 @@ def test_checkpoint_saved_on_cuda_resumes_on_cuda(tmp_path, synthetic_root, tiny
 def test_inference_on_cuda_equals_the_cpu(name, no_tf32):
     from litepose.deploy import example_input, fuse_bn
     from litepose.deploy.latency import realistic_weights_
-    resolve_models = load_script("tools/benchmark.py").resolve_models
 
     entry = resolve_models([name])[0]
     cfg = load_config(os.path.join(REPO, entry.config.format(dataset="crowd_pose")))

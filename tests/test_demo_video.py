@@ -173,10 +173,9 @@ def test_demo_prints_the_people_it_draws_after_the_person_filter(onnx_model, cli
 
 
 def test_estimator_ap_refuses_an_out_of_range_threshold_before_any_work(tmp_path):
-    from helpers import load_script
+    from benchmarks import estimator_ap
     from litepose.errors import ConfigError
 
-    estimator_ap = load_script("tools/estimator_ap.py")
     for option, value in (("--nms-oks", "none,2"), ("--min-scores", "0.1,nan"), ("--min-scores", "low")):
         with pytest.raises(ConfigError, match="person|neither a number"):
             estimator_ap.main(["--cfg", "experiments/synthetic/quickstart.yaml", "TEST.MODEL_FILE",

@@ -1,4 +1,4 @@
-"""tools/device_check.py (issue 17), through its ``--dry-run`` on the CPU: the report has every
+"""benchmarks/device_check.py (issue 17), through its ``--dry-run`` on the CPU: the report has every
 section with real figures, a failed check makes the exit status non-zero, bad input is one line."""
 
 import math
@@ -7,15 +7,15 @@ import re
 import pytest
 import torch
 
+from benchmarks import device_check
 from conftest import REPO
-from helpers import load_script
 from litepose.data.build import available_cores
 from litepose.errors import LitePoseError
 
 
 @pytest.fixture(scope="module")
 def tool():
-    return load_script("tools/device_check.py")
+    return device_check
 
 
 @pytest.fixture(scope="module")

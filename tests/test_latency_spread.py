@@ -1,13 +1,11 @@
 """Latency figures the run cannot vouch for get a warning: repeats that spread too far, and
-comparisons inside that spread (litepose.deploy.latency, tools/benchmark.py's timing_warnings).
+comparisons inside that spread (litepose.deploy.latency, benchmarks/benchmark.py's timing_warnings).
 Known timings only: nothing is timed here."""
 
 import pytest
 
-from helpers import load_script
+from benchmarks import benchmark
 from litepose.deploy.latency import SPREAD_LIMIT, Timing, comparison_warning, repeat_spread, spread_warning
-
-benchmark = load_script("tools/benchmark.py")
 
 
 def seconds(*ms):

@@ -4,6 +4,7 @@ asked for), a folder where a file goes is refused, and each refusal is one line 
 
 import pytest
 
+from benchmarks import benchmark_e2e
 from conftest import REPO, arch_path
 from helpers import load_script
 from litepose.utils.cli import run_cli
@@ -36,8 +37,8 @@ COMMANDS = {
                f"--output {{}} {FORCE}"),
     "export_onnx": ("tools/export_onnx.py", lambda t: ["--cfg", MOBILE, "TEST.MODEL_FILE", none_pth(t)], "--output",
                     f"--output {{}} {FORCE}"),
-    "device_check": ("tools/device_check.py", lambda t: ["--dry-run"], "--output", f"--output {{}} {FORCE}"),
-    "track_eval": ("tools/track_eval.py", lambda t: ["--frames", "5"], "--json",
+    "device_check": ("benchmarks.device_check", lambda t: ["--dry-run"], "--output", f"--output {{}} {FORCE}"),
+    "track_eval": ("benchmarks.track_eval", lambda t: ["--frames", "5"], "--json",
                    "--json file {} already exists; give a new file name"),
 }
 
@@ -65,7 +66,7 @@ def test_benchmark_e2e_refuses_an_existing_json_before_any_work(tmp_path, capsys
     out = tmp_path / "e2e.json"
     out.write_text("[]")
     with pytest.raises(SystemExit) as stopped:  # its options are argparse's: usage, then the error line
-        load_script("tools/benchmark_e2e.py").main(["--json", str(out)])
+        benchmark_e2e.main(["--json", str(out)])
     printed, err = capsys.readouterr()
     assert stopped.value.code == 2 and printed == ""
     assert err.splitlines()[-1].endswith(f"error: --json {out} already exists; give a new file name")
@@ -73,7 +74,7 @@ def test_benchmark_e2e_refuses_an_existing_json_before_any_work(tmp_path, capsys
 
 
 def test_crash_drill_checks_its_table_before_the_drill(tmp_path, capsys):
-    code, printed, lines = run_main("tools/crash_drill.py", ["--output", tmp_path, "--workdir", tmp_path / "w"],
+    code, printed, lines = run_main("benchmarks.crash_drill", ["--output", tmp_path, "--workdir", tmp_path / "w"],
                                     capsys)
     assert code == 2 and lines == [f"error: --output {tmp_path} is a folder; give a file name"]
     assert printed == "" and not (tmp_path / "w").exists()

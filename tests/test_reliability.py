@@ -13,8 +13,8 @@ import time
 import pytest
 import torch
 
+from benchmarks.crash_drill import run_crash_drill
 from conftest import REPO
-from helpers import load_script
 from litepose.config import load_config
 from litepose.data.build import build_dataset
 from litepose.data.synthetic import generate_synthetic_dataset
@@ -25,7 +25,6 @@ from litepose.train.distributed import DistContext
 from training_support import QUICKSTART, TINY_SPACE, one_line, run_script, tiny_cfg, tiny_opts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-run_crash_drill = load_script("tools/crash_drill.py").run_crash_drill
 
 
 @pytest.fixture

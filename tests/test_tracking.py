@@ -1,5 +1,5 @@
 """litepose.tracking: stable identities across frames, One-Euro smoothing, and the generated
-sequences that measure them (tools/track_eval.py)."""
+sequences that measure them (benchmarks/track_eval.py)."""
 
 import json
 
@@ -94,9 +94,7 @@ def test_generated_sequence_has_known_identities_dropouts_and_false_detections()
 
 
 def test_track_eval_tool_prints_the_figures(tmp_path, capsys):
-    from helpers import load_script
-
-    track_eval = load_script("tools/track_eval.py")
+    from benchmarks import track_eval
 
     out = tmp_path / "track.json"
     report = track_eval.main(["--frames", "60", "--seeds", "0", "--scenario", "hard", "--json", str(out)])

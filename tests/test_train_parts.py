@@ -134,11 +134,10 @@ def test_halt_errors_name_the_place_and_the_checkpoint(tmp_path):
 
 def test_the_fault_overhead_benchmark_times_the_step_with_and_without_its_guard(tmp_path, synthetic_root,
                                                                                   tiny_arch, one_thread):
-    from helpers import load_script
+    from benchmarks import benchmark_train as benchmark
     from litepose.train import Trainer
     from training_support import tiny_cfg
 
-    benchmark = load_script("tools/benchmark_train.py")
     trainer = Trainer(tiny_cfg(tmp_path, synthetic_root, tiny_arch, "TRAIN.VAL_FREQ", "0"), DistContext(), QUICKSTART,
                       show_progress=False)
     guard = trainer.guard

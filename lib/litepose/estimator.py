@@ -51,7 +51,7 @@ REALTIME_MAX_PEOPLE = 20
 REALTIME_MAX_DETECTIONS = 20
 # Person filter per preset (runtime.people): the highest person-score thresholds that cost under
 # 0.001 AP on the quickstart's validation set, and duplicate suppression above OKS 0.9, which
-# cost nothing there (tools/estimator_ap.py --sweep-filter; BENCHMARKS.md "Person filter").
+# cost nothing there (python -m benchmarks.estimator_ap --sweep-filter; BENCHMARKS.md "Person filter").
 # Joints placed outside the frame are reported with score 0 (runtime.people: why not clipped).
 PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9, hide_outside=True),
                   "realtime": PersonFilter(min_score=0.2, nms_oks=0.9, hide_outside=True)}

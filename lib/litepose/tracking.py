@@ -25,7 +25,7 @@ time, after which it is dropped. People not matched start new tracks if their sc
 a low-pass filter whose cut-off rises with speed: little jitter at rest, little lag in motion;
 ``min_cutoff`` Hz and ``beta``). The association always uses the raw poses.
 
-``tools/track_eval.py`` measures identity switches and fragmentations on generated crossing
+``python -m benchmarks.track_eval`` measures identity switches and fragmentations on generated crossing
 people with noise and dropouts.
 """
 
@@ -251,7 +251,7 @@ class PoseTracker:
         return out
 
 
-# -- Evaluation on generated sequences (tools/track_eval.py) ------------------------------------
+# -- Evaluation on generated sequences (python -m benchmarks.track_eval) ---------------------------
 
 @dataclasses.dataclass
 class SyntheticFrame:

@@ -9,7 +9,7 @@
 Latency: ``time_interleaved`` times runners (``torch_runner``, ``onnx_runner``,
 ``end_to_end_runner``) round-robin; ``realistic_weights_`` gives random weights a trained
 network's statistics. The comparison with the baselines (model zoo, tables, plot) is
-``tools/benchmark.py``.
+``python -m benchmarks.benchmark``.
 """
 
 from .export import (ExportError, check_onnx, example_input, export_onnx, export_torchscript, max_abs_diff_onnx,

@@ -14,7 +14,8 @@ does. ``PersonFilter`` removes them after grouping, in two steps:
   OKS in place of box IoU). The OKS area is the kept person's box around its visible joints.
 
 Both off (None) keep every person: ``valid.py`` never filters, so its results stay the
-release's.
+release's. The defaults of ``litepose.PoseEstimator``'s presets were chosen by AP on the
+quickstart's validation set (``python -m benchmarks.estimator_ap --sweep-filter``, BENCHMARKS.md).
 
 ``hide_outside``: joints placed outside the frame get score 0 (``hide_outside_frame``). The
 network sees the frame padded to its input's shape, and the decoder places a joint wherever its
@@ -22,8 +23,7 @@ heatmap peaks, padding included (y = -42 on a 306-pixel-high photo). Such a join
 in the picture, so it is reported as not visible rather than clipped to the border: clipping
 would invent a position the network never gave, and a border joint looks like a real one in a
 drawing or a tracker. Its x, y are kept (where the network put it) and the person's score is
-not changed, so the same people are kept as without it. The defaults of ``litepose.PoseEstimator``'s presets were chosen by AP on the
-quickstart's validation set (``tools/estimator_ap.py --sweep-filter``, BENCHMARKS.md).
+not changed, so the same people are kept as without it.
 """
 
 from dataclasses import dataclass

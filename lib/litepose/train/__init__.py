@@ -5,9 +5,9 @@ distributed setup.
     from litepose.train import train
     summary = train(cfg, cfg_path, superconfig=None, teacher=None, teacher_arch=None)
 
-What measures or drills training lives with the scripts, not here: ``tools/benchmark_train.py``
-times ``Trainer.train_step`` against the data pipeline, ``tools/crash_drill.py`` kills and
-restarts ``dist_train.py``.
+What measures or drills training lives outside the library, in the repository's harnesses:
+``python -m benchmarks.benchmark_train`` times ``Trainer.train_step`` against the data pipeline,
+``python -m benchmarks.crash_drill`` kills and restarts ``dist_train.py``.
 """
 
 from .checkpoint import BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, run_dirs

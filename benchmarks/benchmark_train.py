@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Training throughput: images/s of the data pipeline alone and of the training step alone.
 
-    python tools/benchmark_train.py [--archs XS S] [--batches 20] [--steps 10] [--amp] [KEY VALUE ...]
-    python tools/benchmark_train.py --cfg CFG.yaml [--superconfig ARCH.json] [...]
-    python tools/benchmark_train.py --fault-overhead [--archs XS] [--batch-size 8] [--repeats 6] [--steps 3]
+    python -m benchmarks.benchmark_train [--archs XS S] [--batches 20] [--steps 10] [--amp] [KEY VALUE ...]
+    python -m benchmarks.benchmark_train --cfg CFG.yaml [--superconfig ARCH.json] [...]
+    python -m benchmarks.benchmark_train --fault-overhead [--archs XS] [--batch-size 8] [--repeats 6] [--steps 3]
 
 The data pipeline (read, augment, warp, ignore masks, then targets on the device) runs with the
 config's WORKERS (at most the CPU cores); the step is ``Trainer.train_step``, the one
@@ -22,8 +22,8 @@ saving BatchNorm's statistics and the sampler's state, the finiteness check, the
 agreement), as the step with it against the step without it, interleaved (--repeats rounds of
 --steps steps each way, the order alternating), and as the time of those calls on their own.
 
-From Python (tools/device_check.py loads this file by path): ``measure_data_pipeline``,
-``benchmark_trainer``, ``time_train_step`` and ``measure_fault_overhead``.
+From Python (``from benchmarks import benchmark_train``, as ``benchmarks.device_check`` does):
+``measure_data_pipeline``, ``benchmark_trainer``, ``time_train_step`` and ``measure_fault_overhead``.
 """
 
 import contextlib

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """AP and decoding time of PoseEstimator's presets and decoding caps on a test set.
 
-    python tools/estimator_ap.py --cfg experiments/synthetic/quickstart.yaml \
+    python -m benchmarks.estimator_ap --cfg experiments/synthetic/quickstart.yaml \
         TEST.MODEL_FILE output/coco_kpt/pose_mobilenet/quickstart/final_state.pth.tar [--superconfig ARCH.json] \
         [--limit N] [--input-size N] [--json OUT.json]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Latency of LitePose against HigherHRNet and EfficientHRNet, side by side in one run.
 
-    python tools/benchmark.py --output bench/ [--models XS S M L W24 H-1] [--repeats 20]
+    python -m benchmarks.benchmark --output bench/ [--models XS S M L W24 H-1] [--repeats 20]
         [--warmup 2] [--threads 2] [--input-size 512] [--device all|cpu|cuda]
         [--backends eager fused onnx e2e] [--dataset crowd_pose|coco]
 
@@ -12,7 +12,7 @@ size (LitePose: the architecture's img_size; baselines: DATASET.INPUT_SIZE) unle
 --input-size sets one for all. Writes OUTPUT/benchmark.md (table and speed-ups),
 benchmark.png (latency against MACs) and benchmark.json (every sample); prints the table.
 
-From Python (tests/test_benchmark.py and tools/device_check.py load this file by path):
+From Python (``from benchmarks import benchmark``: tests/test_benchmark.py, benchmarks/device_check.py):
 ``run_benchmark`` builds each model from its experiment config (``build_zoo_model``), counts its
 MACs and parameters, prepares every backend and times all of them interleaved
 (``litepose.deploy.time_interleaved``) so the figures of one run are comparable with each other;
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from litepose.errors import ConfigError
 from litepose.utils.cli import parse_args, run_cli
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tools/benchmark.py
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmark.py
 
 BACKENDS = ("eager", "fused", "onnx", "e2e")
 BACKEND_TITLES = {
@@ -437,7 +437,8 @@ def main(argv=None):
     results = run_benchmark(settings)
     load_after = os.getloadavg()[0]
 
-    command = "python tools/benchmark.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "python -m benchmarks.benchmark " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     machine = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, "
                f"{torch.get_num_threads()} PyTorch threads, torch {torch.__version__}, "
                f"onnxruntime {onnxruntime.__version__}"

@@ -2,7 +2,7 @@
 """Crash drill: SIGKILL a training run at random moments, restart it each time, and check that
 it ends with the weights of an uninterrupted run (deterministic CPU mode).
 
-    python tools/crash_drill.py --kills 10 --seed 0 [--workdir DIR] [--output TABLE.md]
+    python -m benchmarks.crash_drill --kills 10 --seed 0 [--workdir DIR] [--output TABLE.md]
 
 Prints one line per start and a Markdown table (RELIABILITY.md records one); exits 1 when the
 final weights differ from the uninterrupted run's.
@@ -31,7 +31,7 @@ from litepose.errors import LitePoseError
 from litepose.utils.cli import parse_args, run_cli
 from litepose.utils.io import check_output_file, ensure_writable_dir
 
-REPO = Path(__file__).resolve().parents[1]  # tools/crash_drill.py
+REPO = Path(__file__).resolve().parents[1]  # benchmarks/crash_drill.py
 CONFIG = "experiments/synthetic/quickstart.yaml"
 # Small enough for seconds per epoch on one CPU thread, with every kind of layer the real ones have.
 DRILL_ARCH = {"img_size": 64, "input_channel": 8, "deconv_setting": [8, 8, 8], "backbone_setting": [

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The decoding ceiling: AP of the test-time pipeline and grouping on perfect maps.
 
-    python tools/oracle_eval.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+    python -m benchmarks.oracle_eval --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --gt ANN.json [--input-size 512] [--limit N] [--baseline] [--repeat R]
 
 Renders ground-truth heatmaps and perfect tags for every image of ANN.json (only image sizes
@@ -15,8 +15,6 @@ decodes every image R times and keeps each image's fastest time (steadier on a b
 import os
 
 from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
@@ -54,13 +52,9 @@ def main(argv=None):
     cfg = load_cli_config(args)
     baseline = None
     if args.baseline:
-        import importlib.util
+        from tests.reference_grouping import reference_group  # the release restatement the tests check against
 
-        spec = importlib.util.spec_from_file_location(
-            "reference_grouping", os.path.join(REPO, "tests", "reference_grouping.py"))
-        reference = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(reference)
-        baseline = reference.reference_group
+        baseline = reference_group
 
     started = time.time()
     result = oracle_evaluate(cfg, args.gt, args.input_size, args.limit, baseline=baseline, repeat=args.repeat)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Identity switches and fragmentations of litepose.tracking.PoseTracker on generated people.
 
-    python tools/track_eval.py [--frames 300] [--people 6] [--seeds 0 1 2] [--scenario easy|hard|both]
+    python -m benchmarks.track_eval [--frames 300] [--people 6] [--seeds 0 1 2] [--scenario easy|hard|both]
         [--max-lost 30] [--min-similarity 0.3] [--association oks|box] [--json OUT.json]
 
 The sequences come from ``litepose.tracking.synthetic_sequence``: synthetic figures (17 COCO

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """End to end, frame in and people out: frames per second and per-stage times of PoseEstimator.
 
-    python tools/benchmark_e2e.py [--models XS S M L] [--backends onnx torch] [--threads 1 2]
+    python -m benchmarks.benchmark_e2e [--models XS S M L] [--backends onnx torch] [--threads 1 2]
         [--preset realtime|accurate] [--input-size N] [--frames 30] [--repeat 2] [--frame-size 640x480]
         [--max-people N|none] [--max-detections N] [--dataset coco|crowd_pose]
         [--checkpoint CKPT --cfg CFG.yaml --arch ARCH.json] [--json OUT.json]
