@@ -141,7 +141,7 @@ def build_candidates(repo_root, yolo=YOLO_MODELS, litepose=LITEPOSE_MODELS, yolo
 def _runner(runtime, data, threads, work):
     x = np.zeros((1, 3) + _input_hw(data), np.float32)
     if runtime == "onnx":
-        from litepose.deploy.export import onnx_session
+        from litepose.runtime.onnx_backend import onnx_session
 
         session = onnx_session(data, threads=threads)
         return lambda: session.run(None, {"input": x})

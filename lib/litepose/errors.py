@@ -47,3 +47,8 @@ class Interrupted(LitePoseError):
     saved): the message says what was kept; the scripts print it on one line and exit 130."""
     label = "interrupted"
     exit_code = 130
+
+
+class ModelFileError(LitePoseError):
+    """An exported model (ONNX, OpenVINO, TFLite, ncnn, TorchScript) that is missing, of unknown
+    format, unreadable, holds non-finite weights, or cannot take the input it was given."""
