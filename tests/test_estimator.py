@@ -177,11 +177,12 @@ def test_fixed_size_export_letterboxes_any_frame_as_if_padded(tiny, tmp_path):
     fixed_path = tmp_path / "fixed.onnx"
     fixed_path.write_bytes(export_onnx(fuse_bn(model), SIZE))
     for preset in ("accurate", "realtime"):
+        # hide_outside off: joints below the frame lie inside the padded canvas
         fixed = PoseEstimator.from_onnx(fixed_path, dataset="coco", preset=preset, max_people=20,
-                                        min_person_score=None, person_nms=None)
+                                        min_person_score=None, person_nms=None, hide_outside=False)
         assert fixed.settings.input_size == SIZE and fixed.network.fixed_hw == (SIZE, SIZE)
         dynamic = PoseEstimator.from_onnx(dynamic_path, dataset="coco", input_size=SIZE, preset=preset, max_people=20,
-                                          min_person_score=None, person_nms=None)
+                                          min_person_score=None, person_nms=None, hide_outside=False)
         padded = np.zeros((640, 640, 3), np.uint8)
         padded[:480] = frame
         people = fixed(frame)

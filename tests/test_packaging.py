@@ -43,8 +43,8 @@ import importlib.util, json, sys
 from litepose import PoseEstimator
 import numpy as np
 assert importlib.util.find_spec("torch") is None, "torch is installed"
-estimator = PoseEstimator.from_exported(sys.argv[1], "onnx", preset="realtime")
-people = estimator(np.zeros((64, 64, 3), np.uint8))  # the export's fixed size
+estimator = PoseEstimator.from_exported(sys.argv[1], preset="realtime")  # the export's metadata says the rest
+people = estimator(np.zeros((48, 80, 3), np.uint8))
 print(json.dumps({"joints": int(people.keypoints.shape[1]), "input_size": estimator.settings.input_size,
                   "torch": "torch" in sys.modules, "file": __import__("litepose").__file__}))
 """
@@ -60,7 +60,7 @@ def test_wheel_with_onnx_extra_runs_the_estimator_without_pytorch(tmp_path, tiny
     cfg = load_config(str(REPO / "experiments/coco/mobilenet/mobile.yaml"), ["MODEL.ARCH", str(tiny_arch)])
     model = build_model(cfg).eval()
     export = tmp_path / "tiny.onnx"
-    export_checked("onnx", model, str(export), 64, num_images=1)
+    export_checked("onnx", model, str(export), 64, cfg=cfg, dynamic=False, num_images=1)  # as tools/export.py
 
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
