@@ -90,8 +90,9 @@ def _realistic_weights(model, size):
 
 def _models(args):
     """``(name, cfg, model)`` with random weights (or the checkpoint's)."""
+    from litepose.arch import default_input_size
     from litepose.config import load_config
-    from litepose.models import build_model, load_checkpoint
+    from litepose.models import build_model, load_model
 
     for name in args.models:
         if name.lower() == "none":
@@ -102,17 +103,13 @@ def _models(args):
         cfg = load_config(os.path.join(REPO_ROOT, "experiments", args.dataset, "mobilenet", "mobile.yaml"))
         arch = os.path.join(REPO_ROOT, "mobile_configs", MODELS[key] + ".json")
         model = build_model(cfg, arch)
-        size = args.input_size or model.arch["img_size"]
+        size = default_input_size(cfg, model, args.input_size)
         yield f"LitePose-{key} (random weights)", cfg, _realistic_weights(model, size)
     if args.checkpoint:
         if not args.cfg:
             raise SystemExit("--checkpoint needs --cfg (and --arch unless the config names MODEL.ARCH)")
         cfg = load_config(args.cfg)
-        model = build_model(cfg, args.arch)
-        load_checkpoint(model, args.checkpoint)
-        if hasattr(model, "get_active_subnet"):
-            model = model.get_active_subnet()
-        yield f"{os.path.basename(args.checkpoint)} (trained)", cfg, model.eval()
+        yield f"{os.path.basename(args.checkpoint)} (trained)", cfg, load_model(cfg, args.arch, args.checkpoint)
 
 
 def _estimator(backend, cfg, model, threads, args):
@@ -120,9 +117,9 @@ def _estimator(backend, cfg, model, threads, args):
 
     from litepose import PoseEstimator
     from litepose.deploy import export_onnx, fuse_bn
-    from litepose.inference.settings import model_input_size
+    from litepose.arch import default_input_size
 
-    size = args.input_size or model_input_size(model)
+    size = default_input_size(cfg, model, args.input_size)
     overrides = {}
     for key in ("max_people", "max_detections"):
         value = getattr(args, key)

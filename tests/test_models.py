@@ -223,3 +223,61 @@ def test_requesting_a_missing_gpu_is_a_clear_error():
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(ConfigError, match="no CUDA GPU is available"):
         resolve_device("cuda")
+
+
+# ------------------------------------------------------------------------- the one model loader
+def test_load_model_builds_loads_and_returns_the_active_subnetwork(tmp_path):
+    from litepose.models import load_model
+
+    cfg = config(supernet=True)
+    supernet = randomize_(build_model(cfg))
+    path = tmp_path / "supernet.pth"
+    torch.save({"state_dict": supernet.state_dict()}, path)
+    arch = load_arch(str(arch_path("XS")))
+    member = load_model(cfg, arch, path)
+    assert type(member) is LitePose and member.arch == arch and not member.training
+    supernet.set_active_arch(arch)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert max_abs_diff(member(x), supernet.eval()(x)) < 1e-5
+    kept = load_model(cfg, arch, path, subnet=False)  # weight transfer and search keep the supernet
+    assert type(kept) is SuperLitePose and kept.active_arch == arch
+    from_config = load_model(load_config("experiments/crowd_pose/mobilenet/supermobile.yaml",
+                                         ["TEST.MODEL_FILE", str(path)]), arch)  # TEST.MODEL_FILE: the default
+    with torch.no_grad():
+        assert max_abs_diff(from_config(x), member(x)) == 0
+
+
+def test_load_model_refuses_nan_weights_and_a_missing_checkpoint(tmp_path):
+    from litepose.estimator import PoseEstimator
+    from litepose.models import NonFiniteWeightsError, load_model
+
+    cfg = config()
+    model = build_model(cfg, str(arch_path("XS")))
+    state = model.state_dict()
+    state["final_refined.0.conv.0.weight"][0, 0] = float("nan")
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    with pytest.raises(NonFiniteWeightsError, match=rf"^{path} holds NaN or infinite values in 1 tensors "
+                                                    r"\(first: final_refined.0.conv.0.weight\)"):
+        load_model(cfg, str(arch_path("XS")), path)
+    assert issubclass(NonFiniteWeightsError, CheckpointError)
+    with pytest.raises(NonFiniteWeightsError):  # issue 24: the one-line API refuses them too
+        PoseEstimator.from_checkpoint(path, cfg, arch=str(arch_path("XS")))
+    with pytest.raises(CheckpointError, match="no checkpoint given: add TEST.MODEL_FILE"):
+        load_model(cfg, str(arch_path("XS")))
+    untrained = load_model(cfg, str(arch_path("XS")), required=False)  # measurements that need no weights
+    assert isinstance(untrained, LitePose)
+
+
+def test_the_default_input_size_is_explicit_then_the_architecture_then_the_config():
+    from litepose.arch import default_input_size
+
+    cfg = config()
+    xs = load_arch(str(arch_path("XS")))
+    model = build_model(cfg, xs)
+    assert default_input_size(cfg, model, 320) == 320
+    assert default_input_size(cfg, model) == xs["img_size"] == default_input_size(cfg, xs)
+    supernet = build_model(config(supernet=True), xs)  # a supernet: its active architecture
+    assert default_input_size(cfg, supernet) == xs["img_size"]
+    assert default_input_size(cfg) == cfg.DATASET.INPUT_SIZE == default_input_size(cfg, torch.nn.Conv2d(3, 3, 1))

@@ -233,15 +233,12 @@ class PoseEstimator:
         ``checkpoint`` (the release's format or ours). Without ``cfg``, ``checkpoint`` must be
         named as a released model (``litepose-xs-coco.pth``, ``litepose.released.RELEASED``),
         whose config and architecture the package ships."""
-        from .models import build_model, load_checkpoint
+        from .models import load_model
 
         if cfg is None:
             cfg, arch = _released_config(checkpoint, arch)
         cfg = _as_config(cfg)
-        model = build_model(cfg, arch)
-        load_checkpoint(model, os.fspath(checkpoint))
-        if hasattr(model, "get_active_subnet"):
-            model = model.get_active_subnet()
+        model = load_model(cfg, arch, os.fspath(checkpoint))
         return cls.from_model(model, cfg, preset=preset, device=device, input_size=input_size, **overrides)
 
     @classmethod

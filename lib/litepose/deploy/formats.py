@@ -571,28 +571,6 @@ def _move_into_place(temp, final):
     os.replace(temp, final)
 
 
-def load_trained_model(cfg, superconfig=None):
-    """The model of ``cfg`` (``superconfig``: a LitePose architecture JSON) with the weights of
-    ``TEST.MODEL_FILE``, as a plain network on the CPU in eval mode (a supernet becomes its
-    active sub-network). ``CheckpointError`` without a checkpoint."""
-    from ..errors import CheckpointError
-    from ..models import build_model, load_checkpoint
-
-    if not cfg.TEST.MODEL_FILE:
-        raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
-    model = build_model(cfg, superconfig)
-    load_checkpoint(model, cfg.TEST.MODEL_FILE)
-    if hasattr(model, "get_active_subnet"):
-        model = model.get_active_subnet()
-    return model.cpu().eval()
-
-
-def default_input_size(model, cfg):
-    """The architecture's ``img_size``, else ``DATASET.INPUT_SIZE``."""
-    arch = getattr(model, "arch", None)
-    return int(arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
-
-
 def versions():
     """``{package: version}`` of the export packages installed here."""
     from importlib import metadata

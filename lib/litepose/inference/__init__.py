@@ -13,7 +13,7 @@ and ``transforms``.
 """
 
 from .group import GroupingParams, group_keypoints, joint_order
-from .settings import InferenceSettings, model_input_size
+from .settings import InferenceSettings
 from .transforms import ResizeGeometry, resize_geometry, warp_image
 
 _PIPELINE = ("Prediction", "InferenceMaps", "compute_maps", "decode", "predict", "run_model")
@@ -36,7 +36,6 @@ __all__ = [
     "decode",
     "group_keypoints",
     "joint_order",
-    "model_input_size",
     "predict",
     "run_model",
     "resize_geometry",

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from ..data.normalize import image_to_tensor
 from ..utils.affine import transform_points
 from .group import group_keypoints
-from .settings import InferenceSettings, model_input_size  # noqa: F401 (re-exported: their old home)
+from .settings import InferenceSettings  # noqa: F401 (re-exported: its old home)
 from .transforms import resize_geometry, warp_image
 
 
