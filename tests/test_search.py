@@ -7,9 +7,10 @@ import torch
 from conftest import arch_path
 from litepose.arch import load_arch
 from litepose.models import LitePose
-from litepose.search import EvolutionSearch, LatencyTable, MacCounter, recalibrate_bn
+from litepose.models.bn import recalibrate_bn
+from litepose.models.space import SearchSpace
+from litepose.search import EvolutionSearch, LatencyTable, MacCounter
 from litepose.search.evolution import SearchError
-from litepose.search.space import SearchSpace
 
 WIDE = SearchSpace(kernel_sizes=(3, 5, 7), expansions=(3, 4, 6), stage_blocks=((4, 5, 6), (6, 8), (8, 10), (8, 10)))
 HEAD = dict(num_joints=14)
