@@ -25,10 +25,11 @@ pass): the machine was busier in one pass than in another.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
+
+from benchmarks.rows import kept_on_interrupt, write_rows
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "network", "aggregate", "grouping")
@@ -205,26 +206,11 @@ def main(argv=None):
     except (ValueError, AssertionError):
         parser.error(f"--frame-size must be WxH, got {args.frame_size!r}")
     frames = _frames(args.frames, size, args.seed)
-    rows = []
-    try:
+    with kept_on_interrupt([], args.json) as rows:  # Ctrl-C: the finished rows are kept
         _run(args, frames, size, rows)
-    except KeyboardInterrupt:
-        # Ctrl-C: the rows measured so far were printed; --json keeps them too.
-        from litepose.errors import Interrupted
-
-        _write_json(args, rows)
-        kept = f"written to {args.json}" if args.json else "printed above"
-        raise Interrupted(f"{len(rows)} finished row(s) {kept}") from None
     print(f"(preset {args.preset}, {args.frames} frames x {args.repeat} passes, frames {size[0]}x{size[1]}, ms)")
-    _write_json(args, rows)
+    write_rows(args.json, rows)
     return rows
-
-
-def _write_json(args, rows):
-    if args.json:
-        from litepose.utils.io import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
 
 
 def _run(args, frames, size, rows):
