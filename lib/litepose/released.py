@@ -1,7 +1,7 @@
 """The models the authors released, by name, and the configuration files the package ships.
 
 The release's checkpoints (LitePose-Auto-XS/S/M/L trained on COCO and on CrowdPose) were linked
-from its README on Google Drive; those links are dead and no copy is known, so this repository
+from its README on Google Drive; those links are dead (two were never given), so this repository
 ships no weights. A user who has one of the files names it as in ``RELEASED`` (for example
 ``litepose-xs-coco.pth``) and ``PoseEstimator.from_checkpoint("litepose-xs-coco.pth")`` finds its
 architecture, input size and test settings here; ``load_checkpoint`` refuses a file whose tensors
