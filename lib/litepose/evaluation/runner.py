@@ -21,8 +21,7 @@ from ..arch import default_input_size
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
 from ..errors import DataError, LitePoseError, OutputError
 from ..estimator import PRESET_FILTERS, PoseEstimator
-from ..inference.settings import InferenceSettings
-from ..runtime import DecodeLimits
+from ..inference import DecodeLimits, InferenceSettings
 from ..runtime.network import Network
 from ..runtime.people import NO_FILTER
 from ..utils.device import resolve_device
