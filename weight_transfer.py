@@ -20,7 +20,7 @@ def main(argv=None):
     from litepose.errors import ConfigError
     from litepose.models import load_model
     from litepose.models.transfer import extract_subnet
-    from litepose.search.space import SearchSpace
+    from litepose.models.space import SearchSpace
     from litepose.utils.device import resolve_device
     from litepose.utils.io import atomic_torch_save, check_output_file
 

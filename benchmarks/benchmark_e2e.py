@@ -25,12 +25,12 @@ pass): the machine was busier in one pass than in another.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
 
 from litepose.utils.cli import SEED, THREADS, input_size, int_range
+from benchmarks.rows import kept_on_interrupt, write_rows
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "network", "aggregate", "grouping")
@@ -204,8 +204,6 @@ def summarise(passes):
 
 
 def main(argv=None):
-    import cv2
-
     parser = _parser()
     args = parser.parse_args(argv)
     size = args.frame_size
@@ -228,7 +226,17 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     frames = _frames(args.frames, size, args.seed)
-    rows = []
+    with kept_on_interrupt([], args.json) as rows:  # Ctrl-C: the finished rows are kept
+        _run(args, frames, size, rows)
+    print(f"(preset {args.preset}, {args.frames} frames x {args.repeat} passes, frames {size[0]}x{size[1]}, ms)")
+    write_rows(args.json, rows)
+    return rows
+
+
+def _run(args, frames, size, rows):
+    """Measure every configuration, appending its row to ``rows`` as soon as it is finished."""
+    import cv2
+
     header = (f"{'model':34} {'backend':11} {'thr':>3} {'fps':>6} | " +
               " | ".join(f"{s[:9]:>9} med/p99/max" for s in STAGES) + " | pre+post/network med, max")
     print(header)
@@ -252,13 +260,6 @@ def main(argv=None):
                       f"{100 * share['median']:5.1f} %, {100 * share['max']:5.1f} %", flush=True)
                 if summary["warning"]:
                     print(f"warning: {name} {backend} {threads} thread(s): {summary['warning']}", file=sys.stderr)
-    print(f"(preset {args.preset}, {args.frames} frames x {args.repeat} passes, frames {size[0]}x{size[1]}, ms)")
-    if args.json:
-        from litepose.utils.io import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
-    return rows
-
 
 if __name__ == "__main__":
     from litepose.utils.cli import run_cli

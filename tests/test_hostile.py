@@ -500,7 +500,7 @@ def test_a_full_disk_in_valid_prints_the_metrics_then_one_line(tmp_path, xs_chec
 
 
 def test_a_full_disk_in_weight_transfer_is_one_line(tmp_path, capsys, full_disk):
-    from litepose.search import SearchSpace
+    from litepose.models.space import SearchSpace
 
     opts = [*TINY_SPACE, "MODEL.ARCH", ""]
     cfg = load_config(QUICKSTART, opts)
@@ -633,7 +633,8 @@ def test_results_with_an_image_id_of_the_wrong_type_are_one_line():
 
 @pytest.mark.parametrize("state", [[1, 2, 3], {"version": 1}, "text"])
 def test_a_search_state_that_is_not_one_is_one_line(tmp_path, state):
-    from litepose.search import EvolutionSearch, SearchSpace
+    from litepose.models.space import SearchSpace
+    from litepose.search import EvolutionSearch
     from litepose.search.evolution import SearchError
 
     path = tmp_path / "state.json"
@@ -643,7 +644,8 @@ def test_a_search_state_that_is_not_one_is_one_line(tmp_path, state):
 
 
 def test_a_damaged_search_state_of_the_right_settings_is_one_line(tmp_path):
-    from litepose.search import EvolutionSearch, SearchSpace
+    from litepose.models.space import SearchSpace
+    from litepose.search import EvolutionSearch
     from litepose.search.evolution import SearchError
 
     path = tmp_path / "state.json"

@@ -9,7 +9,7 @@ from litepose.arch import load_arch
 from litepose.config import load_config
 from litepose.errors import ArchError, CheckpointError, ConfigError
 from litepose.models import LitePose, SuperLitePose, build_model, load_checkpoint
-from litepose.search.space import SearchSpace
+from litepose.models.space import SearchSpace
 from litepose.utils.device import resolve_device
 from reference_litepose import reference_forward
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from litepose.config import load_config
 from litepose.errors import CheckpointError, DataError
-from litepose.search.space import ArchManager
+from litepose.models.space import ArchManager
 from litepose.train.distributed import DistContext
 from litepose.train.faults import (NONFINITE, SIGNAL, UNREADABLE, NonFiniteLossError, StepGuard, StopSignals,
                                    UnreadableImages, interrupted_error, nonfinite_loss_error)

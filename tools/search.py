@@ -61,7 +61,7 @@ def main(argv=None):
     from litepose.search.evolution import SearchError
     from litepose.utils.io import check_output_file, file_sha256
     from litepose.search.scoring import SubnetScorer
-    from litepose.search.space import SearchSpace
+    from litepose.models.space import SearchSpace
     from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0])

@@ -9,7 +9,7 @@ An architecture is a plain dict::
 ``block_setting`` holds ``[expansion, kernel]`` per block. ``load_arch`` validates a
 file and rejects anything a LitePose model cannot be built from with one line naming
 the field; whether the architecture also lies in a supernet's search space is the
-search space's question (``litepose.search.space``).
+search space's question (``litepose.models.space``).
 
 Upper limits keep a hostile file from exhausting memory when the model is built: ``img_size``
 at most ``MAX_IMG_SIZE`` (2048; the released architectures use 256 to 512), widths at most

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..search.bn import recalibrate_bn
+from ..models.bn import recalibrate_bn
 
 
 @dataclass

@@ -179,7 +179,8 @@ def pipeline_for(cfg, model, device=None, input_size=None):
         if input_size is not None:
             raise LitePoseError("give input_size when the estimator is built, not to evaluate()")
         return model
-    unfiltered = {"min_person_score": None, "person_nms": None, "max_people": None, "max_detections": None}
+    unfiltered = {"min_person_score": None, "person_nms": None, "max_people": None, "max_detections": None,
+                  "hide_outside": False}
     if _torch_module(model) is not None:
         device = resolve_device(cfg.DEVICE) if device is None else device
         return PoseEstimator.from_model(model, cfg, preset="accurate", device=device, input_size=input_size,

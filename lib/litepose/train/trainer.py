@@ -41,7 +41,7 @@ from ..errors import CheckpointError, ConfigError, LitePoseError
 from ..loss import PoseLoss, total
 from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
 from ..models.checkpoint import extract_state_dict, load_state_dict_checked, read_checkpoint
-from ..search.space import ArchManager
+from ..models.space import ArchManager
 from ..utils.io import ensure_writable_dir, lock_folder, path_problem, remove_stale_temporaries
 from .checkpoint import BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, load_training_checkpoint, run_dirs, save_checkpoint
 from .distributed import setup_distributed
