@@ -1,24 +1,23 @@
-#!/usr/bin/env python
 """The LitePose search space: sample architectures, check membership, count MACs.
 
-    python arch_manager.py --sample 3
-    python arch_manager.py --check mobile_configs/search-S.json
-    python arch_manager.py --cfg experiments/coco/mobilenet/supermobile.yaml --sample 5 --seed 1
+    litepose arch --sample 3
+    litepose arch --check mobile_configs/search-S.json
+    litepose arch --cfg experiments/coco/mobilenet/supermobile.yaml --sample 5 --seed 1
 
 The search space itself lives in ``litepose.models.space`` (``SearchSpace``, ``ArchManager``)
 and is configured by ``SEARCH_SPACE.*`` in the experiment YAML.
+
+The same command as a script, from the repository: ``python arch_manager.py ...``.
 """
 
 import argparse
 import json
 
-from litepose.models.space import ArchManager, SearchSpace  # noqa: F401  (re-exported for users)
-
-
 def main(argv=None):
     from litepose.arch import describe_arch, load_arch
     from litepose.config import load_config
     from litepose.models import build_model, profile_model
+    from litepose.models.space import ArchManager
     from litepose.utils.cli import SEED, int_range, parse_args
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,9 +49,3 @@ def main(argv=None):
         if args.json:
             print(json.dumps(arch))
     return 0
-
-
-if __name__ == "__main__":
-    from litepose.utils.cli import run_cli
-
-    run_cli(main)

@@ -1,19 +1,20 @@
-#!/usr/bin/env python
 """Re-estimate the BatchNorm statistics of a network on training images and save it.
 
     # a member of a trained supernet: extracted, then recalibrated
-    python tools/calibrate_bn.py --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
+    litepose calibrate-bn --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
         --superconfig mobile_configs/search-S.json TEST.MODEL_FILE supernet.pth --images 2000 --output s.pth
     # an extracted or fixed network
-    python tools/calibrate_bn.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+    litepose calibrate-bn --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-S.json TEST.MODEL_FILE s.pth --images 2000 --output s_bn.pth
 
 Statistics a supernet shares between its members are wrong for any one of them; the
 weights are not changed. The output is a plain state_dict for the fixed network
 (``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
+
+The same command as a script, from the repository: ``python tools/calibrate_bn.py ...``.
 """
 
-from litepose.utils.cli import SEED, config_parser, int_range, load_cli_config, parse_args, run_cli, run_inputs
+from litepose.utils.cli import SEED, config_parser, int_range, load_cli_config, parse_args, run_inputs
 
 
 def main(argv=None):
@@ -66,7 +67,3 @@ def main(argv=None):
     atomic_torch_save({k: v.detach().cpu() for k, v in model.state_dict().items()}, args.output)
     print(f"wrote {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,10 +1,9 @@
-#!/usr/bin/env python
 """Draw the poses a model finds in images, a folder of images or a video.
 
-    python tools/demo.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+    litepose demo --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE xs.pth \
         --input IMAGE_OR_DIR_OR_VIDEO --output DIR [--preset accurate|realtime]
-    python tools/demo.py --onnx litepose-xs.onnx --dataset crowdpose --input-size 256 --input ... --output DIR
+    litepose demo --onnx litepose-xs.onnx --dataset crowdpose --input-size 256 --input ... --output DIR
 
 The model is a checkpoint (``--cfg``, ``--superconfig``, ``TEST.MODEL_FILE``; PyTorch) or an
 exported ONNX model (``--onnx``; ONNX Runtime, no PyTorch), run by ``litepose.PoseEstimator``
@@ -30,14 +29,15 @@ stays headless; Esc or q stops; files show a progress bar. Images that cannot be
 videos that end before the frames they announce are reported and exit 2 once what was
 processed is written (``--allow-partial``: exit 0).
 
-    python tools/demo.py --onnx litepose-xs.onnx --input-size 256 --preset realtime --input 0 --json people.json
+    litepose demo --onnx litepose-xs.onnx --input-size 256 --preset realtime --input 0 --json people.json
+
+The same command as a script, from the repository: ``python tools/demo.py ...``.
 """
 
 import argparse
 import os
 
-from litepose.utils.cli import (SCORE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args,
-                                run_cli)
+from litepose.utils.cli import (SCORE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args)
 
 
 def _is_video_name(path):
@@ -188,7 +188,3 @@ def main(argv=None):
         print(f"{summary.people / summary.frames:.1f} people per {'image' if kind == 'images' else 'frame'}, "
               f"{1000 * summary.seconds / summary.frames:.0f} ms each on {device}")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,16 +1,17 @@
-#!/usr/bin/env python
 """Evaluate a COCO-format keypoint results file and print the standard table.
 
-    python tools/eval_results.py --gt ANN.json --results RESULTS.json --dataset {coco,crowdpose}
+    litepose eval-results --gt ANN.json --results RESULTS.json --dataset {coco,crowdpose}
 
 coco: pycocotools keypoint AP (COCO sigmas; --sigmas for other joint sets). crowdpose: the
 official CrowdPose protocol (AP, AR, AP easy / medium / hard). --output writes the table as
 Markdown too (an existing file only with --force).
+
+The same command as a script, from the repository: ``python tools/eval_results.py ...``.
 """
 
 import argparse
 
-from litepose.utils.cli import number_range, parse_args, run_cli
+from litepose.utils.cli import number_range, parse_args
 
 
 def main(argv=None):
@@ -37,7 +38,3 @@ def main(argv=None):
         atomic_write_text(args.output, table)
         print(f"wrote {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Export a trained model to a runtime's format, with its metadata, checked against PyTorch on real images.
 
-    python tools/export.py --format onnx|openvino|tflite|ncnn|coreml|torchscript \
+    litepose export --format onnx|openvino|tflite|ncnn|coreml|torchscript \
         --cfg experiments/coco/mobilenet/mobile.yaml --superconfig mobile_configs/search-XS.json \
         TEST.MODEL_FILE xs.pth [--output litepose-xs.onnx] [--input-size 256] [--fixed] [--fp16] [--force]
 
@@ -22,16 +21,18 @@ images (shared coco_mini, else synthetic ones) against the unfolded PyTorch mode
 --tolerance (largest difference relative to the largest PyTorch output) nothing is written.
 Core ML cannot run on Linux and is checked structurally. Files are written atomically, never
 over an existing one without --force. INT8: tools/quantize.py.
+
+The same command as a script, from the repository: ``python tools/export.py ...``.
 """
 
 import os
 
 from litepose.utils.cli import (THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
-                                number_range, parse_args, run_cli, run_inputs)
+                                number_range, parse_args, run_inputs)
 
-# The check's default images: the real fixtures beside the repository, when they are there.
-SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                             "coco_mini", "images")
+# The check's default images: the real fixtures beside the repository, when they are there
+# (relative to the working folder, the repository root, as the configs' paths are).
+SHARED_IMAGES = os.path.join("..", "shared", "data", "coco_mini", "images")
 
 
 def main(argv=None):
@@ -115,7 +116,3 @@ def main(argv=None):
             print(f"| {label} | {threads} | {exported.median_ms:.2f} ({exported.p90_ms:.2f}) | "
                   f"{eager.median_ms / exported.median_ms:.2f} |")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

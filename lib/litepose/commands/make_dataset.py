@@ -1,8 +1,7 @@
-#!/usr/bin/env python
 """Write the embedded synthetic keypoint dataset (COCO format, 17 joints, train and val splits).
 
-    python tools/make_synthetic_dataset.py --out data/synthetic [--train 1500 --val 100 --seed 0]
-    python tools/make_synthetic_dataset.py --out data/coco_scale --coco-scale [--pool 300]
+    litepose make-dataset --out data/synthetic [--train 1500 --val 100 --seed 0]
+    litepose make-dataset --out data/coco_scale --coco-scale [--pool 300]
 
 --coco-scale writes a rehearsal of COCO's size instead (118,287 training and 5,000 validation
 images by default, COCO's people per image, keypoints per person and crowd regions, COCO's
@@ -11,11 +10,13 @@ pipeline, evaluation and resume at full size (python -m benchmarks.data_scale), 
 
 The same seed always gives the same images and annotations. The quickstart config
 (experiments/synthetic/quickstart.yaml, DATASET.SYNTHETIC True) runs this on demand.
+
+The same command as a script, from the repository: ``python tools/make_synthetic_dataset.py ...``.
 """
 
 import argparse
 
-from litepose.utils.cli import SEED, int_range, parse_args, run_cli
+from litepose.utils.cli import SEED, int_range, parse_args
 
 
 def main(argv=None):
@@ -47,7 +48,3 @@ def main(argv=None):
         print(f"{split}: {counts['images']} images, {counts['people_with_keypoints']} people with keypoints")
     print(f"written to {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,14 +1,15 @@
-#!/usr/bin/env python
 """Count MACs and parameters of a model and show its output shapes.
 
-    python tools/profile_model.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+    litepose profile --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-S.json [--input-size 512]
 
 The input is square, at the architecture's img_size unless --input-size is given
 (models without an architecture file use DATASET.INPUT_SIZE).
+
+The same command as a script, from the repository: ``python tools/profile_model.py ...``.
 """
 
-from litepose.utils.cli import config_parser, input_size, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, input_size, load_cli_config, parse_args
 
 
 def main(argv=None):
@@ -33,7 +34,3 @@ def main(argv=None):
     for index, shape in enumerate(profile.output_shapes):
         print(f"output {index}: {list(shape)}")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """INT8 post-training quantisation for ONNX Runtime and OpenVINO, with its AP and latency cost.
 
-    python tools/quantize.py --cfg experiments/synthetic/quickstart.yaml \
+    litepose quantize --cfg experiments/synthetic/quickstart.yaml \
         TEST.MODEL_FILE output/coco_kpt/pose_mobilenet/quickstart/final_state.pth.tar \
         --output-dir int8/ [--runtime onnx openvino] [--calibration-images 300] [--fp16] \
         [--exclude-op-types ConvTranspose] [--ignored-types ConvolutionBackpropData] \
@@ -18,13 +17,16 @@ and p90 latency on a 1x3xSxS input, all variants interleaved round by round.
 
 Each INT8 (and float16) model is checked against PyTorch and written as soon as it is made;
 Ctrl-C then stops the run with one line and exit status 130, keeping the models written.
+
+The same command as a script, from the repository: ``python tools/quantize.py ...``.
 """
 
 import argparse
 import os
 
 from litepose.utils.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
-                                parse_args, regex, run_cli, run_inputs)
+                                parse_args, regex, run_inputs)
+from .export import SHARED_IMAGES
 
 # Calibration images are held in memory as float32 [N, 3, S, S]: a count and a byte limit.
 MAX_CALIBRATION_IMAGES = 10_000
@@ -96,9 +98,7 @@ def main(argv=None):
         raise ExportError(f"--calibration-images {args.calibration_images} at {size}x{size} would hold "
                           f"{held / 2**30:.1f} GiB of images in memory (limit {MAX_CALIBRATION_BYTES / 2**30:.0f} GiB); "
                           "give fewer")
-    shared = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                          "coco_mini", "images")
-    check, source = check_images(size, 4, shared if os.path.isdir(shared) else None)
+    check, source = check_images(size, 4, SHARED_IMAGES if os.path.isdir(SHARED_IMAGES) else None)
     print(f"calibration: {args.calibration_images} training images at {size}x{size}")
     images = calibration_images(cfg, size, args.calibration_images)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -200,7 +200,3 @@ def save_openvino(ov_model, directory, stem):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return [stem + ".xml", stem + ".bin"]
-
-
-if __name__ == "__main__":
-    run_cli(main)

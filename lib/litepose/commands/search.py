@@ -1,12 +1,11 @@
-#!/usr/bin/env python
 """Search a trained supernet for the most accurate architecture within a MAC or latency budget.
 
-    python tools/search.py --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
+    litepose search --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
         TEST.MODEL_FILE supernet.pth --max-macs 5.0G --output search-5G.json
     # latency on the target device instead of MACs: build the table there, then search with it
-    python tools/search.py --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
+    litepose search --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
         --build-latency-table --output latency-pi.json
-    python tools/search.py --cfg ... TEST.MODEL_FILE supernet.pth --max-latency-ms 100 \
+    litepose search --cfg ... TEST.MODEL_FILE supernet.pth --max-latency-ms 100 \
         --latency-table latency-pi.json --output search-100ms.json
 
 Evolution as in the release (population 40, 40 generations, parent ratio 0.25, mutation
@@ -15,13 +14,15 @@ ratio 0.5, mutation probability 0.1); each candidate is scored by its val AP on
 The search state is kept in --state (default: OUTPUT.state.json): rerun the same command
 to resume after an interruption. The result is an architecture JSON that dist_train.py
 --superconfig and weight_transfer.py accept.
+
+The same command as a script, from the repository: ``python tools/search.py ...``.
 """
 
 import os
 import sys
 
 from litepose.utils.cli import (SEED, THREADS, config_parser, int_range, load_cli_config, number_range, parse_args,
-                                run_cli, run_inputs)
+                                run_inputs)
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -188,7 +189,3 @@ def main(argv=None):
     print(f"best architecture: {describe(best)}")
     print(f"wrote {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,14 +1,15 @@
-#!/usr/bin/env python
 """Train a LitePose network or supernet: one process on CPU or a GPU, or many through torchrun.
 
-    python dist_train.py --cfg experiments/crowd_pose/mobilenet/supermobile.yaml
-    python dist_train.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml --superconfig mobile_configs/search-XS.json
-    torchrun --nproc_per_node 8 dist_train.py --cfg ... [KEY VALUE ...]
+    litepose train --cfg experiments/crowd_pose/mobilenet/supermobile.yaml
+    litepose train --cfg experiments/crowd_pose/mobilenet/mobile.yaml --superconfig mobile_configs/search-XS.json
+    torchrun --nproc_per_node 8 -m litepose train --cfg ... [KEY VALUE ...]
 
 --superconfig gives a fixed network its architecture (or fixes the supernet's); --teacher and
 --teacher-arch add the heatmaps of a trained LitePose as extra targets (distillation). Outputs go
 to OUTPUT_DIR/<dataset>/<model>/<cfg name>[-<arch name>]/; a run resumes from its checkpoint
 there (AUTO_RESUME).
+
+The same command as a script, from the repository: ``python dist_train.py ...``.
 """
 
 import os
@@ -16,7 +17,7 @@ import shlex
 import subprocess
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, parse_args
 
 
 def git_state():
@@ -55,7 +56,3 @@ def main(argv=None):
     train(cfg, cfg_path=args.cfg, superconfig=args.superconfig, teacher=args.teacher,
           teacher_arch=args.teacher_arch, show_progress=not args.no_progress, run_info=run_info)
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,16 +1,17 @@
-#!/usr/bin/env python
 """Extract a sub-network's weights from a trained supernet, verified, as a plain state_dict.
 
-    python weight_transfer.py --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
+    litepose transfer --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
         --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE supernet.pth --output xs.pth
 
 The result loads with ``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE
 xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED xs.pth``.
+
+The same command as a script, from the repository: ``python weight_transfer.py ...``.
 """
 
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, number_range, parse_args, run_cli, run_inputs
+from litepose.utils.cli import config_parser, load_cli_config, number_range, parse_args, run_inputs
 
 TOLERANCE = 1e-4
 
@@ -57,7 +58,3 @@ def main(argv=None):
     atomic_torch_save(state, args.output)
     print(f"wrote {args.output}")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)

@@ -1,7 +1,6 @@
-#!/usr/bin/env python
 """Evaluate a checkpoint or an export on COCO or CrowdPose with the official protocols.
 
-    python valid.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
+    litepose valid --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE xs.pth [--limit N] \
         [--save-vis N [--save-maps]] [--output-dir DIR] [--input-size N]
 
@@ -16,12 +15,14 @@ OUTPUT_DIR/<dataset>/<model>/<cfg name>[-<arch name>]/, as training), prints the
 the milliseconds per image of the network and of grouping. --save-vis N draws the predictions
 on the first N images (vis/ in the output folder; the people PoseEstimator's accurate preset keeps,
 while the results keep every person); --save-maps adds their heatmaps and tags.
+
+The same command as a script, from the repository: ``python valid.py ...``.
 """
 
 import os
 import sys
 
-from litepose.utils.cli import POSITIVE, config_parser, input_size, int_range, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import POSITIVE, config_parser, input_size, int_range, load_cli_config, parse_args
 
 
 def main(argv=None):
@@ -105,7 +106,3 @@ def _evaluate_and_write(cfg, estimator, args, device, arch, output_dir):
     if args.save_vis:
         print(f"pictures in {output_dir}/vis")
     return 0
-
-
-if __name__ == "__main__":
-    run_cli(main)
