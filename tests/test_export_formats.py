@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from helpers import load_script, randomize_
+from helpers import randomize_
 from litepose.config import load_config
 from litepose.deploy import formats
 from litepose.deploy.export import ExportError
@@ -287,9 +287,9 @@ def test_measuring_ap_and_latency_puts_the_callers_thread_count_back(model, monk
     import types
 
     from litepose import evaluation
+    from litepose.commands.quantize import measure_ap
     from litepose.deploy.quantize import Variant, measure_latency
 
-    measure_ap = load_script("tools/quantize.py").measure_ap
     seen = []
 
     def fake_evaluate(cfg, module, **kwargs):

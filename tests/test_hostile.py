@@ -811,7 +811,8 @@ def test_numeric_and_pattern_options_out_of_range_are_one_line_before_any_work(t
     assert not os.listdir(tmp_path)  # nothing written
 
 
-SCRIPTS = sorted([*REPO.glob("tools/*.py"), *REPO.glob("benchmarks/*.py"), *REPO.glob("*.py")])
+SCRIPTS = sorted([*REPO.glob("lib/litepose/commands/*.py"), *REPO.glob("tools/*.py"), *REPO.glob("benchmarks/*.py"),
+                  *REPO.glob("*.py")])
 
 
 def test_every_numeric_option_of_every_script_has_a_range():
