@@ -21,7 +21,9 @@ from litepose.utils.cli import config_parser, load_cli_config, parse_args
 
 
 def git_state():
-    """The commit of this checkout and whether it has uncommitted changes ('unknown' outside git)."""
+    """The commit of the checkout this code runs from and whether it has uncommitted changes
+    ('unknown' outside git, as in an installed wheel): git answers from any folder of a checkout,
+    so this does not depend on where the module sits in it."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
@@ -52,7 +54,10 @@ def main(argv=None):
     from litepose.utils.device import resolve_device
 
     configure_process(cfg, resolve_device(cfg.DEVICE).type)
-    run_info = {"command": " ".join(shlex.quote(part) for part in [sys.executable, *sys.argv]), "git": git_state()}
+    # The command as it was typed, however it started (python dist_train.py, litepose train, python -m litepose
+    # train, torchrun): the interpreter's own arguments (3.10+), else what this script was given.
+    command = [sys.executable, *(getattr(sys, "orig_argv", None) or [None, *sys.argv])[1:]]
+    run_info = {"command": " ".join(shlex.quote(part) for part in command), "git": git_state()}
     train(cfg, cfg_path=args.cfg, superconfig=args.superconfig, teacher=args.teacher,
           teacher_arch=args.teacher_arch, show_progress=not args.no_progress, run_info=run_info)
     return 0
