@@ -9,7 +9,7 @@
 
 Statistics a supernet shares between its members are wrong for any one of them; the
 weights are not changed. The output is a plain state_dict for the fixed network
-(``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
+(``litepose valid --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
 
 The same command as a script, from the repository: ``python tools/calibrate_bn.py ...``.
 """

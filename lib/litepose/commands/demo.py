@@ -7,7 +7,7 @@
 
 The model is a checkpoint (``--cfg``, ``--superconfig``, ``TEST.MODEL_FILE``; PyTorch) or an
 exported ONNX model (``--onnx``; ONNX Runtime, no PyTorch), run by ``litepose.PoseEstimator``
-with its ``--preset`` (default ``realtime``: one pass, capped decoding; ``accurate``: ``valid.py``'s
+with its ``--preset`` (default ``realtime``: one pass, capped decoding; ``accurate``: ``litepose valid``'s
 settings). A model trained on the quickstart's synthetic figures has never seen a real person:
 the demo says so.
 People scoring under the preset's threshold and duplicates of a stronger person are dropped
@@ -97,7 +97,7 @@ def main(argv=None):
     parser.add_argument("--dataset", choices=("coco", "crowdpose"), default="coco",
                         help="joints of the --onnx model when no --cfg is given (default coco)")
     parser.add_argument("--preset", choices=("accurate", "realtime"), default="realtime",
-                        help="realtime: one pass, no flip, capped decoding (default); accurate: valid.py's settings")
+                        help="realtime: one pass, no flip, capped decoding (default); accurate: litepose valid's settings")
     parser.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime threads (default: its own)")
     parser.add_argument("--input", required=True,
                         help="an image, a folder of images, a video file, a camera index (0) or a stream URL")

@@ -20,7 +20,7 @@ BatchNorm is folded into the convolutions first. The export runs in its own runt
 images (shared coco_mini, else synthetic ones) against the unfolded PyTorch model; above
 --tolerance (largest difference relative to the largest PyTorch output) nothing is written.
 Core ML cannot run on Linux and is checked structurally. Files are written atomically, never
-over an existing one without --force. INT8: tools/quantize.py.
+over an existing one without --force. INT8: ``litepose quantize``.
 
 The same command as a script, from the repository: ``python tools/export.py ...``.
 """

@@ -10,8 +10,8 @@ BatchNorm is folded first. Calibration runs on training images preprocessed as i
 ONNX Runtime: static QDQ (uint8 activations, int8 per-channel weights); OpenVINO: NNCF. Writes
 int8/litepose-int8.onnx and int8/litepose-int8.xml + .bin (and with --fp16
 litepose-fp16.onnx), then int8/report.md and report.json: for PyTorch eager and each runtime in
-float32, INT8 (and float16 / bfloat16 with --fp16), the AP of valid.py's evaluation
-(litepose.evaluation.evaluate, the config's test split and settings: the same AP valid.py gives
+float32, INT8 (and float16 / bfloat16 with --fp16), the AP of ``litepose valid``'s evaluation
+(litepose.evaluation.evaluate, the config's test split and settings: the same AP ``litepose valid`` gives
 the written files), the largest output difference relative to PyTorch, and the network's median
 and p90 latency on a 1x3xSxS input, all variants interleaved round by round.
 

@@ -12,8 +12,8 @@ Evolution as in the release (population 40, 40 generations, parent ratio 0.25, m
 ratio 0.5, mutation probability 0.1); each candidate is scored by its val AP on
 --val-images images after recalibrating its BatchNorm on --calib-images training images.
 The search state is kept in --state (default: OUTPUT.state.json): rerun the same command
-to resume after an interruption. The result is an architecture JSON that dist_train.py
---superconfig and weight_transfer.py accept.
+to resume after an interruption. The result is an architecture JSON that ``litepose train``
+--superconfig and ``litepose transfer`` accept.
 
 The same command as a script, from the repository: ``python tools/search.py ...``.
 """

@@ -3,8 +3,8 @@
     litepose transfer --cfg experiments/crowd_pose/mobilenet/supermobile.yaml \
         --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE supernet.pth --output xs.pth
 
-The result loads with ``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE
-xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED xs.pth``.
+The result loads with ``litepose valid --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE
+xs.pth`` and initialises fine-tuning with ``litepose train ... MODEL.PRETRAINED xs.pth``.
 
 The same command as a script, from the repository: ``python weight_transfer.py ...``.
 """

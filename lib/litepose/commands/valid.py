@@ -5,7 +5,7 @@
         [--save-vis N [--save-maps]] [--output-dir DIR] [--input-size N]
 
 TEST.MODEL_FILE is a checkpoint (the release's or ours; run by PyTorch on CPU or GPU, DEVICE)
-or a model exported by tools/export.py or tools/quantize.py (ONNX, OpenVINO .xml, TFLite,
+or a model exported by ``litepose export`` or ``litepose quantize`` (ONNX, OpenVINO .xml, TFLite,
 ncnn .param, TorchScript .pt; run by its runtime on the CPU), told apart by suffix and
 content. Every one runs the same pre-processing, aggregation and grouping (litepose.runtime),
 with the config's test settings; an export's input size is the one it was made at unless
