@@ -87,3 +87,10 @@ def test_wheel_with_onnx_extra_runs_the_estimator_without_pytorch(tmp_path, tiny
     shipped = subprocess.run([str(python), "-c", check], check=True, cwd=tmp_path, capture_output=True, text=True,
                              env=env).stdout.strip()
     assert shipped == "True"
+    # The `litepose` command is installed; its list and the demo's help need no PyTorch.
+    for argv in (["--help"], ["demo", "--help"]):
+        listed = subprocess.run([str(venv / "bin" / "litepose"), *argv], cwd=tmp_path, capture_output=True, text=True,
+                                env=env)
+        assert listed.returncode == 0 and "litepose" in listed.stdout, listed.stderr[-2000:]
+    assert "calibrate-bn" in subprocess.run([str(python), "-m", "litepose", "--help"], cwd=tmp_path,
+                                            capture_output=True, text=True, env=env).stdout
