@@ -47,9 +47,10 @@ def _sync(device):
 
 
 def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, workers=None, warmup=2,
-                          progress=False):
-    """Images/s of loading, augmenting and preparing batches (targets built on ``device``), with
-    ``workers`` loader processes (default: ``WORKERS``, at most the cores). Returns a dict."""
+                          progress=False, worker_targets=False):
+    """Images/s of loading, augmenting and preparing batches (targets built on ``device``, or on
+    the CPU by the loader workers with ``worker_targets``), with ``workers`` loader processes
+    (default: ``WORKERS``, at most the cores). Returns a dict."""
     from tqdm import tqdm
 
     from litepose.data.build import build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader, \
@@ -62,9 +63,9 @@ def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, 
         single_opencv_thread()  # the forked workers are the parallelism (what dist_train.py sets)
     batch_size = batch_size or cfg.TRAIN.IMAGES_PER_GPU
     dataset = build_dataset(cfg, input_size, "train", augment=True)
-    loader = build_loader(dataset, batch_size, workers, shuffle=True, seed=cfg.TRAIN.SEED,
-                          pin_memory=device.type == "cuda")
     sigma = TargetConfig.from_config(cfg)
+    loader = build_loader(dataset, batch_size, workers, shuffle=True, seed=cfg.TRAIN.SEED,
+                          pin_memory=device.type == "cuda", worker_targets=sigma if worker_targets else None)
     images, start, epoch = 0, None, 0
     bar = tqdm(total=warmup + batches, desc=f"data pipeline at {input_size}px", unit="batch", leave=False,
                disable=not progress)
@@ -85,7 +86,7 @@ def measure_data_pipeline(cfg, input_size, device, batches=20, batch_size=None, 
                 if batches == 0:
                     elapsed = time.perf_counter() - start
                     return {"images_per_s": images / elapsed, "workers": workers, "batch_size": batch_size,
-                            "input_size": input_size}
+                            "input_size": input_size, "targets": "workers" if worker_targets else str(device)}
             epoch += 1
 
 

@@ -10,7 +10,8 @@ split, once per variant, and evaluates each with the dataset's protocol (as ``va
 
 - ``accurate``: the release's settings (``valid.py``'s), no cap: its AP is ``valid.py``'s;
 - ``accurate, max_people 20`` and ``accurate, max_people 20, max_detections 20``: the caps;
-- ``realtime, no caps`` and ``realtime`` (its caps: max_people 20, max_detections 20);
+- ``realtime, no caps``, ``realtime, release's assignment ties`` (its caps, the release's
+  Munkres) and ``realtime`` (its caps: max_people 20, max_detections 20; SciPy's assignment);
 - the two presets as ``PoseEstimator`` gives them, person filter included (the rows above
   have it off).
 
@@ -33,6 +34,7 @@ VARIANTS = (
     ("accurate, max_people 20", "accurate", {"max_people": 20, "max_detections": None, **_NO_FILTER}),
     ("accurate, max_people 20, max_detections 20", "accurate", {"max_people": 20, "max_detections": 20, **_NO_FILTER}),
     ("realtime, no caps", "realtime", {"max_people": None, "max_detections": None, **_NO_FILTER}),
+    ("realtime, release's assignment ties", "realtime", {"fast_assignment": False, **_NO_FILTER}),
     ("realtime (max_people 20, max_detections 20)", "realtime", dict(_NO_FILTER)),
     ("accurate preset (person filter)", "accurate", {}),
     ("realtime preset (caps, person filter)", "realtime", {}),
@@ -116,7 +118,8 @@ def main(argv=None):
         metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(), image_ids=ids,
                                      source="predictions")
         row = {"variant": name, "preset": preset, "max_people": estimator.limits.max_people,
-               "max_detections": estimator.limits.max_detections, "min_person_score": estimator.person_filter.min_score,
+               "max_detections": estimator.limits.max_detections,
+               "fast_assignment": estimator.limits.fast_assignment, "min_person_score": estimator.person_filter.min_score,
                "person_nms": estimator.person_filter.nms_oks, "images": len(ids), "people": people,
                "metrics": dict(metrics), "grouping_ms_mean": 1000 * float(np.mean(grouping)),
                "grouping_ms_max": 1000 * float(np.max(grouping))}

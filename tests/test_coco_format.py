@@ -93,3 +93,44 @@ def test_exif_orientation_is_ignored(tmp_path):
     image.save(path, exif=exif.tobytes())
     assert cv2.imread(str(path)).shape[:2] == (40, 20)  # OpenCV would rotate it by default
     assert read_image(str(path)).shape[:2] == (20, 40)
+
+
+def _person(ann_id=5, **fields):
+    person = {"id": ann_id, "image_id": 1, "category_id": 1, "iscrowd": 0, "num_keypoints": 1, "bbox": [1, 1, 5, 5],
+              "keypoints": [3.0, 4.0, 2] + [0] * 48, "segmentation": [[1, 1, 6, 1, 6, 6]]}
+    person.update(fields)
+    return person
+
+
+@pytest.mark.parametrize("annotations, message", [
+    ([_person(category_id="1")], r"annotation 5 field 'category_id' must be a whole number .*'1'"),
+    ([_person(category_id=3)], r"annotation 5 field 'category_id' is 3, which is not an id in 'categories'"),
+    ([_person(), _person()], r"annotation 5 field 'id': an earlier annotation has id 5 too"),
+    ([_person(keypoints=[3.0, 4.0, -7] + [0] * 48)], r"annotation 5 field 'keypoints' has visibility -7"),
+    ([_person(keypoints=[1e300, 4.0, 2] + [0] * 48)], r"annotation 5 field 'keypoints' has coordinate 1e\+300"),
+    ([_person(bbox=[1e300, 0, 1, 1])], r"annotation 5 field 'bbox' has coordinate 1e\+300"),
+    ([_person(segmentation=[[1, 1, 1e300, 1, 6, 6]])], r"annotation 5 field 'segmentation' has a polygon coordinate"),
+    ([_person(iscrowd=1, num_keypoints=0, segmentation=[[1, 2, 3, 4]])],
+     r"annotation 5 field 'segmentation': this crowd region is masked in training but none of its polygons"),
+    ([_person(num_keypoints=0, keypoints=[0] * 51, segmentation=[[]])],
+     r"annotation 5 field 'segmentation': this person without keypoints is masked"),
+])
+def test_impossible_annotation_values_name_file_annotation_and_field(tmp_path, annotations, message):
+    """Values that were taken silently (or crashed inside pycocotools in a training worker) are
+    one line at load, before any training step."""
+    ann = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}], "annotations": annotations,
+           "categories": [{"id": 1, "name": "person"}]}
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(ann))
+    with pytest.raises(DataError, match=r"ann\.json: " + message):
+        KeypointAnnotations(path, tmp_path, COCO)
+
+
+def test_short_polygons_of_people_with_keypoints_are_kept(tmp_path):
+    """A person with keypoints is not masked, so its segmentation is never decoded: a degenerate
+    polygon there (COCO has a few) loads as before."""
+    ann = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [_person(segmentation=[[1, 2, 3, 4]])], "categories": [{"id": 1, "name": "person"}]}
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(ann))
+    assert KeypointAnnotations(path, tmp_path, COCO).keypoints(1).shape == (1, 17, 3)

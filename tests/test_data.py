@@ -249,3 +249,85 @@ def test_synthetic_generation_where_it_cannot_write_is_one_line(tmp_path):
     with pytest.raises(DataError, match=r"^cannot create the synthetic dataset at .*a_file/data: "):
         generate_synthetic_dataset(blocker / "data", {"train": 2}, show_progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_coco_scale_rehearsal_has_cocos_statistics_and_encodings(tmp_path):
+    from litepose.data.synthetic import COCO_STATISTICS
+
+    generate_synthetic_dataset(tmp_path / "c", {"train": 1000, "val": 50}, seed=0, show_progress=False,
+                               coco_scale=True, pool_images=4)
+    data = json.loads((tmp_path / "c" / "annotations" / "person_keypoints_train.json").read_text())
+    stats, scale = COCO_STATISTICS["train"], 1000 / COCO_STATISTICS["train"]["images"]
+    annotations = data["annotations"]
+    assert len(data["images"]) == 1000 and len({i["file_name"] for i in data["images"]}) == 4
+    assert len(annotations) == round(stats["annotations"] * scale)
+    assert sum(a["num_keypoints"] > 0 for a in annotations) == round(stats["with_keypoints"] * scale)
+    assert len({a["image_id"] for a in annotations}) == round(stats["images_with_people"] * scale)
+    crowds = [a for a in annotations if a["iscrowd"]]
+    people = [a for a in annotations if not a["iscrowd"]]
+    assert crowds and all(isinstance(a["segmentation"]["counts"], list) for a in crowds)  # uncompressed RLE
+    assert all(isinstance(a["segmentation"], list) and len(a["segmentation"][0]) >= 6 for a in people)  # polygons
+    for a in people:
+        assert a["num_keypoints"] == sum(v > 0 for v in a["keypoints"][2::3])
+    on_disk = {p.name: cv2.imread(str(p)).shape[:2] for p in (tmp_path / "c" / "images" / "train").iterdir()}
+    assert all(on_disk[i["file_name"]] == (i["height"], i["width"]) for i in data["images"])
+    assert max(max(shape) for shape in on_disk.values()) == 640
+
+
+def test_the_drawn_synthetic_set_uses_cocos_encodings(synthetic_root):
+    data = json.loads((synthetic_root / "annotations" / "person_keypoints_train.json").read_text())
+    for ann in data["annotations"]:
+        if ann["iscrowd"]:
+            assert isinstance(ann["segmentation"]["counts"], list)
+        else:
+            assert isinstance(ann["segmentation"], list)
+
+
+def test_training_reads_a_packed_index_with_the_files_annotations(synthetic_root):
+    """Loader workers share NumPy buffers, not the parsed file's objects; each image's
+    annotations come back equal (segmentations kept where training decodes them)."""
+    from litepose.data.coco_format import PackedAnnotations
+    from litepose.data.coco_format import keypoint_count
+
+    parsed = KeypointAnnotations(synthetic_root / "annotations" / "person_keypoints_train.json",
+                                 synthetic_root / "images" / "train", COCO)
+    dataset = KeypointDataset(parsed, 128)
+    packed = dataset.annotations
+    assert isinstance(packed, PackedAnnotations) and not hasattr(packed, "data")
+    assert dataset.image_ids == [i for i in parsed.image_ids if parsed.annotations(i)]
+    for image_id in dataset.image_ids:
+        assert packed.image_path(image_id) == parsed.image_path(image_id)
+        for ours, theirs in zip(packed.annotations(image_id), parsed.annotations(image_id), strict=True):
+            masked = theirs["iscrowd"] or keypoint_count(theirs) == 0
+            assert ours == (theirs if masked else {k: v for k, v in theirs.items() if k != "segmentation"})
+
+
+def test_a_loader_resumed_mid_epoch_loads_the_uninterrupted_runs_next_batch(synthetic_root):
+    from litepose.data.build import build_loader, set_loader_epoch
+
+    parsed = KeypointAnnotations(synthetic_root / "annotations" / "person_keypoints_train.json",
+                                 synthetic_root / "images" / "train", COCO)
+    dataset = KeypointDataset(parsed, 64, augment=AugmentConfig(), seed=5)
+    for rank in range(2):
+        whole = build_loader(dataset, 2, seed=7, rank=rank, world_size=2)
+        set_loader_epoch(whole, 3)
+        batches = list(whole)
+        resumed = build_loader(dataset, 2, seed=7, rank=rank, world_size=2)
+        set_loader_epoch(resumed, 3, start_step=1)
+        first = next(iter(resumed))
+        assert first["image_id"].tolist() == batches[1]["image_id"].tolist()
+        for key in ("images", "source_keypoints", "placement"):
+            assert torch.equal(first[key], batches[1][key])
+
+
+def test_data_scale_benchmark_resumes_on_the_same_batch(tmp_path):
+    """``python -m benchmarks.data_scale --only resume``'s check, on a 300-image rehearsal."""
+    from benchmarks.data_scale import resumed_batch_digest
+
+    generate_synthetic_dataset(tmp_path / "c", {"train": 300}, seed=1, show_progress=False, coco_scale=True,
+                               pool_images=3)
+    args = (str(tmp_path / "c"), 2, 5, 1, 2, 4, 64)
+    uninterrupted, resumed = (resumed_batch_digest(*args, flag) for flag in (True, False))
+    assert uninterrupted == resumed and len(uninterrupted["image_ids"]) == 4
+    other = resumed_batch_digest(*args[:2], 6, *args[3:], False)
+    assert other["image_ids"] != resumed["image_ids"]  # the check can tell batches apart

@@ -84,11 +84,12 @@ def test_every_training_row_is_a_real_step_with_a_positive_rate(dry_run):
         assert r["peak memory (MiB)"] == "n/a"  # CPU: no CUDA allocator to ask
 
 
-def test_loader_row_uses_one_worker_per_core(dry_run):
+def test_loader_rows_use_one_worker_per_core_with_both_target_placements(dry_run):
     rows = _tables(_section(dry_run[1], "Data loader throughput"))[0]
-    assert len(rows) == 1
-    assert rows[0]["input"] == "64" and int(rows[0]["workers"]) == available_cores()
-    assert float(rows[0]["images/s"]) > 0
+    assert [r["targets"] for r in rows] == ["cpu", "workers"]  # on the device (here the CPU), in the workers
+    for row in rows:
+        assert row["input"] == "64" and int(row["workers"]) == available_cores()
+        assert float(row["images/s"]) > 0
 
 
 def test_latency_rows_have_positive_times_and_agree_with_float32(dry_run):

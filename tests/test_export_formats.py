@@ -218,33 +218,6 @@ def test_openvino_int8_runs_and_stays_close_to_float(model):
     assert 0 < error < INT8_TOLERANCE
 
 
-# ----------------------------------------------------------------- tools/compare_alternatives.py
-
-@needs("onnx")
-def test_alternatives_table_and_plot_without_ultralytics(tmp_path):
-    alternatives = load_script("tools/alternatives.py")
-
-    candidates = alternatives.build_candidates(str(REPO), yolo=(), litepose=("XS",), log=lambda *a: None)
-    assert [(c.name, c.size, c.published_ap) for c in candidates] == [("LitePose-XS", 256, 40.6)]
-    assert 1.1 < candidates[0].gmacs < 1.25  # litepose_facts.md: 1.223 G with BN, which folding removes
-    alternatives.time_candidates(candidates, runtimes=("onnx",), threads=(1,), repeats=1, warmup=0)
-    table = alternatives.markdown(candidates, ("onnx",), (1,))
-    assert "| LitePose-XS | 256 | 1.16 | 40.6 |" in table
-    alternatives.plot(candidates, ("onnx",), (1,), tmp_path / "plot.png")
-    assert (tmp_path / "plot.png").stat().st_size > 1000
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(__import__("importlib").util.find_spec("ultralytics") is None, reason="ultralytics is not installed")
-def test_yolo_pose_builds_offline_and_exports():
-    alternatives = load_script("tools/alternatives.py")
-
-    network = alternatives.build_yolo("yolo11n-pose")
-    assert os.environ.get("YOLO_OFFLINE") == "1"
-    assert 0.55 < alternatives.macs(network, 256) / 1e9 < 0.65
-    assert len(alternatives.onnx_bytes(network, 256)) > 1e6
-
-
 def test_measuring_ap_and_latency_puts_the_callers_thread_count_back(model, monkeypatch):
     import types
 

@@ -74,9 +74,9 @@ def test_flip_test_on_a_symmetric_input_gives_symmetric_heatmaps(xs_model, flip)
     rng = np.random.default_rng(0)
     image = _mirrored((rng.random((256, 128, 3)) * 255).astype(np.uint8))  # 256x256: no resampling
     maps = predict(model, image, settings, keep_maps=True).maps
-    heatmaps = maps.heatmaps
+    heatmaps = torch.from_numpy(maps.heatmaps)
     mirrored = heatmaps.flip(-1)[list(CROWDPOSE.flip_index)]
-    tags = maps.tags
+    tags = torch.from_numpy(maps.tags)
     difference = (heatmaps - mirrored).abs().max().item()
     if flip:
         assert difference < 1e-5

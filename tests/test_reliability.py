@@ -283,3 +283,49 @@ def test_a_dead_or_hung_torchrun_worker_stops_the_run_and_torchrun_resumes_it(tm
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"continuing at epoch {saved['epoch'] + 1}" in resumed.stdout
 
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow  # two torchrun agents, a restart and the rest of the run: about a minute on 2 busy cores
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds torchrun's workers through /proc")
+def test_two_torchrun_agents_on_loopback_restart_a_killed_worker_and_finish(tmp_path, synthetic_root, tiny_arch):
+    """Two agents (``--nnodes 2``, c10d rendezvous on 127.0.0.1) with ``--max-restarts 3``: a
+    worker SIGKILLed after the first checkpoint makes both agents restart their workers, which
+    resume from the checkpoint and finish the run."""
+    end = 6
+    opts = tiny_opts(tmp_path, synthetic_root, tiny_arch, "TRAIN.END_EPOCH", str(end), "TRAIN.VAL_FREQ", "0",
+                     "TRAIN.IMAGES_PER_GPU", "2", "DIST_TIMEOUT", "20")
+    endpoint = f"127.0.0.1:{_free_port()}"
+    agents = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+         "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "litepose-loopback",
+         "--max-restarts", "3", "--monitor-interval", "0.5", "dist_train.py", "--cfg", QUICKSTART, "--no-progress",
+         *opts], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(os.environ, OMP_NUM_THREADS="1")) for _ in range(2)]
+    checkpoint = os.path.join(run_dirs(load_config(QUICKSTART, opts), QUICKSTART)[0], "checkpoint.pth.tar")
+    try:
+        deadline = time.time() + 300  # two interpreters and a rendezvous on a busy machine
+        while all(a.poll() is None for a in agents) and time.time() < deadline and not os.path.exists(checkpoint):
+            time.sleep(0.05)
+        assert os.path.exists(checkpoint), f"no checkpoint after {time.time() - deadline + 300:.0f} s"
+        victims = [pid for agent in agents for pid in _children(agent.pid) if _rank_of(pid) == 1]
+        assert victims, "no worker of rank 1 found"
+        killed_at = load_training_checkpoint(checkpoint)["epoch"]
+        assert killed_at < end  # the run was not over yet
+        os.kill(victims[0], signal.SIGKILL)
+        outputs = [agent.communicate(timeout=300)[0] for agent in agents]
+    finally:
+        for agent in agents:
+            if agent.poll() is None:
+                agent.kill()
+                agent.communicate()
+    assert [agent.returncode for agent in agents] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    assert any("continuing at epoch" in output for output in outputs), outputs[0][-2000:]
+    assert load_training_checkpoint(checkpoint)["epoch"] == end

@@ -1,5 +1,6 @@
-"""The PyTorch-free runtime (litepose.runtime): its pre-processing, aggregation and grouping
-equal litepose.inference's, step by step and end to end on the same network outputs."""
+"""The PyTorch-free path from an image to people: the runtime's pre-processing equals the
+PyTorch input, the NumPy aggregation gives the release's maps (tests/reference_aggregation.py),
+grouping's dense paths and caps, and none of it imports PyTorch."""
 
 import dataclasses
 import subprocess
@@ -12,10 +13,10 @@ import torch.nn.functional as F
 
 from litepose.config import load_config
 from litepose.data import normalize
-from litepose.inference import InferenceSettings, compute_maps, decode, group, resize_geometry, warp_image
-from litepose.runtime import (DecodeLimits, compute_maps as np_compute_maps,
-                              decode as np_decode, find_peaks_dense, group_bounded, network_input, resize_maps)
-from litepose.runtime import decoding
+from litepose.inference import (DecodeLimits, InferenceSettings, Maps, compute_maps, decode, group, resize_geometry,
+                                resize_maps, warp_image)
+from litepose.runtime import network_input
+from reference_aggregation import reference_maps
 
 COCO_CFG = "experiments/coco/mobilenet/mobile.yaml"
 
@@ -70,16 +71,16 @@ SETTINGS_CASES = [dict(flip=True, project_to_image=True), dict(flip=False, proje
 
 
 @pytest.mark.parametrize("changes", SETTINGS_CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
-def test_same_network_outputs_give_the_same_people(changes):
+def test_same_network_outputs_give_the_release_maps_and_the_same_people(changes):
     cfg = load_config(COCO_CFG)
     settings = dataclasses.replace(InferenceSettings.from_config(cfg, input_size=128), **changes)
     image_wh = (150, 110)
-    torch_maps = compute_maps(lambda g: [torch.from_numpy(o) for o in _fake_outputs(g, settings.flip)], image_wh,
-                              settings)
-    numpy_maps = np_compute_maps(lambda g: _fake_outputs(g, settings.flip), image_wh, settings)
-    np.testing.assert_allclose(numpy_maps.heatmaps, torch_maps.heatmaps.numpy(), atol=1e-6, rtol=0)
-    np.testing.assert_allclose(numpy_maps.tags, torch_maps.tags.numpy(), atol=1e-5, rtol=0)
-    expected, actual = decode(torch_maps, settings), np_decode(numpy_maps, settings)
+    numpy_maps = compute_maps(lambda g: _fake_outputs(g, settings.flip), image_wh, settings)
+    heatmaps, tags = reference_maps(lambda g: _fake_outputs(g, settings.flip), image_wh, settings, resize_geometry)
+    release_maps = Maps(heatmaps.numpy(), tags.numpy(), numpy_maps.geometry)
+    np.testing.assert_allclose(numpy_maps.heatmaps, release_maps.heatmaps, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(numpy_maps.tags, release_maps.tags, atol=1e-5, rtol=0)
+    expected, actual = decode(release_maps, settings), decode(numpy_maps, settings)
     assert len(expected.scores) >= 4 and actual.keypoints.shape == expected.keypoints.shape
     # The same peaks and quarter steps: positions equal up to float64 rounding of the mapping back
     # (another pixel would be a quarter map pixel off); scores up to float32 rounding (values ~1).
@@ -94,15 +95,15 @@ def _maps(heatmaps, tags, kernel=5):
 
 @pytest.mark.parametrize("shape", [(17, 64, 64), (14, 30, 50)])
 @pytest.mark.parametrize("quantised", [False, True])
-def test_dense_nms_finds_the_peaks_of_group(shape, quantised):
+def test_dense_nms_finds_the_peaks_of_the_candidate_search(shape, quantised):
     rng = np.random.default_rng(2)
     det = rng.random(shape, dtype=np.float32)
     if quantised:  # many equal values: ties between neighbours and in the ranking
         det = np.round(det * 8) / 8
     maps = _maps(det, rng.standard_normal(shape + (1,)).astype(np.float32))
     for threshold, limit in ((0.1, 30), (0.6, 5), (1.5, 30)):
-        expected = group.find_peaks(maps, threshold, limit)
-        actual = find_peaks_dense(maps, threshold, limit)
+        expected = group.find_peaks(maps, threshold, limit, dense=False)
+        actual = group.find_peaks(maps, threshold, limit, dense=True)
         for e, a in zip(expected, actual):
             np.testing.assert_array_equal(a, e)
 
@@ -111,7 +112,7 @@ def test_dense_nms_finds_the_peaks_of_group(shape, quantised):
 @pytest.mark.parametrize("stage2", [True, False])  # False: every pair the top pixels leave open takes the blocks
 def test_fast_refinement_equals_the_block_search(depth, stage2, monkeypatch):
     if not stage2:
-        monkeypatch.setattr(decoding, "_STAGE2_EVALUATIONS", 0)
+        monkeypatch.setattr(group, "_STAGE2_EVALUATIONS", 0)
     rng = np.random.default_rng(3)
     joints, height, width = 17, 64, 64
     det = rng.random((joints, height, width), dtype=np.float32) * 2
@@ -121,24 +122,26 @@ def test_fast_refinement_equals_the_block_search(depth, stage2, monkeypatch):
     people, _ = group.group_keypoints(det, tags, params)
     assert len(people) > 20
     expected, actual = people.copy(), people.copy()
-    group.refine_people(expected, maps)
-    for top in (16, decoding.REFINE_TOP_PIXELS):  # 16: most pairs fall back to the block search
+    group.refine_people(expected, maps, fast=False)
+    for top in (16, group.REFINE_TOP_PIXELS):  # 16: most pairs fall back to the block search
         actual = people.copy()
-        decoding.refine_people(actual, maps, top_pixels=top)
+        group.refine_people(actual, maps, fast=True, top_pixels=top)
         np.testing.assert_array_equal(actual, expected)
 
 
-def test_bounded_grouping_without_a_cap_is_the_release_grouping_and_the_cap_keeps_the_best():
+def test_grouping_without_a_cap_is_the_release_grouping_and_the_cap_keeps_the_best():
+    from reference_grouping import reference_group
+
     rng = np.random.default_rng(4)
     det = rng.random((17, 32, 48), dtype=np.float32)
     tags = (rng.standard_normal((17, 32, 48, 1)) * 3).astype(np.float32)
     params = group.GroupingParams(num_joints=17)
-    expected, expected_scores = group.group_keypoints(det, tags, params)
-    people, scores = group_bounded(det, tags, params)
+    expected, expected_scores = reference_group(det, tags, params)
+    people, scores = group.group_keypoints(det, tags, params)
     np.testing.assert_array_equal(people, expected)
     np.testing.assert_array_equal(scores, expected_scores)
     assert len(expected) > 20
-    capped, capped_scores = group_bounded(det, tags, params, DecodeLimits(max_people=20))
+    capped, capped_scores = group.group_keypoints(det, tags, params, DecodeLimits(max_people=20))
     best = np.sort(np.argsort(-expected_scores, kind="stable")[:20])
     np.testing.assert_array_equal(capped, expected[best])
     np.testing.assert_array_equal(capped_scores, expected_scores[best])
@@ -151,16 +154,30 @@ def test_the_detection_cap_limits_the_detections_per_joint():
     det = rng.random((17, 32, 48), dtype=np.float32)
     tags = (rng.standard_normal((17, 32, 48, 1)) * 3).astype(np.float32)
     params = group.GroupingParams(num_joints=17, refine=False)
-    people, _ = group_bounded(det, tags, params)
+    people, _ = group.group_keypoints(det, tags, params)
     assert (people[:, :, 2] > 0).sum(axis=0).max() == 30
-    people, _ = group_bounded(det, tags, params, DecodeLimits(max_detections=8))
+    people, _ = group.group_keypoints(det, tags, params, DecodeLimits(max_detections=8))
     assert (people[:, :, 2] > 0).sum(axis=0).max() == 8
 
 
-def test_the_runtime_imports_no_torch():
-    code = ("import sys; import litepose.runtime, litepose.estimator, litepose.inference.group, "
-            "litepose.inference.settings; from litepose import PoseEstimator; "
+def test_the_decoder_and_the_runtime_import_no_torch():
+    code = ("import sys; import litepose.runtime, litepose.estimator, litepose.inference, "
+            "litepose.inference.aggregate, litepose.inference.decode, litepose.inference.group, "
+            "litepose.inference.settings, litepose.inference.transforms, litepose.runtime.people; "
+            "from litepose import PoseEstimator, People; "
+            "from litepose.inference import DecodeLimits, Maps, compute_maps, decode, group_keypoints; "
             "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_path_returns_the_one_people_type():
+    import litepose
+    from litepose import estimator, inference
+
+    assert litepose.People is estimator.People is inference.People
+    people = inference.decode(Maps(np.zeros((17, 16, 16), np.float32), np.zeros((17, 16, 16, 1), np.float32),
+                                   resize_geometry((16, 16), 64)),
+                              InferenceSettings.from_config(load_config(COCO_CFG), input_size=64))
+    assert type(people) is inference.People and len(people) == 0 and people.keypoints.shape == (0, 17, 3)

@@ -181,7 +181,7 @@ def _grid_people(size, images=8):
 def decoding_bias(size, flip):
     from litepose.config import load_config
     from litepose.evaluation.oracle import render_outputs
-    from litepose.inference.pipeline import InferenceSettings, compute_maps, decode
+    from litepose.inference import InferenceSettings, compute_maps, decode
 
     cfg = load_config("experiments/synthetic/quickstart.yaml", ["TEST.FLIP_TEST", str(flip)])
     settings = InferenceSettings.from_config(cfg, None, size)
@@ -207,3 +207,42 @@ def test_perfect_targets_decode_onto_the_joints(size, monkeypatch):
     # valid.py keeps this by default, as the release; y is untouched.
     flip_x, flip_y = decoding_bias(size, flip=True)
     assert abs(flip_y) < 0.05 and 0.5 < flip_x < 0.75
+
+
+def test_targets_equal_the_releases_on_the_coco_scale_rehearsal(tmp_path):
+    """COCO's encodings (people as polygons, crowds as uncompressed RLE) read as the release's
+    mask code reads them, in a rehearsal set scaled down to 400 images."""
+    from litepose.data.synthetic import generate_synthetic_dataset
+
+    generate_synthetic_dataset(tmp_path / "c", {"train": 400}, seed=2, show_progress=False, coco_scale=True,
+                               pool_images=3)
+    annotations = KeypointAnnotations(tmp_path / "c" / "annotations" / "person_keypoints_train.json",
+                                      tmp_path / "c" / "images" / "train", COCO)
+    dataset = KeypointDataset(annotations, 128, augment=RELEASE_AUGMENT, seed=0)
+    crowded = [i for i, image_id in enumerate(dataset.image_ids)
+               if any(a["iscrowd"] for a in annotations.annotations(image_id))]
+    unlabelled = [i for i, image_id in enumerate(dataset.image_ids)
+                  if any(a["num_keypoints"] == 0 and not a["iscrowd"] for a in annotations.annotations(image_id))]
+    assert crowded and unlabelled
+    for index in crowded[:2] + unlabelled[:2] + [0]:
+        assert_same_as_release(annotations, dataset, index, crowdpose=False)
+
+
+def test_targets_rendered_by_loader_workers_equal_those_of_the_training_process(synthetic_root):
+    """The CPU trainer's placement (``build_loader(worker_targets=...)``) changes no value."""
+    from litepose.data.build import build_loader, set_loader_epoch
+
+    annotations = KeypointAnnotations(synthetic_root / "annotations" / "person_keypoints_train.json",
+                                      synthetic_root / "images" / "train", COCO)
+    dataset = KeypointDataset(annotations, 128, augment=RELEASE_AUGMENT, seed=0)
+    plain, rendered = (build_loader(dataset, 4, workers=1, worker_targets=targets) for targets in (None, TARGETS))
+    for loader in (plain, rendered):
+        set_loader_epoch(loader, 1)
+    for ours, theirs in zip(plain, rendered):
+        assert "targets" not in ours and theirs["targets"]["input_size"] == 128
+        here, there = prepare_batch(ours, TARGETS), prepare_batch(theirs, TARGETS)
+        for a, b in zip(here.heatmaps + here.joints + here.masks, there.heatmaps + there.joints + there.masks):
+            assert a.dtype == b.dtype and torch.equal(a, b)
+        # Another size (a supernet's sub-network) is rendered by the training process.
+        assert all(torch.equal(a, b) for a, b in zip(prepare_batch(ours, TARGETS, 64).heatmaps,
+                                                     prepare_batch(theirs, TARGETS, 64).heatmaps))

@@ -10,8 +10,10 @@ Subpackages and modules:
 - ``data``: COCO-format datasets, the release's augmentation and training targets;
 - ``loss``: heatmap and associative-embedding losses;
 - ``train``: the training loop, distributed setup, checkpoints;
-- ``inference``: the test-time pipeline and AE grouping (PyTorch);
-- ``runtime``: the same pipeline in NumPy/OpenCV around ONNX Runtime (no PyTorch);
+- ``inference``: the test-time decoder, NumPy / OpenCV without PyTorch: map aggregation (flip,
+  scales, projection), AE grouping, ``People``; ``predict`` runs a PyTorch model through it;
+- ``runtime``: pre-processing and the networks (ONNX Runtime, edge exports, PyTorch) the
+  decoder reads, and the person filter (no PyTorch unless the PyTorch backend is chosen);
 - ``evaluation``: COCO and CrowdPose protocols, the evaluation loop, the decoding ceiling;
 - ``deploy``: BN folding, exports, quantisation, latency;
 - ``estimator`` (``PoseEstimator``: frames in, people out), ``tracking``, ``live``;

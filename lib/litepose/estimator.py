@@ -6,9 +6,10 @@
     people.keypoints, people.scores    # [P, J, 3] x, y, score in frame pixels; [P]
 
 Two backends: ONNX Runtime (``from_onnx``; this module and everything it runs then import no
-PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the same NumPy / OpenCV
-pipeline around the network (``litepose.runtime``), whose people equal
-``litepose.inference.predict``'s before the person filter.
+PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the network
+(``litepose.runtime``) then the one NumPy / OpenCV decoder (``litepose.inference``: aggregation,
+grouping), the one ``litepose.inference.predict`` runs too: the same people before the person
+filter.
 
 Presets:
 
@@ -17,19 +18,22 @@ Presets:
   person filter (``runtime.people.PersonFilter``: people scoring under 0.1 and duplicates above
   OKS 0.9 removed; ``min_person_score=None, person_nms=None`` return valid.py's people).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
-  (``project_to_image`` False), and the decoding caps of ``runtime.DecodeLimits``:
+  (``project_to_image`` False), and the decoding caps of ``inference.DecodeLimits``:
   ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
   CrowdPose evaluation keeps per image, so AP does not change) and ``max_detections=20``
   (at most 20 detections per joint enter matching, instead of ``max_num_people`` = 30: this
   changes frames where a joint has more than 20 detections). Decoding then costs a bounded
-  time whatever the maps. Person filter: scores under 0.2 and duplicates above OKS 0.9 removed.
+  time whatever the maps. Matching takes SciPy's optimal assignment (``fast_assignment``)
+  instead of the release's tie-exact Munkres: equally cheap assignments are broken another way
+  (its AP on the quickstart's validation set is not lower: BENCHMARKS.md, "LitePose beside
+  YOLO-pose and RTMO"). Person filter: scores under 0.2 and duplicates above OKS 0.9 removed.
 
 The filter thresholds are the highest that cost under 0.001 AP on the quickstart's validation
 set (people per image 35 -> 4.7 for ``accurate``, 19 -> 2.3 for ``realtime``, 2.0 annotated).
 
 Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
-``max_detections=`` (None = no cap), ``min_person_score=``, ``person_nms=`` (None = off),
-``input_size=``.
+``max_detections=`` (None = no cap), ``fast_assignment=``, ``min_person_score=``, ``person_nms=``
+(None = off), ``input_size=``.
 """
 
 import dataclasses
@@ -39,9 +43,10 @@ import time
 import numpy as np
 
 from .errors import LitePoseError
-from .runtime.aggregate import compute_maps
-from .runtime.decoding import DecodeLimits, decode
+from .inference import DecodeLimits, People, compute_maps, decode
 from .runtime.people import NO_FILTER, PersonFilter
+
+__all__ = ["FrameError", "People", "PoseEstimator", "check_frame", "preset_settings", "release_test_config"]
 
 PRESETS = ("accurate", "realtime")
 COLORS = ("bgr", "rgb")
@@ -68,21 +73,6 @@ class FrameError(LitePoseError, ValueError):
     """A frame the estimator cannot take (not an [H, W, 3] uint8 array, or an unknown colour order)."""
 
 
-@dataclasses.dataclass
-class People:
-    """People found in one frame: ``keypoints [P, J, 3]`` (x, y in frame pixels, joint score),
-    ``scores [P]`` (mean joint score), ``times`` (seconds per stage: preprocess, network,
-    aggregate, grouping), ``track_ids [P]`` once a ``litepose.tracking.PoseTracker`` has seen them."""
-    keypoints: np.ndarray
-    scores: np.ndarray
-    times: dict = dataclasses.field(default_factory=dict)
-    track_ids: np.ndarray = None
-    maps: object = None
-
-    def __len__(self):
-        return len(self.scores)
-
-
 def release_test_config(dataset="coco"):
     """A config holding the release's test-time settings for ``dataset`` (coco or crowdpose)."""
     from .config import load_config
@@ -97,16 +87,18 @@ def release_test_config(dataset="coco"):
 
 
 def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
-                    max_detections="preset", min_person_score="preset", person_nms="preset"):
+                    max_detections="preset", min_person_score="preset", person_nms="preset",
+                    fast_assignment="preset"):
     """``(InferenceSettings, DecodeLimits, PersonFilter)`` of ``preset`` on top of ``settings``
     (the config's)."""
     if preset not in PRESETS:
         raise LitePoseError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     if preset == "realtime":
         settings = dataclasses.replace(settings, flip=False, scales=(1.0,), project_to_image=False)
-        cap, detections = REALTIME_MAX_PEOPLE, REALTIME_MAX_DETECTIONS
+        cap, detections, fast = REALTIME_MAX_PEOPLE, REALTIME_MAX_DETECTIONS, True
     else:
         cap = detections = None
+        fast = False
     if flip is not None:
         settings = dataclasses.replace(settings, flip=bool(flip))
     if project_to_image is not None:
@@ -115,12 +107,14 @@ def preset_settings(settings, preset, flip=None, project_to_image=None, max_peop
         cap = max_people
     if max_detections != "preset":
         detections = max_detections
+    if fast_assignment != "preset":
+        fast = bool(fast_assignment)
     people = PRESET_FILTERS[preset]
     if min_person_score != "preset":
         people = dataclasses.replace(people, min_score=min_person_score)
     if person_nms != "preset":
         people = dataclasses.replace(people, nms_oks=person_nms)
-    return settings, DecodeLimits(max_people=cap, max_detections=detections), people
+    return settings, DecodeLimits(max_people=cap, max_detections=detections, fast_assignment=fast), people
 
 
 class PoseEstimator:
@@ -230,18 +224,18 @@ class PoseEstimator:
     # -- inference ----------------------------------------------------------------------------
     def __call__(self, frame, color="bgr", keep_maps=False):
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
-        or "rgb"): a ``People``."""
+        or "rgb"): a ``People`` (``litepose.inference.People``)."""
         check_frame(frame, color)
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
         maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
-        decoded = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
-        keypoints, scores, times = decoded.keypoints, decoded.scores, decoded.times
+        people = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
         if self.person_filter.active:
             start = time.perf_counter()
-            keep = self.person_filter.keep(keypoints, scores, self.keypoint_info.sigmas if self.keypoint_info else None)
-            keypoints, scores = keypoints[keep], scores[keep]
-            times["grouping"] += time.perf_counter() - start
-        return People(keypoints, scores, times, maps=decoded.maps)
+            keep = self.person_filter.keep(people.keypoints, people.scores,
+                                           self.keypoint_info.sigmas if self.keypoint_info else None)
+            people = dataclasses.replace(people, keypoints=people.keypoints[keep], scores=people.scores[keep])
+            people.times["grouping"] += time.perf_counter() - start
+        return people
 
 
 def check_frame(frame, color="bgr"):

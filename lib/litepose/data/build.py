@@ -17,7 +17,7 @@ from ..errors import ConfigError, DataError
 from .coco_format import CROWDPOSE_NAMES, KeypointAnnotations, dataset_files, keypoint_info_from_config
 from .dataset import KeypointDataset, check_batch, collate_samples
 from .synthetic import ensure_synthetic_dataset
-from .targets import TargetConfig, prepare_batch
+from .targets import TargetConfig, WorkerTargets, prepare_batch
 from .transforms import AugmentConfig
 
 
@@ -90,14 +90,17 @@ def _init_worker(worker_id):
 
 
 def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, world_size=1,
-                 drop_last=True, pin_memory=False):
+                 drop_last=True, pin_memory=False, worker_targets=None):
     """A ``DataLoader`` whose sampler splits the data between processes (``rank`` of
     ``world_size``) and shuffles by ``seed`` and the epoch: call ``loader.sampler.set_epoch(e)``
     and ``loader.dataset.set_epoch(e)`` before each epoch (``set_loader_epoch``).
 
     With ``workers`` > 0, a process that has run OpenCV should call ``single_opencv_thread()``
     first (the scripts do): OpenCV's thread pool does not survive fork, and a worker forked
-    from a process whose pool had run hung in its first OpenCV call."""
+    from a process whose pool had run hung in its first OpenCV call.
+
+    ``worker_targets``, a ``TargetConfig``: batches also carry their targets at the dataset's
+    input size, rendered on the CPU by the loader (``targets.WorkerTargets``)."""
     if batch_size <= 0:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     per_rank = -(-len(dataset) // world_size)
@@ -107,7 +110,9 @@ def build_loader(dataset, batch_size, workers=0, shuffle=True, seed=0, rank=0, w
     sampler = ResumableSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
                                drop_last=False)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
-                      collate_fn=collate_samples, pin_memory=pin_memory, drop_last=drop_last,
+                      collate_fn=collate_samples if worker_targets is None
+                      else WorkerTargets(collate_samples, worker_targets, dataset.input_size),
+                      pin_memory=pin_memory, drop_last=drop_last,
                       worker_init_fn=_init_worker if workers > 0 else None,
                       persistent_workers=False)  # workers must see each epoch's set_epoch
 

@@ -120,6 +120,9 @@ class KeypointAnnotations:
         """All annotations of an image (people, crowd regions, people without keypoints)."""
         return self._by_image.get(image_id, [])
 
+    def has_annotations(self, image_id):
+        return image_id in self._by_image
+
     def keypoints(self, image_id):
         """``[N, J, 3]`` float array (x, y, visibility) of the image's annotated people."""
         people = [a for a in self.annotations(image_id) if a.get("keypoints") is not None]
@@ -129,6 +132,63 @@ class KeypointAnnotations:
 
     def crowd_index(self, image_id):
         return self.images[image_id].get("crowdIndex")
+
+    def packed(self, image_ids=None):
+        """The part training reads, packed for loader workers (``PackedAnnotations``)."""
+        return PackedAnnotations(self, self.image_ids if image_ids is None else image_ids)
+
+
+class PackedAnnotations:
+    """What a training sample reads of a ``KeypointAnnotations``, packed once into NumPy buffers.
+
+    A parsed COCO file is millions of small Python objects (COCO's training file: 262,465
+    annotation dicts, each with a list of 51 numbers). Forked loader workers share them
+    copy-on-write, but every read changes an object's reference count, so over an epoch each
+    worker copies the pages it touched: gigabytes per process at COCO's size. Here an image's
+    annotations are one pickled byte string in a shared buffer, unpickled when a sample is
+    loaded: the same dicts in the same order, except that segmentations are kept only where
+    training decodes them (crowd regions and people without keypoints, ``dataset.ignore_mask``).
+    """
+
+    def __init__(self, annotations, image_ids):
+        import pickle
+
+        import numpy as np
+
+        self.ann_file, self.image_dir, self.info = annotations.ann_file, annotations.image_dir, annotations.info
+        self.image_ids = list(image_ids)
+        self._row = {image_id: row for row, image_id in enumerate(self.image_ids)}
+        names = [annotations.images[i]["file_name"].encode("utf-8") for i in self.image_ids]
+        self._names = np.array(names, dtype=bytes)
+        blobs, counts = [], np.zeros(len(self.image_ids), dtype=np.int32)
+        for row, image_id in enumerate(self.image_ids):
+            anns = annotations.annotations(image_id)
+            counts[row] = len(anns)
+            kept = [ann if ann.get("iscrowd", 0) or keypoint_count(ann) == 0
+                    else {k: v for k, v in ann.items() if k != "segmentation"} for ann in anns]
+            blobs.append(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL) if anns else b"")
+        self._counts = counts
+        self._ends = np.cumsum([len(b) for b in blobs], dtype=np.int64)
+        self._blob = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+
+    def __len__(self):
+        return len(self.image_ids)
+
+    def image_path(self, image_id):
+        return os.path.join(self.image_dir, self._names[self._row[image_id]].decode("utf-8"))
+
+    def has_annotations(self, image_id):
+        return bool(self._counts[self._row[image_id]])
+
+    def annotations(self, image_id):
+        """The image's annotations as ``KeypointAnnotations.annotations`` gives them (fresh dicts)."""
+        import pickle
+
+        row = self._row[image_id]
+        if not self._counts[row]:
+            return []
+        start = int(self._ends[row - 1]) if row else 0
+        return pickle.loads(self._blob[start:int(self._ends[row])].tobytes())
 
 
 _NUMBER_TYPES = frozenset((int, float))
@@ -203,10 +263,17 @@ def check_annotation_data(data, source, num_joints=None):
             fail(f"image {_short(image_id)} field 'crowdIndex' must be a number, got {_short(crowd_index)}")
         images[image_id] = image
     expected = 3 * num_joints if num_joints else None
+    category_ids = {c["id"] for c in categories}
+    annotation_ids = set()
     for position, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             fail(f"annotations[{position}] is not an object")
         where = f"annotation {_short(ann['id'])}" if _is_id(ann.get("id")) else f"annotations[{position}]"
+        if _is_id(ann.get("id")):
+            if ann["id"] in annotation_ids:
+                fail(f"{where} field 'id': an earlier annotation has id {_short(ann['id'])} too "
+                     "(annotation ids must be unique)")
+            annotation_ids.add(ann["id"])
         if "image_id" not in ann:
             fail(f"{where} has no 'image_id'")
         image_id = ann["image_id"]
@@ -223,18 +290,63 @@ def check_annotation_data(data, source, num_joints=None):
                      f"({num_joints} joints x 3)")
             if len(keypoints) % 3 or not _numbers(keypoints):
                 fail(f"{where} field 'keypoints' must be x, y, visibility triples of finite numbers")
+            visibility = set(keypoints[2::3])
+            if not visibility <= _VISIBILITIES:
+                wrong = sorted(visibility - _VISIBILITIES)[0]
+                fail(f"{where} field 'keypoints' has visibility {_short(wrong)}; it must be 0 (absent), "
+                     "1 (occluded) or 2 (visible)")
+            _check_coordinates(keypoints, where, "keypoints", fail)  # visibilities are 0 to 2: within range
         box = ann.get("bbox")
         if box is not None and (not _numbers(box) or len(box) != 4 or box[2] < 0 or box[3] < 0):
             fail(f"{where} field 'bbox' must be [x, y, width, height] with a width and height >= 0, got {_short(box)}")
-        for field in ("area", "num_keypoints", "iscrowd", "category_id"):
+        if box is not None:
+            _check_coordinates(box, where, "bbox", fail)
+        for field in ("area", "num_keypoints", "iscrowd"):
             value = ann.get(field)
-            if value is not None and not (type(value) in _NUMBER_TYPES or type(value) is bool
-                                          or (field == "category_id" and type(value) is str)):
+            if value is not None and not (type(value) in _NUMBER_TYPES or type(value) is bool):
                 fail(f"{where} field '{field}' must be a number, got {_short(value)}")
             if field in ("area", "num_keypoints") and value is not None and not (math.isfinite(value) and value >= 0):
                 fail(f"{where} field '{field}' must be a finite number >= 0, got {_short(value)}")
-        _check_segmentation(ann.get("segmentation"), where, fail)
+        category = ann.get("category_id")
+        if category is not None and type(category) is not int:
+            fail(f"{where} field 'category_id' must be a whole number (the id of a category), got {_short(category)}")
+        if category is not None and category_ids and category not in category_ids:
+            fail(f"{where} field 'category_id' is {category}, which is not an id in 'categories'")
+        segmentation = ann.get("segmentation")
+        _check_segmentation(segmentation, where, fail)
+        if isinstance(segmentation, list):
+            for polygon in segmentation:
+                if polygon and (not _numbers(polygon) or max(map(abs, polygon)) > MAX_COORDINATE):
+                    fail(f"{where} field 'segmentation' has a polygon coordinate that is not finite or beyond "
+                         f"+-{MAX_COORDINATE} pixels")
+            masked = ann.get("iscrowd") or keypoint_count(ann) == 0
+            if masked and segmentation and not any(len(polygon) >= 6 for polygon in segmentation):
+                # pycocotools fails on these with an IndexError; nothing says where the region is.
+                kind = "crowd region" if ann.get("iscrowd") else "person without keypoints"
+                fail(f"{where} field 'segmentation': this {kind} is masked in training but none of its polygons "
+                     "has 3 points (6 numbers)")
     return images
+
+
+# COCO's visibility flags: 0 not labelled, 1 labelled but occluded, 2 visible.
+_VISIBILITIES = frozenset((0, 1, 2))
+# No image side exceeds MAX_IMAGE_SIDE; a coordinate 64 times beyond it (2**20) is an error, not a
+# pixel. Joints far outside an image are legal (and ignored), so the bound is generous.
+MAX_COORDINATE = 64 * MAX_IMAGE_SIDE
+
+
+def _check_coordinates(values, where, field, fail):
+    if values and max(map(abs, values)) > MAX_COORDINATE:
+        wrong = max(values, key=abs)
+        fail(f"{where} field '{field}' has coordinate {_short(wrong)}, beyond the +-{MAX_COORDINATE} pixels "
+             "any image reaches")
+
+
+def keypoint_count(ann):
+    """The annotation's ``num_keypoints`` (what the release reads), else its labelled joints."""
+    if ann.get("num_keypoints") is not None:
+        return int(ann["num_keypoints"])
+    return sum(1 for v in (ann.get("keypoints") or [])[2::3] if v > 0)
 
 
 def _check_segmentation(segmentation, where, fail):

@@ -19,17 +19,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DataError, LitePoseError, UnreadableImageError
-from .coco_format import read_image
+from .coco_format import KeypointAnnotations, keypoint_count, read_image
 from .targets import output_sizes
 from .transforms import flip_joint_order, sample_placement, warp_image, warp_loss_mask
-
-
-def keypoint_count(ann):
-    """The annotation's ``num_keypoints`` (what the release reads), else its labelled joints."""
-    if ann.get("num_keypoints") is not None:
-        return int(ann["num_keypoints"])
-    keypoints = ann.get("keypoints") or []
-    return int(sum(1 for v in keypoints[2::3] if v > 0))
 
 
 def is_person(ann):
@@ -124,7 +116,7 @@ class KeypointDataset(Dataset):
         self.num_joints = annotations.info.num_joints
         ids = annotations.image_ids
         if require_people:
-            ids = [i for i in ids if annotations.annotations(i)]
+            ids = [i for i in ids if annotations.has_annotations(i)]
         self.max_unreadable = int(max_unreadable)
         missing = [i for i in ids if not os.path.isfile(annotations.image_path(i))]
         if len(missing) > self.max_unreadable:
@@ -134,6 +126,9 @@ class KeypointDataset(Dataset):
         self.missing = [annotations.image_path(i) for i in missing]
         absent = set(missing)
         self.image_ids = [i for i in ids if i not in absent]
+        # Workers share the packed index instead of copying the parsed file's objects.
+        if isinstance(annotations, KeypointAnnotations):
+            self.annotations = annotations.packed(self.image_ids)
 
     def set_epoch(self, epoch):
         """Select the epoch's augmentation (call before iterating; workers copy the dataset)."""
@@ -165,12 +160,10 @@ class KeypointDataset(Dataset):
             # turn the one-line message into a traceback.
             return {"error": f"{exc}"}
 
-    def load(self, index):
-        image_id = self.image_ids[index]
-        ann = self.annotations
-        image = read_image(ann.image_path(image_id))
-        height, width = image.shape[:2]
-        anns = ann.annotations(image_id)
+    def people(self, image_id):
+        """``(annotations, keypoints [max_people, J, 3] float64, sizes [max_people])`` of an
+        image: the people the release takes, in file order, zero rows after them."""
+        anns = self.annotations.annotations(image_id)
         people = [a for a in anns if is_person(a)][: self.max_people]
         keypoints = np.zeros((self.max_people, self.num_joints, 3), dtype=np.float64)
         sizes = np.zeros(self.max_people, dtype=np.float64)
@@ -179,6 +172,14 @@ class KeypointDataset(Dataset):
                 keypoints[p] = np.asarray(person["keypoints"], dtype=np.float64).reshape(self.num_joints, 3)
             box = person.get("bbox") or [0, 0, 0, 0]
             sizes[p] = max(box[2], box[3])
+        return anns, keypoints, sizes
+
+    def load(self, index):
+        image_id = self.image_ids[index]
+        ann = self.annotations
+        image = read_image(ann.image_path(image_id))
+        height, width = image.shape[:2]
+        anns, keypoints, sizes = self.people(image_id)
         if self.ignore_regions:
             valid = (~ignore_mask(anns, height, width, ann.ann_file)).astype(np.uint8)
         else:

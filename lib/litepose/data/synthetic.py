@@ -29,9 +29,10 @@ import numpy as np
 from ..errors import DataError
 from .keypoints import COCO
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3  # 3: COCO's encodings (polygons, uncompressed crowd RLE)
 DEFAULT_COUNTS = {"train": 1500, "val": 100}
 DEFAULT_SEED = 0
+MAX_IMAGES = 2_000_000  # per split; COCO's training split has 118,287
 SPLITS = ("train", "val")
 IMAGE_SIZE_RANGE = (224, 320)
 JPEG_QUALITY = 92
@@ -163,11 +164,27 @@ def draw_background(rng, width, height):
     return np.clip(image.astype(np.float32) + noise, 0, 255).astype(np.uint8)
 
 
-def _rle(mask):
-    from pycocotools import mask as mask_api
+def uncompressed_rle(mask):
+    """COCO's encoding of a crowd region: ``{"size": [h, w], "counts": [runs]}``, runs of 0s and
+    1s alternating (0s first) down the columns (column-major), as COCO's files hold them."""
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    changes = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    edges = np.concatenate([[0], changes, [flat.size]])
+    runs = np.diff(edges).tolist()
+    if flat.size and flat[0]:
+        runs.insert(0, 0)
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(r) for r in runs]}
 
-    rle = mask_api.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+
+def polygons(mask):
+    """COCO's encoding of a person: the outlines of the mask's parts as ``[[x0, y0, x1, y1, ...]]``
+    (at least 3 points each); a mask too thin for an outline gives its box."""
+    contours, _ = cv2.findContours(np.asarray(mask, dtype=np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outlines = [[float(v) for v in c.reshape(-1)] for c in contours if len(c) >= 3]
+    if outlines:
+        return outlines
+    x, y, w, h = _bbox(mask)
+    return [[x, y, x + w, y, x + w, y + h, x, y + h]] if w and h else []
 
 
 def _bbox(mask):
@@ -255,7 +272,8 @@ def _coco_annotation(ann, ann_id, image_id):
         "image_id": image_id,
         "category_id": 1,
         "iscrowd": int(ann["iscrowd"]),
-        "segmentation": _rle(mask),
+        # COCO's own encodings: uncompressed RLE for crowds, polygons for people.
+        "segmentation": uncompressed_rle(mask) if ann["iscrowd"] else polygons(mask),
         "area": float(mask.sum()),
         "bbox": _bbox(mask),
         "num_keypoints": int((keypoints[:, 2] > 0).sum()),
@@ -283,18 +301,20 @@ def write_split(root, split, count, seed, progress=None):
         canvas, anns = make_image(rng)
         image_id = split_index * 1_000_000 + index + 1
         file_name = f"{image_id:07d}.jpg"
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if not ok:
-            raise DataError(f"cannot encode synthetic image {file_name}")
-        data.tofile(os.path.join(image_dir, file_name))
+        _write_jpeg(os.path.join(image_dir, file_name), canvas)
         images.append({"id": image_id, "file_name": file_name, "width": canvas.shape[1], "height": canvas.shape[0]})
         for ann in anns:
             annotations.append(_coco_annotation(ann, len(annotations) + 1 + split_index * 10_000_000, image_id))
         if progress is not None:
             progress.update(1)
+    return _write_annotations(root, split, f"LitePose synthetic keypoints, split {split}, seed {seed}", images,
+                              annotations)
+
+
+def _write_annotations(root, split, description, images, annotations):
+    """The split's COCO annotation file; returns ``(images, people with keypoints)``."""
     content = {
-        "info": {"description": f"LitePose synthetic keypoints, split {split}, seed {seed}",
-                 "version": GENERATOR_VERSION},
+        "info": {"description": description, "version": GENERATOR_VERSION},
         "licenses": [],
         "categories": _categories(),
         "images": images,
@@ -303,6 +323,157 @@ def write_split(root, split, count, seed, progress=None):
     with open(os.path.join(root, "annotations", f"person_keypoints_{split}.json"), "w", encoding="utf-8") as handle:
         json.dump(content, handle)
     return len(images), sum(1 for a in annotations if a["num_keypoints"] > 0)
+
+
+def _write_jpeg(path, canvas):
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise DataError(f"cannot encode synthetic image {os.path.basename(path)}")
+    data.tofile(path)
+
+
+# ---------------------------------------------------------------------------- COCO-scale rehearsal
+# COCO 2017 person keypoints (person_keypoints_{train,val}2017.json): images listed, images with at
+# least one person annotation, person annotations, annotations with keypoints (num_keypoints > 0).
+COCO_STATISTICS = {
+    "train": {"images": 118_287, "images_with_people": 64_115, "annotations": 262_465, "with_keypoints": 149_813},
+    "val": {"images": 5_000, "images_with_people": 2_693, "annotations": 11_004, "with_keypoints": 6_352},
+}
+# Assumed, not counted from COCO: the share of person annotations that are crowd regions (COCO
+# marks about 1 % of its instances iscrowd), and the chance a person with keypoints has all 17
+# labelled (otherwise 1 to 16, uniformly).
+COCO_CROWD_SHARE = 0.01
+COCO_FULL_SKELETON_SHARE = 0.25
+# COCO's image sizes: the long side is 640 in almost every image.
+COCO_IMAGE_SIZES = ((640, 480), (640, 427), (480, 640), (640, 426), (427, 640), (640, 360), (500, 375))
+COCO_IMAGE_SIZE_SHARES = (0.45, 0.2, 0.12, 0.08, 0.06, 0.05, 0.04)
+DEFAULT_POOL_IMAGES = 300
+
+
+def _people_per_image(rng, images, total):
+    """``images`` counts >= 1 summing to ``total``: a geometric tail (a few crowded images, most
+    with one to three people) with the mean ``total / images``, as COCO's."""
+    mean = total / images
+    counts = rng.geometric(1 / mean, size=images)
+    counts = np.minimum(counts, 60)
+    difference = total - int(counts.sum())
+    while difference:
+        chosen = rng.integers(0, images, size=abs(difference))
+        if difference > 0:
+            np.add.at(counts, chosen, 1)
+        else:
+            np.subtract.at(counts, chosen, 1)
+            counts = np.maximum(counts, 1)
+        difference = total - int(counts.sum())
+    return counts
+
+
+def _pool_image(rng, width, height):
+    canvas = draw_background(rng, width, height)
+    for _ in range(int(rng.integers(1, 5))):
+        joints, u = sample_person(rng, rng.uniform(0.3, 0.8) * height,
+                                  (rng.uniform(0.1, 0.9) * width, rng.uniform(0.4, 0.7) * height))
+        draw_person(canvas, np.zeros((height, width), np.uint8), joints, u, rng)
+    return canvas
+
+
+def _coco_scale_person(rng, ann_id, image_id, width, height, labelled):
+    """A person annotation of COCO's shape: a polygon outline (an octagon in its box), and
+    ``labelled`` joints of a frontal figure (visible 90 %, else occluded)."""
+    if labelled:
+        tall = float(np.exp(rng.uniform(np.log(40), np.log(0.95 * height))))
+    else:
+        tall = rng.uniform(8, 40)
+    pelvis = (rng.uniform(0.05, 0.95) * width, rng.uniform(0.3, 0.8) * height)
+    joints, u = sample_person(rng, tall, pelvis)
+    joints = np.clip(joints, 0, [width - 1, height - 1])
+    x0, y0 = np.clip(joints.min(0) - u * 0.5, 0, None)
+    x1, y1 = np.minimum(joints.max(0) + u * 0.5, [width, height])
+    w, h = max(1.0, x1 - x0), max(1.0, y1 - y0)
+    cx, cy = x0 + w / 2, y0 + h / 2
+    angles = np.arange(8) * (np.pi / 4)
+    outline = np.stack([cx + np.cos(angles) * w / 2, cy + np.sin(angles) * h / 2], 1).round(2)
+    keypoints = np.zeros((17, 3))
+    if labelled:
+        chosen = rng.choice(17, size=labelled, replace=False)
+        keypoints[chosen, :2] = joints[chosen].round(2)
+        keypoints[chosen, 2] = np.where(rng.random(labelled) < 0.9, 2, 1)
+    return {
+        "id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+        "segmentation": [outline.reshape(-1).tolist()],
+        "area": round(float(w * h * 0.8), 2), "bbox": [round(float(v), 2) for v in (x0, y0, w, h)],
+        "num_keypoints": int(labelled),
+        "keypoints": [float(v) if i % 3 < 2 else int(v) for i, v in enumerate(keypoints.reshape(-1))],
+    }
+
+
+def _coco_scale_crowd(rng, ann_id, image_id, width, height):
+    """A crowd region as COCO writes one: uncompressed RLE, no keypoints."""
+    w, h = int(rng.integers(width // 6, width // 2)), int(rng.integers(height // 8, height // 3))
+    x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
+    mask = np.zeros((height, width), bool)
+    mask[y:y + h, x:x + w] = True
+    return {"id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 1,
+            "segmentation": uncompressed_rle(mask), "area": float(w * h),
+            "bbox": [float(x), float(y), float(w), float(h)],
+            "num_keypoints": 0, "keypoints": [0] * 51}
+
+
+def write_coco_scale_split(root, split, count, seed, pool_images=DEFAULT_POOL_IMAGES, progress=None):
+    """A COCO-sized annotation file for ``split`` whose ``count`` images reuse ``pool_images``
+    real-size JPEGs (many image ids share a file): COCO's counts scaled to ``count``
+    (``COCO_STATISTICS``), people per image, keypoints per person, crowd regions and image
+    sizes as COCO's. The pixels do not show the annotated people: it rehearses the data
+    pipeline's time and memory at scale, it does not teach a network."""
+    split_index = SPLITS.index(split)
+    stats = COCO_STATISTICS[split]
+    scale = count / stats["images"]
+    with_people = max(1, round(stats["images_with_people"] * scale))
+    total = max(with_people, round(stats["annotations"] * scale))
+    crowds = round(total * COCO_CROWD_SHARE)
+    with_keypoints = min(total - crowds, round(stats["with_keypoints"] * scale))
+    rng = np.random.default_rng([seed, split_index, 1_000_003])
+    image_dir = os.path.join(root, "images", split)
+    os.makedirs(image_dir, exist_ok=True)
+    os.makedirs(os.path.join(root, "annotations"), exist_ok=True)
+    pool = []
+    for index in range(min(pool_images, count)):
+        width, height = COCO_IMAGE_SIZES[rng.choice(len(COCO_IMAGE_SIZES), p=COCO_IMAGE_SIZE_SHARES)]
+        file_name = f"pool_{index:04d}.jpg"
+        canvas = _pool_image(np.random.default_rng([seed, split_index, 2_000_003, index]), width, height)
+        _write_jpeg(os.path.join(image_dir, file_name), canvas)
+        pool.append((file_name, width, height))
+    images = []
+    for index in range(count):
+        file_name, width, height = pool[index % len(pool)]
+        images.append({"id": split_index * 1_000_000 + index + 1, "file_name": file_name, "width": width,
+                       "height": height})
+    # Which images have people, how many each, which annotations are crowds or have keypoints.
+    people_images = np.sort(rng.choice(count, size=with_people, replace=False))
+    per_image = _people_per_image(rng, with_people, total)
+    kinds = np.zeros(total, np.int8)                      # 0: person without keypoints
+    order = rng.permutation(total)
+    kinds[order[:crowds]] = 2                              # 2: crowd region
+    kinds[order[crowds:crowds + with_keypoints]] = 1       # 1: person with keypoints
+    labelled = np.where(rng.random(total) < COCO_FULL_SKELETON_SHARE, 17, rng.integers(1, 17, size=total))
+    annotations, position = [], 0
+    for image_index, people in zip(people_images, per_image):
+        image = images[image_index]
+        for _ in range(int(people)):
+            ann_id = len(annotations) + 1 + split_index * 10_000_000
+            if kinds[position] == 2:
+                ann = _coco_scale_crowd(rng, ann_id, image["id"], image["width"], image["height"])
+            else:
+                ann = _coco_scale_person(rng, ann_id, image["id"], image["width"], image["height"],
+                                         int(labelled[position]) if kinds[position] == 1 else 0)
+            annotations.append(ann)
+            position += 1
+        if progress is not None:
+            progress.update(1)
+    if progress is not None:
+        progress.update(count - len(people_images))
+    return _write_annotations(root, split, f"LitePose COCO-scale rehearsal, split {split}, seed {seed}", images,
+                              annotations)
 
 
 def _alive(pid):
@@ -344,19 +515,26 @@ def remove_stale_partials(root, max_age_s=24 * 3600):
     return removed
 
 
-def generate_synthetic_dataset(root, counts=None, seed=DEFAULT_SEED, overwrite=False, show_progress=True):
-    """Write the dataset to ``root``. It is drawn in a temporary folder beside ``root`` and
+def generate_synthetic_dataset(root, counts=None, seed=DEFAULT_SEED, overwrite=False, show_progress=True,
+                               coco_scale=False, pool_images=DEFAULT_POOL_IMAGES):
+    """Write the dataset to ``root``. With ``coco_scale`` it is the COCO-sized rehearsal
+    (``write_coco_scale_split``; ``counts`` default to COCO's 118,287 and 5,000 images) instead
+    of the drawn one. It is drawn in a temporary folder beside ``root`` and
     renamed into place at the end, so an interrupted run never leaves a partial dataset; the
     folders of killed generations are removed by the next one (``remove_stale_partials``).
     Returns the manifest (a dict)."""
     from tqdm import tqdm
 
-    counts = dict(DEFAULT_COUNTS if counts is None else counts)
+    if counts is None:
+        counts = {split: COCO_STATISTICS[split]["images"] for split in SPLITS} if coco_scale else DEFAULT_COUNTS
+    counts = dict(counts)
+    if coco_scale and not 1 <= pool_images <= 100_000:
+        raise DataError(f"the COCO-scale rehearsal needs 1 to 100000 pool images, got {pool_images}")
     for split, count in counts.items():
         if split not in SPLITS:
             raise DataError(f"unknown synthetic split '{split}' (known: {', '.join(SPLITS)})")
-        if count <= 0:
-            raise DataError(f"synthetic split '{split}' needs a positive image count, got {count}")
+        if not 0 < count <= MAX_IMAGES:
+            raise DataError(f"synthetic split '{split}' needs 1 to {MAX_IMAGES} images, got {count}")
     root = os.path.abspath(os.fspath(root))
     if os.path.exists(root) and not overwrite:
         raise DataError(f"{root} already exists (pass --force to replace it)")
@@ -370,11 +548,16 @@ def generate_synthetic_dataset(root, counts=None, seed=DEFAULT_SEED, overwrite=F
         raise DataError(f"cannot create the synthetic dataset at {root}: {exc.strerror or exc}") from None
     try:
         manifest = {"generator_version": GENERATOR_VERSION, "seed": seed, "joints": "coco", "splits": {}}
+        if coco_scale:
+            manifest.update(kind="coco_scale", pool_images=pool_images)
         with tqdm(total=sum(counts.values()), desc="synthetic dataset", unit="img", disable=not show_progress,
                   file=sys.stdout) as bar:
             for split in SPLITS:
                 if split in counts:
-                    images, people = write_split(staging, split, counts[split], seed, bar)
+                    if coco_scale:
+                        images, people = write_coco_scale_split(staging, split, counts[split], seed, pool_images, bar)
+                    else:
+                        images, people = write_split(staging, split, counts[split], seed, bar)
                     manifest["splits"][split] = {"images": images, "people_with_keypoints": people}
         with open(os.path.join(staging, "manifest.json"), "w", encoding="utf-8") as handle:
             json.dump(manifest, handle, indent=2)

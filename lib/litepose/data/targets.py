@@ -12,8 +12,9 @@ of resolution ``R``, from the joints in that output's pixels (``litepose.data.tr
   (``int(y) R + int(x)`` without ``MODEL.TAG_PER_JOINT``), then ``(0, 0)``;
 - masks ``[B, R, R]``: 1 where the loss counts, warped by the data workers straight to ``R``.
 
-Targets are built here rather than in the data workers so a supernet step can train any
-sub-network at its own resolution from the same batch (``prepare_batch``): joints are placed at
+Targets are built here, on the training device, so a supernet step can train any sub-network at
+its own resolution from the same batch (``prepare_batch``); a fixed network trained on a CPU has
+them rendered by the same code in its loader workers (``WorkerTargets``). Joints are placed at
 each resolution by the sample's own affine matrix for that resolution and rendered with the same
 integer-pixel rule (the release instead resized 512-px targets, which is not copied). Coordinates
 are float64 up to the integer pixel, as in the release.
@@ -92,25 +93,26 @@ def render_heatmaps(keypoints, size, sigmas):
     cx, cy, present = _integer_pixels(keypoints, size)
     if not bool(present.any()):
         return heatmaps.view(batch, joints, size, size)
-    sigma = sigmas.double()[..., None].expand(batch, people, joints)
+    # Only the joints that are drawn: most of the MAX_NUM_PEOPLE rows of a batch are empty.
+    b, p, j = present.nonzero(as_tuple=True)
+    cx, cy = cx[b, p, j], cy[b, p, j]
+    sigma = sigmas.double()[b, p]
     # The release's kernel: g[k] = exp(-(k - (3 sigma + 1))^2 / (2 sigma^2)), k = 0 .. ceil(6 sigma + 3) - 1,
     # laid from pixel round(c - 3 sigma - 1) and cut at round(c + 3 sigma + 2).
     first_x, first_y = torch.round(cx - 3 * sigma - 1), torch.round(cy - 3 * sigma - 1)
     kernel_len = torch.ceil(6 * sigma + 3)
     len_x = torch.minimum(torch.round(cx + 3 * sigma + 2) - first_x, kernel_len)
     len_y = torch.minimum(torch.round(cy + 3 * sigma + 2) - first_y, kernel_len)
-    width = int(math.ceil(float(kernel_len[present].max())))
+    width = int(math.ceil(float(kernel_len.max())))
     k = torch.arange(width, device=device, dtype=torch.float64)
-    centre = (3 * sigma + 1)[..., None]
-    xs, ys = first_x[..., None] + k, first_y[..., None] + k                      # [B, P, J, K]
-    inside_x = (k < len_x[..., None]) & (xs >= 0) & (xs < size)
-    inside_y = (k < len_y[..., None]) & (ys >= 0) & (ys < size)
-    d2 = (k - centre)[..., None, :] ** 2 + (k - centre)[..., :, None] ** 2       # [B, P, J, K(y), K(x)]
-    values = torch.exp(-d2 / (2 * sigma[..., None, None] ** 2)).float()
-    keep = inside_y[..., :, None] & inside_x[..., None, :] & present[..., None, None]
-    b = torch.arange(batch, device=device).view(batch, 1, 1, 1, 1)
-    j = torch.arange(joints, device=device).view(1, 1, joints, 1, 1)
-    index = ((b * joints + j) * size + ys[..., :, None].long()) * size + xs[..., None, :].long()
+    centre = (3 * sigma + 1)[:, None]
+    xs, ys = first_x[:, None] + k, first_y[:, None] + k                          # [N, K]
+    inside_x = (k < len_x[:, None]) & (xs >= 0) & (xs < size)
+    inside_y = (k < len_y[:, None]) & (ys >= 0) & (ys < size)
+    d2 = (k - centre)[:, None, :] ** 2 + (k - centre)[:, :, None] ** 2            # [N, K(y), K(x)]
+    values = torch.exp(-d2 / (2 * sigma[:, None, None] ** 2)).float()
+    keep = inside_y[:, :, None] & inside_x[:, None, :]
+    index = (((b * joints + j)[:, None, None] * size + ys[:, :, None].long()) * size + xs[:, None, :].long())
     heatmaps.scatter_reduce_(0, index[keep], values[keep], reduce="amax", include_self=True)
     return heatmaps.view(batch, joints, size, size)
 
@@ -183,17 +185,53 @@ def prepare_batch(batch, target_config, input_size=None, device=None, with_targe
     keypoints = torch.from_numpy(at_input).float().to(device, non_blocking=non_blocking)
     if not with_targets:
         return TrainBatch(images, [], [], [], keypoints, size)
-    sizes = batch["person_sizes"].to(device, non_blocking=non_blocking)
-    aug_scales = batch["placement"][:, 5].to(device, non_blocking=non_blocking)
+    rendered = batch.get("targets")
+    if rendered is not None and rendered["input_size"] == size:
+        # Rendered by the loader workers (``WorkerTargets``) by the same code.
+        heatmaps = [h.to(device, non_blocking=non_blocking) for h in rendered["heatmaps"]]
+        joints = [j.to(device, non_blocking=non_blocking) for j in rendered["joints"]]
+    else:
+        heatmaps, joints = render_targets(batch, target_config, size, device)
     loaded_masks = list(batch["masks"])
-    heatmaps, out_masks, joints = [], [], []
+    out_masks = []
     for position, resolution in enumerate(output_sizes(size)):
-        placed = torch.from_numpy(place_keypoints(source, placements, resolution)).to(device, non_blocking=non_blocking)
-        sigmas = target_config.person_sigmas(sizes, aug_scales, resolution)
-        heatmaps.append(render_heatmaps(placed, resolution, sigmas))
-        joints.append(joint_indices(placed, resolution, target_config.tag_per_joint))
         if size == loaded:
             out_masks.append(loaded_masks[position].to(device, non_blocking=non_blocking).float())
         else:
             out_masks.append(resize_masks(loaded_masks[-1].to(device, non_blocking=non_blocking), resolution))
     return TrainBatch(images, heatmaps, out_masks, joints, keypoints, size)
+
+
+def render_targets(batch, target_config, size, device):
+    """``(heatmaps, joints)``: per output of a network input of ``size``, a loader batch's
+    heatmaps ``[B, J, R, R]`` and joint indices ``[B, P, J, 2]`` on ``device``."""
+    device = torch.device(device)
+    non_blocking = device.type == "cuda"
+    source = batch["source_keypoints"].cpu().numpy()
+    placements = batch["placement"].cpu().numpy()
+    sizes = batch["person_sizes"].to(device, non_blocking=non_blocking)
+    aug_scales = batch["placement"][:, 5].to(device, non_blocking=non_blocking)
+    heatmaps, joints = [], []
+    for resolution in output_sizes(size):
+        placed = torch.from_numpy(place_keypoints(source, placements, resolution)).to(device, non_blocking=non_blocking)
+        sigmas = target_config.person_sigmas(sizes, aug_scales, resolution)
+        heatmaps.append(render_heatmaps(placed, resolution, sigmas))
+        joints.append(joint_indices(placed, resolution, target_config.tag_per_joint))
+    return heatmaps, joints
+
+
+class WorkerTargets:
+    """A loader's ``collate_fn`` that also renders the batch's targets at ``input_size`` on the
+    CPU (``batch["targets"]``), as the release's workers do: on a CPU the rendering then
+    overlaps the training step instead of preceding it. ``prepare_batch`` uses them when it
+    prepares that size and renders any other size itself (the supernet's sub-networks)."""
+
+    def __init__(self, collate, target_config, input_size):
+        self.collate, self.target_config, self.input_size = collate, target_config, int(input_size)
+
+    def __call__(self, samples):
+        batch = self.collate(samples)
+        if "error" not in batch:
+            heatmaps, joints = render_targets(batch, self.target_config, self.input_size, "cpu")
+            batch["targets"] = {"input_size": self.input_size, "heatmaps": heatmaps, "joints": joints}
+        return batch

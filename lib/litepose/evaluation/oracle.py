@@ -19,7 +19,7 @@ from tqdm import tqdm
 from ..data.coco_format import keypoint_info_from_config
 from ..data.targets import TargetConfig, render_heatmaps
 from ..errors import DataError
-from ..inference.pipeline import InferenceSettings, compute_maps, decode
+from ..inference import InferenceSettings, compute_maps, decode
 from ..utils.affine import transform_points
 from .keypoint_eval import check_ground_truth, evaluate_keypoints, load_ground_truth, protocol_for_dataset
 from .results import PERSON_CATEGORY, image_results
@@ -127,7 +127,7 @@ def oracle_evaluate(cfg, ann_file, input_size=None, limit=None, progress=True, b
             fastest = min(fastest, prediction.times["grouping"])
             if baseline is not None:
                 start = time.perf_counter()
-                base_people, base_scores = baseline(maps.heatmaps.numpy(), maps.tags.numpy(), settings.grouping)
+                base_people, base_scores = baseline(maps.heatmaps, maps.tags, settings.grouping)
                 base_keypoints = maps.map_to_image(np.asarray(base_people)[..., :3]) if len(base_people) else \
                     np.zeros((0, info.num_joints, 3))
                 fastest_baseline = min(fastest_baseline, time.perf_counter() - start)

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
 from ..errors import DataError, OutputError
-from ..inference.pipeline import InferenceSettings, predict
+from ..inference import InferenceSettings, predict
 from ..utils.device import resolve_device
 from ..utils.io import atomic_write_text
 from ..utils.limits import network_input_problem
@@ -164,8 +164,8 @@ def _save_pictures(vis_dir, image_id, image, prediction, info, with_maps):
         maps = prediction.maps
         network_view = _map_view(image, maps)
         write_image(os.path.join(vis_dir, f"{image_id}_heatmaps.jpg"),
-                    heatmap_grid(network_view, maps.heatmaps.cpu().numpy(), info.joints))
-        tags = maps.tags[..., 0].cpu().numpy()
+                    heatmap_grid(network_view, maps.heatmaps, info.joints))
+        tags = maps.tags[..., 0]
         write_image(os.path.join(vis_dir, f"{image_id}_tags.jpg"),
                     tagmap_grid(network_view, tags, info.joints if tags.shape[0] == info.num_joints else None))
 

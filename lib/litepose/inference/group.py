@@ -25,15 +25,47 @@ The algorithm is the release's (HigherHRNet's ``HeatmapParser``), step for step:
 5. **Refine**: a missing joint takes the pixel maximising ``heatmap - round(|tag - mean tag|)``
    over the whole map (quarter-pixel adjusted), if its heatmap value there is positive.
 
-It is vectorised. Heatmap maxima of 8x8 blocks are computed once; only blocks above the
-detection threshold are searched for peaks, and each candidate is compared with its NMS window
-nearest neighbour first, dropping out at the first larger one (dense maps use one OpenCV max
-filter per joint instead). Peaks are selected with one sort, matched with one
-``munkres_assignment`` per joint, adjusted with one gather. Refinement finds
-the same maximum as the release's full-map search without evaluating every pixel: per block it
-bounds ``heatmap - round(distance)`` from above (block maximum of the heatmap, distance from the
-mean tag to the block's box of tags) and evaluates only blocks whose bound reaches the best value
-found, so ties resolve to the first pixel in raster order as ``argmax`` does.
+It is vectorised, and each step has a path for sparse maps (a trained network's: few pixels
+above the detection threshold) and one for dense maps (random or untrained weights: about half
+of them), chosen per image by the share of pixels above the threshold (``DENSE_FRACTION``).
+Both paths give the same people (tests compare them):
+
+- **NMS.** Sparse: heatmap maxima of 8x8 blocks are computed once, only blocks above the
+  detection threshold are searched, and each candidate is compared with its NMS window nearest
+  neighbour first, dropping out at the first larger one. Dense: one OpenCV max filter over all
+  joints stacked into one image.
+- Peaks are selected per joint (strongest first, ties in raster order), matched with one
+  ``munkres_assignment`` per joint, adjusted with one gather.
+- **Refinement** finds the same maximum as the release's full-map search without evaluating
+  every pixel. Sparse: per block it bounds ``heatmap - round(distance)`` from above (block
+  maximum of the heatmap, distance from the mean tag to the block's box of tags) and evaluates
+  only blocks whose bound reaches the best value found, so ties resolve to the first pixel in
+  raster order as ``argmax`` does. Dense: each joint's strongest pixels first (a value there
+  above the weakest of them cannot be beaten elsewhere), the blocks only where that cannot
+  decide.
+
+**Limits** (``DecodeLimits``, off unless asked for; the ``realtime`` preset of
+``litepose.PoseEstimator`` turns them on, ``valid.py`` never does) bound the cost of a frame
+whatever its maps:
+
+- ``max_detections``: fewer detections per joint than ``max_num_people`` enter matching, whose
+  optimal assignments dominate the cost on dense maps. It changes results where a joint has
+  more detections than the cap.
+- ``fast_assignment``: matching solves each joint's assignment with SciPy's
+  ``linear_sum_assignment`` (compiled; on random-weight maps the release's tie-exact Munkres is
+  the largest share of grouping) instead of ``assignment.munkres_assignment``. Both are
+  optimal; where several assignments share the minimum cost (the rounded cost makes that
+  common) they pick different ones, so people differ.
+- ``max_people``: only the ``max_people`` highest-scoring people (stable order: on equal scores
+  the earlier person wins) are refined and returned, in the release's order. Refinement is per
+  person, so the people kept are exactly those the uncapped grouping returns. COCO and
+  CrowdPose evaluation keep the 20 highest scores per image (``maxDets`` 20, the same stable
+  order), so a cap of 20 or more leaves AP unchanged; what it removes is refinement's cost,
+  which grows with the number of people (on random maps, hundreds of them).
+
+With both caps, the work per frame is bounded by the maps' size: NMS over every pixel, at most
+``max_num_people`` detections per joint into matching, at most ``max_people * J`` refined
+joints, each at worst a pass over one map.
 """
 
 from dataclasses import dataclass
@@ -53,8 +85,18 @@ _NEW_PERSON_COST = 1e10
 _BLOCK = 8
 # Selected blocks evaluated per chunk during refinement (bounds memory on dense maps).
 _BLOCKS_PER_CHUNK = 4096
+# Maps with at least this share of pixels above the detection threshold take the dense paths
+# (random-weight maps: about half of them, where both dense paths are clearly faster; a trained
+# quickstart model's: 3 to 12 %, where the dense refinement is not faster and the whole-map NMS
+# saves about a millisecond per image but allocates maps' worth of temporaries:
+# benchmarks/grouping_paths.py).
+DENSE_FRACTION = 0.25
 # Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
 _NMS_SPARSE_LIMIT = 200_000
+# Dense refinement: strongest pixels per joint tried first; at most this many (pair, pixel)
+# values evaluated per joint in its second stage.
+REFINE_TOP_PIXELS = 1024
+_STAGE2_EVALUATIONS = 2_000_000
 
 
 def joint_order(num_joints):
@@ -95,13 +137,35 @@ class GroupingParams:
                    nms_kernel=int(test.NMS_KERNEL), adjust=bool(test.ADJUST), refine=bool(test.REFINE))
 
 
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Caps that bound grouping's cost (module doc). ``max_people``: people kept (by score)
+    before refinement, None = all (the release). ``max_detections``: detections per joint that
+    enter matching, at most ``max_num_people`` (None: ``max_num_people``, the release).
+    ``fast_assignment``: matching takes SciPy's optimal assignment (``linear_sum_assignment``)
+    instead of the release's Munkres tie for tie (False, the release): the same minimum cost,
+    other people where several assignments share it."""
+    max_people: int = None
+    max_detections: int = None
+    fast_assignment: bool = False
+
+    def __post_init__(self):
+        for name in ("max_people", "max_detections"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ValueError(f"{name} must be positive or None, got {value}")
+
+
+NO_LIMITS = DecodeLimits()
+
+
 def _as_numpy(array):
     if hasattr(array, "detach"):
         array = array.detach().cpu().numpy()
     return np.asarray(array, dtype=np.float32)
 
 
-def group_keypoints(heatmaps, tags, params):
+def group_keypoints(heatmaps, tags, params, limits=NO_LIMITS):
     """Group one image's detections into people.
 
     Args:
@@ -109,6 +173,7 @@ def group_keypoints(heatmaps, tags, params):
         tags: ``[J, H, W, D]`` tag vectors (``[1, H, W, D]`` when one tag map serves all
             joints); any strides: ``[D, J, H, W]`` storage permuted to this order costs no copy.
         params: ``GroupingParams``.
+        limits: ``DecodeLimits`` (module doc); the default caps nothing: the release's people.
 
     Returns:
         ``(people, scores)``: ``[P, J, 3 + D]`` float32 rows ``x, y, score, tag...`` in map
@@ -117,15 +182,30 @@ def group_keypoints(heatmaps, tags, params):
     maps = _Maps(heatmaps, tags, params.nms_kernel)
     if maps.num_joints != params.num_joints:
         raise ValueError(f"heatmaps have {maps.num_joints} joints, grouping expects {params.num_joints}")
-    joints, ys, xs, vals = find_peaks(maps, params.detection_threshold, params.max_num_people)
+    dense = _is_dense(maps, params.detection_threshold)
+    per_joint = min(params.max_num_people, limits.max_detections or params.max_num_people)
+    joints, ys, xs, vals = find_peaks(maps, params.detection_threshold, per_joint, dense)
     peak_tags = np.stack([plane[maps.tag_joint(joints), ys, xs] for plane in maps.tags], axis=1)
-    people = match_peaks(joints, xs, ys, vals, peak_tags, params)
+    people = match_peaks(joints, xs, ys, vals, peak_tags, params,
+                         _linear_sum_assignment if limits.fast_assignment else munkres_assignment)
     if params.adjust:
         adjust_people(people, maps.det)
     scores = people[:, :, 2].mean(axis=1) if len(people) else np.zeros(0, np.float32)
+    if limits.max_people is not None and len(people) > limits.max_people:
+        keep = np.sort(np.argsort(-scores, kind="stable")[:limits.max_people])
+        people, scores = people[keep], scores[keep]
     if params.refine and len(people):
-        refine_people(people, maps)
+        refine_people(people, maps, fast=dense)
     return people, scores.astype(np.float32)
+
+
+def _is_dense(maps, threshold):
+    """Whether at least ``DENSE_FRACTION`` of the pixels pass ``threshold``."""
+    if maps.tiled:
+        # Blocks whose maximum passes bound the candidates from above, at a 64th of the cost.
+        if (maps.det_block_max() > threshold).mean() < DENSE_FRACTION:
+            return False
+    return bool((maps.det > threshold).mean() >= DENSE_FRACTION)
 
 
 class _Maps:
@@ -204,41 +284,71 @@ def _local_maxima(flat_det, pixels, height, width, kernel):
     return is_max
 
 
-def find_peaks(maps, threshold, max_per_joint):
+def find_peaks(maps, threshold, max_per_joint, dense=False):
     """NMS peaks above ``threshold``: ``(joint, y, x, value)`` arrays, per joint strongest
-    first (at most ``max_per_joint``), joints in index order; ties keep raster order."""
-    det, height, width = maps.det, maps.height, maps.width
-    above = _candidates(maps, threshold)
-    if above.size == 0:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty, np.zeros(0, np.float32)
-    plane_size = height * width
-    cand_joints = above // plane_size
-    if above.size <= _NMS_SPARSE_LIMIT:
-        is_max = _local_maxima(det.ravel(), above, height, width, maps.kernel)
+    first (at most ``max_per_joint``), joints in index order; ties keep raster order.
+    ``dense``: filter whole maps (also taken above ``_NMS_SPARSE_LIMIT`` candidates) instead of
+    testing the candidates; the same peaks either way."""
+    if not dense:
+        above = _candidates(maps, threshold)
+        dense = above.size > _NMS_SPARSE_LIMIT
+    if dense:
+        peaks = _whole_map_peaks(maps, threshold)
     else:
-        # Dense: one max filter per joint (cv2's default border ignores outside pixels, which is
-        # max-pooling's -inf padding).
-        element = np.ones((maps.kernel, maps.kernel), np.uint8)
-        is_max = np.zeros(above.size, bool)
-        for joint in np.unique(cand_joints):
-            lo, hi = np.searchsorted(cand_joints, [joint, joint + 1])
-            local = above[lo:hi] - joint * plane_size
-            is_max[lo:hi] = det[joint].ravel()[local] >= cv2.dilate(det[joint], element).ravel()[local]
-    peaks = above[is_max]
-    values = det.ravel()[peaks]
+        peaks = above[_local_maxima(maps.det.ravel(), above, maps.height, maps.width, maps.kernel)]
+    return _strongest(maps, peaks, max_per_joint)
+
+
+def _whole_map_peaks(maps, threshold):
+    """Flat indices (raster order) of the pixels above ``threshold`` that equal the maximum of
+    their NMS window, by one ``cv2.dilate`` of all joints stacked into one tall image with
+    -inf rows between them (OpenCV's default border ignores outside pixels, as max-pooling's
+    -inf padding does)."""
+    det = maps.det
+    joints, height, width = det.shape
+    half = maps.kernel // 2
+    stacked = np.full((joints, height + half, width), -np.inf, np.float32)
+    stacked[:, :height] = det
+    dilated = cv2.dilate(stacked.reshape(joints * (height + half), width), np.ones((maps.kernel,) * 2, np.uint8))
+    dilated = dilated.reshape(joints, height + half, width)[:, :height]
+    return np.flatnonzero((det > threshold) & (det >= dilated))
+
+
+def _strongest(maps, peaks, max_per_joint):
+    """``(joint, y, x, value)`` of the ``max_per_joint`` strongest of ``peaks`` (flat indices in
+    raster order) per joint, strongest first, ties in raster order."""
+    plane_size = maps.height * maps.width
+    values = maps.det.ravel()[peaks]
+    bounds = np.searchsorted(peaks, np.arange(maps.num_joints + 1) * plane_size)
+    picked = []
+    for joint in range(maps.num_joints):
+        lo, hi = bounds[joint], bounds[joint + 1]
+        if hi == lo:
+            continue
+        local = values[lo:hi]
+        candidates = np.arange(hi - lo)
+        if candidates.size > max_per_joint:
+            # Every value reaching the max_per_joint-th largest, ties included, in raster order.
+            kth = np.partition(local, local.size - max_per_joint)[local.size - max_per_joint]
+            candidates = np.flatnonzero(local >= kth)
+        # Strongest first, ties in raster order: a stable sort of -value over raster order.
+        picked.append(lo + candidates[np.argsort(-local[candidates], kind="stable")][:max_per_joint])
+    picked = np.concatenate(picked) if picked else np.zeros(0, np.int64)
+    peaks, values = peaks[picked], values[picked]
     joints = peaks // plane_size
-    order = np.lexsort((peaks, -values, joints))
-    peaks, values, joints = peaks[order], values[order], joints[order]
-    starts = np.searchsorted(joints, joints, side="left")
-    keep = (np.arange(peaks.size) - starts) < max_per_joint
-    peaks, values, joints = peaks[keep], values[keep], joints[keep]
     within = peaks - joints * plane_size
-    return joints, within // width, within % width, values
+    return joints, within // maps.width, within % maps.width, values
 
 
-def match_peaks(joints, xs, ys, vals, peak_tags, params):
-    """Joint-by-joint tag matching (step 2): ``[P, J, 3 + D]`` float32 people."""
+def _linear_sum_assignment(cost):
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment(cost)
+
+
+def match_peaks(joints, xs, ys, vals, peak_tags, params, solver=munkres_assignment):
+    """Joint-by-joint tag matching (step 2): ``[P, J, 3 + D]`` float32 people. ``solver(cost)
+    -> (rows, cols)``: an optimal assignment, by default the release's tie for tie."""
     num_joints = params.num_joints
     tag_dim = peak_tags.shape[1]
     rows = np.concatenate([xs[:, None], ys[:, None], vals[:, None], peak_tags], axis=1).astype(np.float64)
@@ -266,7 +376,7 @@ def match_peaks(joints, xs, ys, vals, peak_tags, params):
                 # Square, as the release pads it. Otherwise (fewer detections than people) the
                 # solver pads zero rows as the release's does, and every detection is assigned.
                 cost = np.hstack([cost, np.full((len(block), len(block) - grouped), _NEW_PERSON_COST)])
-            row_ind, col_ind = munkres_assignment(cost)
+            row_ind, col_ind = solver(cost)
             ok = col_ind < grouped
             ok[ok] = distance[row_ind[ok], col_ind[ok]] < params.tag_threshold
             assigned[row_ind[ok]] = col_ind[ok]
@@ -339,18 +449,80 @@ def missing_joints(people):
     return person_idx, joint_idx, mean_tags.astype(np.float32)[person_idx]
 
 
-def refine_people(people, maps):
-    """Step 5 in place: fill missing joints from each person's mean tag."""
+def refine_people(people, maps, fast=False, top_pixels=REFINE_TOP_PIXELS):
+    """Step 5 in place: fill missing joints from each person's mean tag. ``fast`` (dense maps):
+    each joint's ``top_pixels`` strongest pixels first (``_refine_top_pixels``), otherwise the
+    block search (``_refine_argmax``); the same joints either way."""
     person_idx, joint_idx, mean_tags = missing_joints(people)
     if person_idx.size == 0:
         return
-    best_flat, best_det = _refine_argmax(maps, joint_idx, mean_tags)
+    if fast:
+        best_flat, best_det = _refine_top_pixels(maps, joint_idx, mean_tags, top_pixels)
+    else:
+        best_flat, best_det = _refine_argmax(maps, joint_idx, mean_tags)
     ys, xs = best_flat // maps.width, best_flat % maps.width
     dx, dy = _quarter_shift(maps.det, joint_idx, ys, xs)
     fill = best_det > 0
     people[person_idx[fill], joint_idx[fill], 0] = (xs + 0.5 + dx)[fill]
     people[person_idx[fill], joint_idx[fill], 1] = (ys + 0.5 + dy)[fill]
     people[person_idx[fill], joint_idx[fill], 2] = best_det[fill]
+
+
+def _refine_top_pixels(maps, joint_idx, mean_tags, top_pixels):
+    """``_refine_argmax``'s answer, faster on dense maps. Each pair (joint, mean tag) first
+    evaluates its joint's ``top_pixels`` strongest pixels; when the best value found there
+    exceeds the weakest of them, no other pixel can reach it (``round(distance) >= 0``) and the
+    answer is exact. Otherwise that best value still bounds the answer from below, and only
+    pixels whose heatmap reaches it can hold the answer: they are evaluated next. Pairs with too
+    many such pixels (sparse maps, where the best value is weak) take the block search."""
+    det = maps.det
+    best_flat = np.zeros(joint_idx.size, np.int64)
+    unresolved = np.zeros(joint_idx.size, bool)
+    plane_size = maps.height * maps.width
+    count = min(int(top_pixels), plane_size)
+    for joint in np.unique(joint_idx):
+        pairs = np.flatnonzero(joint_idx == joint)
+        plane = det[joint].ravel()
+        # Stage 1: the strongest pixels, in raster order (the first maximum is the lowest index).
+        top = np.sort(np.argpartition(-plane, count - 1)[:count]) if count < plane_size else np.arange(plane_size)
+        value, best = _best_pixels(maps, joint, top, mean_tags[pairs])
+        # Outside the top pixels every value is at most the weakest top pixel's heatmap.
+        exact = value > plane[top].min() if count < plane_size else np.ones(pairs.size, bool)
+        best_flat[pairs] = top[best]
+        if exact.all():
+            continue
+        # Stage 2: a pixel can only reach a pair's best value if its heatmap does, so the pixels
+        # whose heatmap reaches the lowest such value of the pairs left hold each one's answer.
+        rest = pairs[~exact]
+        candidates = np.flatnonzero(plane >= value[~exact].min())
+        if candidates.size * rest.size > _STAGE2_EVALUATIONS:
+            unresolved[rest] = True
+            continue
+        _, best = _best_pixels(maps, joint, candidates, mean_tags[rest])
+        best_flat[rest] = candidates[best]
+    best_det = det.reshape(det.shape[0], -1)[joint_idx, best_flat]
+    if unresolved.any():
+        rest = np.flatnonzero(unresolved)
+        best_flat[rest], best_det[rest] = _refine_argmax(maps, joint_idx[rest], mean_tags[rest])
+    return best_flat, best_det
+
+
+def _best_pixels(maps, joint, pixels, mean_tags):
+    """For each mean tag ``[n, D]``: the best ``heatmap - round(|tag - mean|)`` over ``pixels``
+    (flat indices in raster order, of ``joint``) and the position in ``pixels`` of its first
+    maximum, in the release's float32 arithmetic (``_tag_distance``)."""
+    det_values = maps.det[joint].ravel()[pixels]
+    tag_plane = maps.tag_joint(np.array([joint]))[0]
+    values = np.empty((len(mean_tags), pixels.size), np.float32)
+    step = max(1, _STAGE2_EVALUATIONS // 8 // max(1, pixels.size))
+    for start in range(0, len(mean_tags), step):
+        rows = slice(start, start + step)
+        n = len(mean_tags[rows])
+        tag_values = [np.broadcast_to(t[tag_plane].ravel()[pixels], (n, pixels.size)) for t in maps.tags]
+        values[rows] = det_values[None, :] - _tag_distance(
+            tag_values, [mean_tags[rows, d, None] for d in range(len(maps.tags))])
+    best = np.argmax(values, axis=1)
+    return values[np.arange(len(mean_tags)), best], best
 
 
 def _tag_distance(tag_values, mean_tags):

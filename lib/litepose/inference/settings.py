@@ -1,5 +1,4 @@
-"""Test-time settings, resolved from a config once; free of PyTorch so that the PyTorch-free
-runtime (``litepose.runtime``) shares them with ``litepose.inference.pipeline``."""
+"""Test-time settings, resolved from a config once (free of PyTorch, as the whole decoder)."""
 
 from dataclasses import dataclass
 

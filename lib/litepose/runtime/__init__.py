@@ -1,19 +1,16 @@
-"""The PyTorch-free runtime: NumPy / OpenCV pre-processing, aggregation and grouping around a
-network run by ONNX Runtime (or, when chosen, by PyTorch).
+"""The PyTorch-free runtime: NumPy / OpenCV pre-processing and the networks (ONNX Runtime,
+edge exports, or, when chosen, PyTorch) whose outputs ``litepose.inference`` turns into people.
 
-    from litepose.runtime import OnnxNetwork, compute_maps, decode
+    from litepose.inference import DecodeLimits, compute_maps, decode
+    from litepose.runtime import OnnxNetwork
     network = OnnxNetwork("litepose-xs.onnx", threads=1)
     maps = compute_maps(network.forward_fn(rgb_image, settings.flip), (width, height), settings)
     people = decode(maps, settings, DecodeLimits(max_people=20))
 
-The steps equal ``litepose.inference.pipeline``'s (same geometry, normalisation, flip averaging,
-bilinear resizing with ``align_corners=False`` semantics, grouping); tests check the people
-against it. Nothing here imports PyTorch: ``litepose.runtime.torch_backend`` does, and is only
-loaded for the PyTorch backend.
+Nothing here imports PyTorch: ``litepose.runtime.torch_backend`` does, and is only loaded for
+the PyTorch backend.
 """
 
-from .aggregate import Maps, compute_maps, resize_maps
-from .decoding import DecodeLimits, Decoded, decode, find_peaks_dense, group_bounded
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, network_input, normalize_image
 
 _LAZY = {"OnnxNetwork": ".onnx_backend", "TorchNetwork": ".torch_backend"}
@@ -27,6 +24,4 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DecodeLimits", "Decoded", "IMAGENET_MEAN", "IMAGENET_STD", "Maps", "OnnxNetwork", "TorchNetwork",
-           "compute_maps", "decode", "find_peaks_dense", "group_bounded", "network_input", "normalize_image",
-           "resize_maps"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "OnnxNetwork", "TorchNetwork", "network_input", "normalize_image"]

@@ -8,7 +8,7 @@ from .preprocess import network_input
 
 class Network:
     """Base of the backends: ``forward_fn`` turns a network into the ``forward(geometry)`` that
-    ``runtime.compute_maps`` calls, timing pre-processing apart from the network."""
+    ``inference.compute_maps`` calls, timing pre-processing apart from the network."""
 
     name = "network"
 

@@ -41,7 +41,7 @@ def normalize_image(image, bgr=False):
 def network_input(image, geometry, flip=False, bgr=False):
     """The ``[B, 3, h, w]`` float32 batch for ``image`` (RGB uint8, or BGR with ``bgr``: the
     channels are swapped after resizing, which gives the same values) resized by ``geometry``;
-    with ``flip`` the mirrored input is second (B = 2), as ``inference.pipeline.run_model``."""
+    with ``flip`` the mirrored input is second (B = 2), as ``inference.run_model``."""
     single = normalize_image(warp_image(np.ascontiguousarray(image), geometry), bgr)
     if not flip:
         return single[None]

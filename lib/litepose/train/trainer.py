@@ -191,8 +191,12 @@ class Trainer:
             self.logger.info(f"CPU: {torch.get_num_threads()} compute thread(s) per process")
         pin = cfg.PIN_MEMORY and self.device.type == "cuda"
         train_set = build_dataset(cfg, self.data_size, "train", augment=True)
+        # On a CPU the loader workers render a fixed network's targets, overlapping the step (the
+        # release's placement); on a GPU, or for the supernet's per-resolution targets, the step does.
+        self.worker_targets = self.device.type == "cpu" and workers > 0 and not self.is_supernet
         self.train_loader = build_loader(train_set, cfg.TRAIN.IMAGES_PER_GPU, workers, cfg.TRAIN.SHUFFLE,
-                                         cfg.TRAIN.SEED, ctx.rank, ctx.world_size, drop_last=True, pin_memory=pin)
+                                         cfg.TRAIN.SEED, ctx.rank, ctx.world_size, drop_last=True, pin_memory=pin,
+                                         worker_targets=self.target_config if self.worker_targets else None)
         self.val_loader = None
         if cfg.TRAIN.VAL_FREQ > 0:
             try:
