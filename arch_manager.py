@@ -19,13 +19,14 @@ def main(argv=None):
     from litepose.arch import describe_arch, load_arch
     from litepose.config import load_config
     from litepose.models import build_model, profile_model
-    from litepose.utils.cli import parse_args
+    from litepose.utils.cli import SEED, int_range, parse_args
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cfg", default="experiments/crowd_pose/mobilenet/supermobile.yaml",
                         help="config whose SEARCH_SPACE and joint count to use")
-    parser.add_argument("--sample", type=int, default=0, metavar="N", help="print N random architectures")
-    parser.add_argument("--seed", type=int, default=None, help="random seed for --sample")
+    parser.add_argument("--sample", type=int_range(0, 100_000),
+                        default=0, metavar="N", help="print N random architectures")
+    parser.add_argument("--seed", type=SEED, default=None, help="random seed for --sample")
     parser.add_argument("--check", metavar="ARCH.json", help="check that an architecture lies in the search space")
     parser.add_argument("--json", action="store_true", help="also print each sampled architecture as JSON")
     parser.add_argument("opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides")

@@ -16,7 +16,7 @@ while the results keep every person); --save-maps adds their heatmaps and tags.
 import os
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import POSITIVE, config_parser, input_size, int_range, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
@@ -28,25 +28,18 @@ def main(argv=None):
     from litepose.train.checkpoint import run_dirs
     from litepose.utils.device import resolve_device
     from litepose.utils.io import VALID_LOCK_NAME, ensure_writable_dir, lock_folder
-    from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N images only")
-    parser.add_argument("--save-vis", type=int, default=0, metavar="N", help="draw predictions on the first N images (the people PoseEstimator's accurate preset keeps)")
+    parser.add_argument("--limit", type=POSITIVE, default=None, metavar="N", help="evaluate the first N images only")
+    parser.add_argument("--save-vis", type=int_range(0, 1_000_000), default=0, metavar="N", help="draw predictions on the first N images (the people PoseEstimator's accurate preset keeps)")
     parser.add_argument("--save-maps", action="store_true", help="with --save-vis: also save heatmaps and tag maps")
     parser.add_argument("--output-dir", metavar="DIR", help="where results go (default: the run's output folder)")
-    parser.add_argument("--input-size", type=int, default=None, metavar="N",
+    parser.add_argument("--input-size", type=input_size, default=None, metavar="N",
                         help="test input size (default: the architecture's img_size)")
     args = parse_args(parser, argv)
-    if args.limit is not None and args.limit <= 0:
-        parser.error(f"--limit must be positive, got {args.limit}")
-    if args.save_vis < 0:
-        parser.error(f"--save-vis must not be negative, got {args.save_vis}")
     if args.save_maps and not args.save_vis:
         parser.error("--save-maps saves the maps of the --save-vis images: give --save-vis N")
-    if args.input_size is not None and input_size_problem(args.input_size):
-        raise ConfigError(input_size_problem(args.input_size))
 
     cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:

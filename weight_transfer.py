@@ -10,7 +10,7 @@ xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED x
 
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, load_cli_config, number_range, parse_args, run_cli, run_inputs
 
 TOLERANCE = 1e-4
 
@@ -28,7 +28,7 @@ def main(argv=None):
     parser.add_argument("--superconfig", required=True, metavar="ARCH.json", help="architecture to extract")
     parser.add_argument("--output", required=True, help="where to write the sub-network's state_dict")
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    parser.add_argument("--tolerance", type=float, default=TOLERANCE,
+    parser.add_argument("--tolerance", type=number_range(0), default=TOLERANCE,
                         help=f"largest output difference accepted (default {TOLERANCE})")
     args = parse_args(parser, argv)
 
@@ -39,7 +39,7 @@ def main(argv=None):
                           "config (pose_supermobilenet)")
     if not cfg.TEST.MODEL_FILE:
         raise ConfigError("no supernet checkpoint: give TEST.MODEL_FILE path/to/supernet.pth")
-    check_output_file(args.output, args.force, "--output")
+    check_output_file(args.output, args.force, "--output", inputs=run_inputs(args, cfg))
     arch = SearchSpace.from_config(cfg).check(load_arch(args.superconfig), source=args.superconfig)
     device = resolve_device(cfg.DEVICE)
 

@@ -32,7 +32,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from litepose.errors import ConfigError
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import THREADS, input_size, int_range, parse_args, run_cli
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmark.py
 
@@ -414,18 +414,14 @@ def main(argv=None):
                         help="joint count of the heads (14 or 17)")
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     parser.add_argument("--device", default="all", help="all (CPU, and CUDA when present), cpu, cuda or cuda:N")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch and ONNX Runtime")
-    parser.add_argument("--input-size", type=int, default=None, help="one square input size for every model")
-    parser.add_argument("--repeats", type=int, default=20, help="timed calls per model and backend")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    parser.add_argument("--threads", type=THREADS, default=None, help="CPU threads for PyTorch and ONNX Runtime")
+    parser.add_argument("--input-size", type=input_size, default=None, help="one square input size for every model")
+    parser.add_argument("--repeats", type=int_range(1, 100_000), default=20, help="timed calls per model and backend")
+    parser.add_argument("--warmup", type=int_range(0, 100_000), default=2, help="untimed rounds first")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parse_args(parser, argv)
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads must be >= 1, got {args.threads}")
-    if args.input_size is not None and (args.input_size <= 0 or args.input_size % 32):
-        parser.error(f"--input-size must be a positive multiple of 32, got {args.input_size}")
 
     resolve_models(args.models)  # an unknown model is one line before the output folder is made
     ensure_writable_dir(args.output, "--output folder")

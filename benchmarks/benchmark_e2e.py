@@ -30,9 +30,31 @@ import os
 import statistics
 import sys
 
+from litepose.utils.cli import SEED, THREADS, input_size, int_range
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "network", "aggregate", "grouping")
 MODELS = {"XS": "search-XS", "S": "search-S", "M": "search-M", "L": "search-L"}
+MAX_FRAMES = 10_000
+MAX_FRAME_BYTES = 2 * 2**30  # the generated frames are held in memory
+
+
+def frame_size(text):
+    """An argparse ``type`` for a frame size ``WxH``: ``(w, h)``, within the image limits every
+    image reader applies (``litepose.data.image_header.size_problem``)."""
+    from litepose.data.image_header import size_problem
+
+    parts = str(text).lower().split("x")
+    try:
+        width, height = (int(part) for part in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT in pixels, e.g. 640x480, got {text!r}") from None
+    if width < 1 or height < 1:
+        raise argparse.ArgumentTypeError(f"a frame needs at least 1x1 pixels, got {text!r}")
+    problem = size_problem(width, height)
+    if problem:
+        raise argparse.ArgumentTypeError(f"frames of {problem}")
+    return width, height
 
 
 def _parser():
@@ -40,13 +62,15 @@ def _parser():
     parser.add_argument("--models", nargs="+", default=["XS"], metavar="NAME",
                         help="LitePose sizes among XS S M L (default XS); 'none' with --checkpoint only")
     parser.add_argument("--backends", nargs="+", default=["onnx", "torch"], choices=("onnx", "torch"))
-    parser.add_argument("--threads", nargs="+", type=int, default=[1], help="thread counts to run (default 1)")
+    parser.add_argument("--threads", nargs="+", type=THREADS, default=[1], help="thread counts to run (default 1)")
     parser.add_argument("--preset", choices=("realtime", "accurate"), default="realtime")
-    parser.add_argument("--input-size", type=int, default=None,
+    parser.add_argument("--input-size", type=input_size, default=None,
                         help="short side of the network input (default: each architecture's img_size)")
-    parser.add_argument("--frames", type=int, default=30, help="timed frames per pass")
-    parser.add_argument("--repeat", type=int, default=2, help="passes per configuration")
-    parser.add_argument("--frame-size", default="640x480", help="WxH of the frames")
+    parser.add_argument("--frames", type=int_range(1, MAX_FRAMES), default=30,
+                        help=f"timed frames per pass (held in memory: at most {MAX_FRAMES} and {MAX_FRAME_BYTES // 2**30} GiB)")
+    parser.add_argument("--repeat", type=int_range(1, 1000), default=2, help="passes per configuration")
+    parser.add_argument("--frame-size", type=frame_size, default=(640, 480), metavar="WxH",
+                        help="WxH of the frames (default 640x480)")
     parser.add_argument("--max-people", default="preset",
                         help="people cap of the decoding: a number, 'none', or 'preset' (the preset's)")
     parser.add_argument("--max-detections", default="preset",
@@ -55,7 +79,7 @@ def _parser():
     parser.add_argument("--checkpoint", help="also time this trained model (with --cfg and --arch)")
     parser.add_argument("--cfg", help="config of --checkpoint")
     parser.add_argument("--arch", help="architecture of --checkpoint")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED, default=0)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--json", metavar="OUT.json", help="write the figures here (refuses an existing file)")
     return parser
@@ -187,8 +211,10 @@ def main(argv=None):
 
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.frames < 1 or args.repeat < 1 or min(args.threads) < 1:
-        parser.error("--frames, --repeat and --threads must be positive")
+    size = args.frame_size
+    if args.frames * size[0] * size[1] * 3 > MAX_FRAME_BYTES:
+        parser.error(f"--frames {args.frames} of {size[0]}x{size[1]} would hold more than "
+                     f"{MAX_FRAME_BYTES // 2**30} GiB of frames in memory; give fewer or smaller frames")
     for key in ("max_people", "max_detections"):
         value = getattr(args, key)
         if value not in ("preset", "none") and not (value.isdigit() and int(value) > 0):
@@ -204,11 +230,6 @@ def main(argv=None):
     unknown = [n for n in args.models if n.lower() != "none" and n.upper().replace("LITEPOSE-", "") not in MODELS]
     if unknown:
         parser.error(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
-    try:
-        size = tuple(int(v) for v in args.frame_size.lower().split("x"))
-        assert len(size) == 2 and min(size) > 0
-    except (ValueError, AssertionError):
-        parser.error(f"--frame-size must be WxH, got {args.frame_size!r}")
     frames = _frames(args.frames, size, args.seed)
     rows = []
     header = (f"{'model':34} {'backend':11} {'thr':>3} {'fps':>6} | " +

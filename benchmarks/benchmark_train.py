@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, int_range, load_cli_config, parse_args, run_cli
 
 DEFAULT_CFG = "experiments/coco/mobilenet/mobile.yaml"
 SYNTHETIC = ["DATASET.ROOT", "data/synthetic", "DATASET.SYNTHETIC", "True", "DATASET.TRAIN", "train",
@@ -303,16 +303,19 @@ def main(argv=None):
                        help="released architectures (mobile_configs/search-NAME.json) or JSON paths, one row each "
                             "(default: XS S without --cfg; the config's own model with --cfg)")
     archs.add_argument("--superconfig", metavar="ARCH.json", help="one architecture, as dist_train.py's option")
-    parser.add_argument("--batches", type=int, default=20, help="batches timed for the data pipeline")
-    parser.add_argument("--steps", type=int, default=10, help="training steps timed")
-    parser.add_argument("--warmup-steps", type=int, default=2, help="untimed training steps first")
-    parser.add_argument("--batch-size", type=int, default=None, help="images per batch (TRAIN.IMAGES_PER_GPU)")
-    parser.add_argument("--workers", type=int, default=None, help="loader workers (default: WORKERS, at most the cores)")
+    parser.add_argument("--batches", type=int_range(1, 100_000), default=20, help="batches timed for the data pipeline")
+    parser.add_argument("--steps", type=int_range(1, 100_000), default=10, help="training steps timed")
+    parser.add_argument("--warmup-steps", type=int_range(0, 100_000), default=2, help="untimed training steps first")
+    parser.add_argument("--batch-size", type=int_range(1, 4096),
+                        default=None, help="images per batch (TRAIN.IMAGES_PER_GPU)")
+    parser.add_argument("--workers", type=int_range(0, 1024),
+                        default=None, help="loader workers (default: WORKERS, at most the cores)")
     parser.add_argument("--amp", action="store_true", help="time the step with mixed precision (TRAIN.AMP True)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--fault-overhead", action="store_true",
                         help="time the step with and without its fault handling instead (default --archs XS)")
-    parser.add_argument("--repeats", type=int, default=6, help="with --fault-overhead: rounds of --steps each way")
+    parser.add_argument("--repeats", type=int_range(1, 1000),
+                        default=6, help="with --fault-overhead: rounds of --steps each way")
     args = parse_args(parser, argv)
     if args.repeats <= 0:
         parser.error(f"--repeats must be positive, got {args.repeats}")

@@ -22,7 +22,7 @@ left out with one line saying why.
 import argparse
 import os
 
-from litepose.utils.cli import DefaultsShown, parse_args, run_cli
+from litepose.utils.cli import THREADS, DefaultsShown, int_range, parse_args, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("annotated", "random", "dense")
@@ -34,8 +34,9 @@ def _parser(alternatives):
     parser.add_argument("--plot", metavar="PNG", default=None, help="plot path (default: DIR/alternatives.png)")
     parser.add_argument("--runtimes", nargs="+", choices=("onnx", "openvino"), default=["onnx"],
                         help="runtimes of the networks (the same ONNX exports; pre- and post-processing unchanged)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op thread counts")
-    parser.add_argument("--rounds", type=int, default=16, help="timed rounds (frames per model) per thread count")
+    parser.add_argument("--threads", type=THREADS, nargs="+", default=[1, 2], help="intra-op thread counts")
+    parser.add_argument("--rounds", type=int_range(1, 100_000), default=16,
+                        help="timed rounds (frames per model) per thread count")
     parser.add_argument("--litepose", nargs="*", choices=alternatives.LITEPOSE_MODELS,
                         default=list(alternatives.LITEPOSE_MODELS), help="LitePose architectures")
     parser.add_argument("--presets", nargs="+", choices=("accurate", "realtime"), default=["accurate", "realtime"],
@@ -46,7 +47,8 @@ def _parser(alternatives):
                         help="RTMO models (mmpose)")
     parser.add_argument("--data", default=os.path.join(os.path.dirname(REPO), "shared", "data"),
                         help="folder holding coco_mini (real photos); absent: synthetic crowds only")
-    parser.add_argument("--crowds", type=int, default=4, help="synthetic crowd frames (6 to 14 people each)")
+    parser.add_argument("--crowds", type=int_range(0, 1000), default=4,
+                        help="synthetic crowd frames (6 to 14 people each)")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS),
                         help="network outputs post-processed: annotated (a trained model's look), random (the "
                              "random-weight network's own), dense (YOLO: every anchor above the threshold)")
@@ -71,8 +73,6 @@ def main(argv=None):
 
     parser = _parser(alt)
     args = parse_args(parser, argv)
-    if args.rounds < 1 or min(args.threads) < 1 or args.crowds < 0:
-        parser.error("--rounds and --threads must be at least 1, --crowds at least 0")
     if "openvino" in args.runtimes:
         from litepose.deploy.formats import require
 

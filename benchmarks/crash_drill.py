@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litepose.errors import LitePoseError
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import SEED, int_range, parse_args, run_cli
 from litepose.utils.io import check_output_file, ensure_writable_dir
 
 REPO = Path(__file__).resolve().parents[1]  # benchmarks/crash_drill.py
@@ -213,10 +213,11 @@ def main(argv=None):
     from litepose.utils.io import atomic_write_text
 
     parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))  # the first sentence
-    parser.add_argument("--kills", type=int, default=5, help="SIGKILLs before the run may finish")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the kill times and the training run")
-    parser.add_argument("--epochs", type=int, default=8, help="epochs of the drilled run")
-    parser.add_argument("--checkpoint-steps", type=int, default=3, help="TRAIN.CHECKPOINT_STEPS of the run")
+    parser.add_argument("--kills", type=int_range(0, 1000), default=5, help="SIGKILLs before the run may finish")
+    parser.add_argument("--seed", type=SEED, default=0, help="seeds the kill times and the training run")
+    parser.add_argument("--epochs", type=int_range(1, 1000), default=8, help="epochs of the drilled run")
+    parser.add_argument("--checkpoint-steps", type=int_range(0, 100_000),
+                        default=3, help="TRAIN.CHECKPOINT_STEPS of the run")
     parser.add_argument("--workdir", help="where data and runs go (default: a new temporary folder)")
     parser.add_argument("--output", metavar="TABLE.md", help="also write the table here")
     args = parse_args(parser, argv)

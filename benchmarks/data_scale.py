@@ -38,7 +38,7 @@ import tempfile
 import time
 
 from litepose.errors import DataError
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import int_range, parse_args, run_cli
 
 QUICKSTART = "experiments/synthetic/quickstart.yaml"
 PARTS = ("index", "memory", "speed", "valid", "resume", "placement")
@@ -334,11 +334,14 @@ def main(argv=None):
     parser.add_argument("--root", required=True, help="a dataset in COCO layout (make_synthetic_dataset --coco-scale)")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=None, help="parts to run (default: all)")
     parser.add_argument("--checkpoint", help="checkpoint of experiments/synthetic/quickstart.yaml for 'valid'")
-    parser.add_argument("--workers", type=int, default=4, help="loader workers for 'memory'")
-    parser.add_argument("--points", type=int, default=8, help="memory samples across each loader pass")
-    parser.add_argument("--samples", type=int, default=2000, help="real samples loaded in 'memory'")
-    parser.add_argument("--speed-batches", type=int, default=12, help="batches of 8 timed per size in 'speed'")
-    parser.add_argument("--valid-images", type=int, default=20, help="images of the smaller 'valid' run")
+    parser.add_argument("--workers", type=int_range(0, 1024), default=4, help="loader workers for 'memory'")
+    parser.add_argument("--points", type=int_range(1, 10_000), default=8, help="memory samples across each loader pass")
+    parser.add_argument("--samples", type=int_range(1, 10_000_000), default=2000,
+                        help="real samples loaded in 'memory'")
+    parser.add_argument("--speed-batches", type=int_range(1, 100_000), default=12,
+                        help="batches of 8 timed per size in 'speed'")
+    parser.add_argument("--valid-images", type=int_range(1, 1_000_000), default=20,
+                        help="images of the smaller 'valid' run")
     parser.add_argument("--output", help="append the JSON lines to this file")
     args = parse_args(parser, argv)
     for name, value, low, high in (("--workers", args.workers, 1, 64), ("--points", args.points, 1, 1000),

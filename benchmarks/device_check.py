@@ -48,7 +48,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
 from benchmarks import benchmark, benchmark_train
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import input_size, int_range, number_range, parse_args, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/device_check.py
 CUDA_TESTS = os.path.join("tests", "test_cuda.py")
@@ -738,39 +738,39 @@ def build_parser():
     parser.add_argument("--data-root", metavar="DIR", default=None,
                         help="synthetic dataset to use (generated there if absent) (default: a small one generated "
                              "in a temporary folder)")
-    parser.add_argument("--synthetic-images", type=int, default=None, metavar="N",
+    parser.add_argument("--synthetic-images", type=int_range(1, 1_000_000), default=None, metavar="N",
                         help=shrunk("synthetic_images", "training images generated when --data-root is not given"))
     parser.add_argument("--train-models", nargs="+", choices=list(TRAIN_MODELS), default=None,
                         help=shrunk("train_models", "models whose training step is timed"))
-    parser.add_argument("--steps", type=int, default=None, metavar="N",
+    parser.add_argument("--steps", type=int_range(1, 100_000), default=None, metavar="N",
                         help=shrunk("steps", "timed training steps per model"))
-    parser.add_argument("--warmup-steps", type=int, default=None, metavar="N",
+    parser.add_argument("--warmup-steps", type=int_range(0, 100_000), default=None, metavar="N",
                         help=shrunk("warmup_steps", "untimed training steps first"))
-    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+    parser.add_argument("--batch-size", type=int_range(1, 4096), default=None, metavar="N",
                         help=shrunk("batch_size", "images per training step and loader batch",
                                      default="the configs' TRAIN.IMAGES_PER_GPU, 16"))
-    parser.add_argument("--input-size", type=int, default=None, metavar="PX",
+    parser.add_argument("--input-size", type=input_size, default=None, metavar="PX",
                         help=shrunk("input_size", "one input size for training and latency",
                                      default="each architecture's img_size, the baselines' DATASET.INPUT_SIZE"))
-    parser.add_argument("--loader-sizes", nargs="+", type=int, default=None, metavar="PX",
+    parser.add_argument("--loader-sizes", nargs="+", type=input_size, default=None, metavar="PX",
                         help=shrunk("loader_sizes", "input sizes of the loader measurement"))
-    parser.add_argument("--loader-batches", type=int, default=None, metavar="N",
+    parser.add_argument("--loader-batches", type=int_range(1, 100_000), default=None, metavar="N",
                         help=shrunk("loader_batches", "loader batches timed per size"))
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
+    parser.add_argument("--workers", type=int_range(0, 1024), default=None, metavar="N",
                         help="loader workers (default: the CPU cores this process may use)")
     parser.add_argument("--latency-models", nargs="+", default=None, metavar="NAME",
                         help=shrunk("latency_models", "models timed (names of benchmarks.benchmark)"))
     parser.add_argument("--backends", nargs="+", choices=LATENCY_BACKENDS, default=list(LATENCY_BACKENDS),
                         help=f"latency backends (default: {' '.join(LATENCY_BACKENDS)})")
-    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+    parser.add_argument("--repeats", type=int_range(1, 100_000), default=None, metavar="N",
                         help=shrunk("repeats", "timed latency rounds"))
-    parser.add_argument("--latency-warmup", type=int, default=None, metavar="N",
+    parser.add_argument("--latency-warmup", type=int_range(0, 100_000), default=None, metavar="N",
                         help=shrunk("latency_warmup", "untimed latency rounds first"))
     parser.add_argument("--latency-dataset", choices=("crowd_pose", "coco"), default="crowd_pose",
                         help="joint count of the timed heads, 14 or 17 (default: crowd_pose, as benchmarks.benchmark)")
-    parser.add_argument("--time-budget", type=float, metavar="S", default=420.0,
+    parser.add_argument("--time-budget", type=number_range(above=0, high=86_400), metavar="S", default=420.0,
                         help="seconds after which the remaining measurements are skipped, 0 for none (default: 420)")
-    parser.add_argument("--tests-timeout", type=float, metavar="S", default=300.0,
+    parser.add_argument("--tests-timeout", type=number_range(above=0, high=86_400), metavar="S", default=300.0,
                         help="seconds the CUDA tests may take (default: 300)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
     return parser

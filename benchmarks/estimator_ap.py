@@ -26,7 +26,7 @@ is evaluated: AP, AP .5, AR and people per image against the annotated people pe
 
 import json
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import POSITIVE, config_parser, input_size, load_cli_config, parse_args, run_cli
 
 _NO_FILTER = {"min_person_score": None, "person_nms": None}
 VARIANTS = (
@@ -58,8 +58,9 @@ def main(argv=None):
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
-    parser.add_argument("--limit", type=int, default=None, help="first N test images only")
-    parser.add_argument("--input-size", type=int, default=None, help="test input size (default: the architecture's)")
+    parser.add_argument("--limit", type=POSITIVE, default=None, help="first N test images only")
+    parser.add_argument("--input-size", type=input_size,
+                        default=None, help="test input size (default: the architecture's)")
     parser.add_argument("--json", metavar="OUT.json", help="write the figures here (refuses an existing file)")
     parser.add_argument("--sweep-filter", action="store_true", help="AP of person-filter settings instead of caps")
     parser.add_argument("--min-scores", default="none,0.05,0.1,0.15,0.2,0.3",

@@ -66,12 +66,15 @@ def time_paths(maps, params, repeat):
 
 
 def main(argv=None):
-    from litepose.utils.cli import config_parser, load_cli_config, parse_args
+    from litepose.utils.cli import config_parser, int_range, load_cli_config, parse_args
 
     parser = config_parser(__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=20, help="test images through the checkpoint (default 20)")
-    parser.add_argument("--random", type=int, default=4, help="of them also through random weights (default 4)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per path, the fastest kept (default 3)")
+    parser.add_argument("--images", type=int_range(1, 1_000_000), default=20,
+                        help="test images through the checkpoint (default 20)")
+    parser.add_argument("--random", type=int_range(0, 1_000_000), default=4,
+                        help="of them also through random weights (default 4)")
+    parser.add_argument("--repeat", type=int_range(1, 1000), default=3,
+                        help="runs per path, the fastest kept (default 3)")
     args = parse_args(parser, argv)
     if args.images < 1 or args.random < 0 or args.repeat < 1:
         parser.error("--images and --repeat must be positive, --random not negative")

@@ -14,7 +14,8 @@ decodes every image R times and keeps each image's fastest time (steadier on a b
 
 import os
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import (POSITIVE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args,
+                                run_cli)
 
 
 def main(argv=None):
@@ -28,12 +29,13 @@ def main(argv=None):
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--gt", required=True, metavar="ANN.json", help="annotation file (COCO format)")
-    parser.add_argument("--input-size", type=int, default=None, metavar="N",
+    parser.add_argument("--input-size", type=input_size, default=None, metavar="N",
                         help="test input size (default DATASET.INPUT_SIZE)")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="first N images only")
+    parser.add_argument("--limit", type=POSITIVE, default=None, metavar="N", help="first N images only")
     parser.add_argument("--baseline", action="store_true", help="also time the release-style grouping")
-    parser.add_argument("--repeat", type=int, default=1, metavar="R", help="decode each image R times, keep the fastest")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
+    parser.add_argument("--repeat", type=int_range(1, 1000),
+                        default=1, metavar="R", help="decode each image R times, keep the fastest")
+    parser.add_argument("--threads", type=THREADS, default=None, metavar="N",
                         help="threads for torch and OpenCV (default: theirs); 1 steadies timings on a busy machine")
     args = parse_args(parser, argv)
     for name in ("input_size", "limit"):

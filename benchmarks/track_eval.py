@@ -18,6 +18,9 @@ import argparse
 import json
 import time
 
+from litepose.tracking import MAX_LOST
+from litepose.utils.cli import SCORE, SEED, int_range
+
 SCENARIOS = {
     "easy": dict(noise_px=2.0, joint_dropout=0.1, person_dropout=0.03, dropout_frames=(2, 8), false_positives=0.05),
     "hard": dict(noise_px=4.0, joint_dropout=0.2, person_dropout=0.08, dropout_frames=(3, 20), false_positives=0.1),
@@ -26,12 +29,13 @@ SCENARIOS = {
 
 def _parser():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=300, help="frames per sequence")
-    parser.add_argument("--people", type=int, default=None, help="people per sequence (default: 6 easy, 12 hard)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one sequence per seed")
+    parser.add_argument("--frames", type=int_range(1, 100_000), default=300, help="frames per sequence (at most 100000)")
+    parser.add_argument("--people", type=int_range(1, 100), default=None,
+                        help="people per sequence (default: 6 easy, 12 hard; at most 100)")
+    parser.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2], help="one sequence per seed")
     parser.add_argument("--scenario", choices=("easy", "hard", "both"), default="both")
-    parser.add_argument("--max-lost", type=int, default=30, help="frames a lost track is remembered")
-    parser.add_argument("--min-similarity", type=float, default=0.3, help="least OKS / IoU to continue a track")
+    parser.add_argument("--max-lost", type=int_range(0, MAX_LOST), default=30, help="frames a lost track is remembered")
+    parser.add_argument("--min-similarity", type=SCORE, default=0.3, help="least OKS / IoU to continue a track (0 to 1)")
     parser.add_argument("--association", choices=("oks", "box"), default="oks")
     parser.add_argument("--json", metavar="OUT.json", help="also write the figures here (refuses an existing file)")
     return parser
@@ -46,8 +50,6 @@ def main(argv=None):
 
     parser = _parser()
     args = parse_args(parser, argv)
-    if args.frames < 1 or (args.people is not None and args.people < 1):
-        parser.error("--frames and --people must be positive")
     if args.json:
         check_output_file(args.json, what="--json file", force_option=None)  # the tool never overwrites
     base = dict(max_lost=args.max_lost, min_similarity=args.min_similarity, association=args.association)

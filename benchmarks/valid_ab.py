@@ -31,12 +31,14 @@ STAGES = ("network", "aggregate", "grouping")
 
 
 def _parser():
+    from litepose.utils.cli import THREADS, int_range, number_range
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, metavar="DIR", help="checkout of the revision before")
     parser.add_argument("--after", required=True, metavar="DIR", help="checkout of the revision after")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of each checkout (default 5)")
-    parser.add_argument("--threads", type=int, default=1, help="OMP/MKL/OpenCV threads of each run (default 1)")
-    parser.add_argument("--atol", type=float, default=0.0,
+    parser.add_argument("--rounds", type=int_range(1, 1000), default=5, help="runs of each checkout (default 5)")
+    parser.add_argument("--threads", type=THREADS, default=1, help="OMP/MKL/OpenCV threads of each run (default 1)")
+    parser.add_argument("--atol", type=number_range(0), default=0.0,
                         help="largest keypoint or score difference that counts as the same (default 0: exact)")
     parser.add_argument("--work", metavar="DIR", help="where the runs write (default: a new temporary folder)")
     parser.add_argument("valid_args", nargs=argparse.REMAINDER, help="-- then valid.py's arguments")

@@ -42,7 +42,7 @@ def test_benchmark_runs_on_xs_and_writes_table_plot_and_samples(tmp_path, benchm
 
 def test_bad_arguments_exit_with_one_line(tmp_path, benchmark_cli):
     result = benchmark_cli("--models", "XS", "--input-size", "100", "--output", str(tmp_path))
-    assert result.returncode == 2 and "--input-size must be a positive multiple of 32" in result.stderr
+    assert result.returncode == 2 and "--input-size: must be a multiple of 32 between 32 and 2048, got 100" in result.stderr
     result = benchmark_cli("--models", "LitePose-XXL", "--output", str(tmp_path))
     assert result.returncode == 2 and result.stderr.startswith("error: unknown model 'LitePose-XXL'")
     assert result.stderr.count("\n") == 1

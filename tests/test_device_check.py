@@ -170,7 +170,7 @@ def test_bad_sizes_are_usage_errors(tool, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         tool.main(["--dry-run", "--output", str(tmp_path / "r.md"), "--loader-sizes", "100"])
     assert exit_info.value.code == 2
-    assert "input sizes must be positive multiples of 32, got 100" in capsys.readouterr().err
+    assert "argument --loader-sizes: must be a multiple of 32 between 32 and 2048, got 100" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

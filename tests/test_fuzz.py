@@ -2,7 +2,10 @@
 loader, the annotation reader, the results reader and the image reader. Whatever hypothesis
 generates (random bytes, random JSON or YAML, valid files with a field replaced, removed or
 corrupted), the reader either loads it or raises the project's one-line error type
-(``LitePoseError``), never anything else. Bounded so that the whole file takes well under a minute."""
+(``LitePoseError``), never anything else. The same for the Python API: ``PoseEstimator``'s
+constructor arguments and frames (shapes, dtypes, sizes, NaN), ``PoseTracker``'s arguments and
+the people given to ``update``, and the scripts' numeric option types. Bounded so that the whole
+file takes well under a minute."""
 
 import contextlib
 import copy
@@ -217,3 +220,123 @@ def test_images_decode_or_fail_with_one_line(data):
     if image is not None:
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
         assert image.shape[0] * image.shape[1] <= 2**26
+
+
+# ------------------------------------------------------------------------ the Python API
+numbers = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(), st.text(max_size=6),
+                    st.lists(st.integers(0, 3), max_size=2))
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx():
+    import torch
+
+    from litepose.deploy import export_onnx, fuse_bn
+    from litepose.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(load_config(QUICKSTART), REPO / "mobile_configs" / "quickstart.json").eval()
+    path = WORKDIR / "tiny.onnx"
+    path.write_bytes(export_onnx(fuse_bn(model), 64, dynamic=True))
+    return path
+
+
+@settings(FUZZ, max_examples=60)
+@given(input_size=st.one_of(numbers, st.sampled_from([32, 64, 2048, 2080])), threads=numbers,
+       device=st.one_of(st.none(), st.sampled_from(["cpu", "tpu", "cuda:x", "", " cpu"]), st.text(max_size=5)),
+       preset=st.one_of(st.sampled_from(["accurate", "realtime"]), st.text(max_size=5)),
+       extra=st.dictionaries(st.sampled_from(["flip", "max_people", "max_detections", "min_person_score",
+                                              "person_nms", "project_to_image", "flipp", "size"]), numbers,
+                             max_size=2))
+def test_estimator_construction_builds_or_fails_with_one_line(tiny_onnx, input_size, threads, device, preset, extra):
+    from litepose import PoseEstimator
+
+    estimator = loads_or_one_line(lambda: PoseEstimator.from_onnx(tiny_onnx, input_size=input_size, threads=threads,
+                                                                  device=device, preset=preset, **extra))
+    if estimator is not None:
+        assert estimator.settings.input_size in (32, 64, 2048)
+
+
+@st.composite
+def frames(draw):
+    """Arrays of any rank, dtype and size a caller might hand over, strips of extreme aspect
+    ratio, and NaN in float frames."""
+    kind = draw(st.sampled_from(["small", "strip", "rank"]))
+    if kind == "strip":
+        long = draw(st.integers(20000, 40000))  # refused by the network-input limit before any work
+        shape = draw(st.sampled_from([(1, long, 3), (long, 1, 3), (2, long, 3)]))
+    elif kind == "rank":
+        shape = tuple(draw(st.lists(st.integers(0, 5), max_size=5)))
+    else:
+        shape = (draw(st.integers(0, 120)), draw(st.integers(0, 120)), draw(st.sampled_from([3, 3, 3, 1, 4])))
+    dtype = draw(st.sampled_from([np.uint8, np.uint8, np.uint8, np.float32, np.int64, np.bool_]))
+    frame = np.zeros(shape, dtype)
+    if frame.size and dtype == np.float32 and draw(st.booleans()):
+        frame.flat[0] = np.nan
+    elif frame.size and dtype == np.uint8:
+        frame[...] = draw(st.integers(0, 255))
+    return frame
+
+
+@pytest.fixture(scope="module")
+def tiny_estimator(tiny_onnx):
+    from litepose import PoseEstimator
+
+    return PoseEstimator.from_onnx(tiny_onnx, input_size=64, preset="realtime", max_people=3)
+
+
+@settings(FUZZ, max_examples=50)
+@given(frame=frames(), color=st.sampled_from(["bgr", "rgb", "BGR", "gray"]))
+def test_estimator_frames_give_people_or_one_line(tiny_estimator, frame, color):
+    estimator = tiny_estimator
+    people = loads_or_one_line(estimator, frame, color)
+    if people is not None:
+        assert people.keypoints.ndim == 3 and people.keypoints.shape[1:] == (17, 3)
+        assert np.isfinite(people.keypoints).all() and len(people.scores) == len(people.keypoints)
+
+
+@settings(FUZZ, max_examples=120)
+@given(kwargs=st.dictionaries(st.sampled_from(["max_lost", "min_similarity", "min_score", "min_joint_score",
+                                               "velocity_momentum", "lost_growth", "damping", "fps", "min_cutoff",
+                                               "beta", "association", "dataset", "sigmas"]), numbers, max_size=3),
+       people=st.one_of(st.none(), st.integers(0, 3).flatmap(
+           lambda p: st.tuples(st.just(p), st.sampled_from([17, 14, 1]), st.sampled_from([3, 2]),
+                               st.sampled_from([np.float64, np.float32, np.int32, object]), st.booleans()))))
+def test_tracker_tracks_or_fails_with_one_line(kwargs, people):
+    from litepose.tracking import PoseTracker
+
+    tracker = loads_or_one_line(lambda: PoseTracker(**kwargs))
+    if tracker is None:
+        return
+    if people is None:
+        given = None
+    else:
+        count, joints, fields, dtype, nan = people
+        given = np.random.default_rng(0).random((count, joints, fields)).astype(dtype) * 100
+        if nan and given.size and dtype in (np.float64, np.float32):
+            given[0, 0, 0] = np.nan
+    for _ in range(2):
+        result = loads_or_one_line(tracker.update, given)
+        if result is not None:
+            ids, keypoints = result
+            assert len(ids) == len(keypoints) and keypoints.shape[1:] == (len(tracker.sigmas), 3)
+
+
+@settings(FUZZ, max_examples=200)
+@given(text=st.one_of(st.text(max_size=8), st.integers(-2**70, 2**70).map(str), st.floats().map(str)),
+       bounds=st.sampled_from([(0, 1), (1, 1024), (0, None), (None, 5)]), integer=st.booleans())
+def test_numeric_option_types_accept_only_numbers_in_range(text, bounds, integer):
+    import argparse
+    import math
+
+    from litepose.utils.cli import int_range, number_range
+
+    parse = int_range(*bounds) if integer else number_range(*bounds)
+    try:
+        value = parse(text)
+    except argparse.ArgumentTypeError as exc:
+        assert "\n" not in str(exc)
+        return
+    low, high = bounds
+    assert math.isfinite(value) and (low is None or value >= low) and (high is None or value <= high)
+    assert isinstance(value, int) == integer

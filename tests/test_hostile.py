@@ -5,6 +5,7 @@ naming the file, key or value, with a non-zero exit."""
 import errno
 import json
 import os
+import re
 import shutil
 import signal
 import struct
@@ -51,6 +52,12 @@ def one_error(lines):
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], lines
     return errors[0]
+
+
+def usage_error(lines):
+    """The one argparse error line (``PROG: error: argument --x: ...``) after its usage lines."""
+    assert lines and ": error: " in lines[-1] and not any(": error: " in line for line in lines[:-1]), lines
+    return lines[-1].split(": error: ", 1)[1]
 
 
 def png_header(width, height):
@@ -137,7 +144,7 @@ def test_demo_keeps_existing_outputs_and_refuses_a_file_as_output(tmp_path, phot
 def test_demo_read_only_output_and_an_image_bomb_are_one_line(tmp_path, photos, xs_checkpoint, capsys, monkeypatch):
     (photos / "bomb.png").write_bytes(png_header(30000, 30000))
     argv = ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", xs_checkpoint, "--input", photos,
-            "--input-size", 64]
+            "--input-size", 64, "--allow-partial"]  # without it the skipped bomb makes the run exit 2
     code, out, _ = run_main("tools/demo.py", argv + ["--output", tmp_path / "drawn"], capsys)
     assert code == 0
     assert "warning: skipped image too large to read safely (30000x30000 pixels" in out
@@ -358,7 +365,7 @@ def test_valid_input_size_outside_32_to_2048_is_one_line(tmp_path, capsys, size)
     code, _, lines = run_main("valid.py", ["--cfg", CROWD_CFG, "TEST.MODEL_FILE", tmp_path / "x.pth",
                                            "--input-size", size], capsys)
     assert code == 2
-    assert one_error(lines) == f"error: --input-size must be a multiple of 32 between 32 and 2048, got {size}"
+    assert usage_error(lines) == f"argument --input-size: must be a multiple of 32 between 32 and 2048, got {size}"
 
 
 @pytest.mark.parametrize("size", [32, 1024, 2048])
@@ -727,3 +734,399 @@ def test_two_evaluations_into_one_folder_fail_at_once_but_a_training_run_does_no
     with lock_folder(tmp_path):  # training's lock on the folder: evaluating a checkpoint meanwhile is fine
         code, out, _ = run_main("valid.py", argv, capsys)
     assert code == 0 and "| Arch | AP |" in out
+
+
+# ------------------------------------------------------------------------ 8. issue 24: the product surface
+def _digest(path):
+    return open(path, "rb").read()
+
+
+@pytest.mark.parametrize("tool", ["calibrate_bn", "export_onnx", "export", "eval_results", "quantize"])
+def test_force_replaces_an_old_output_never_an_input_of_the_same_run(tmp_path, xs_checkpoint, capsys, tool):
+    checkpoint = tmp_path / "model.pth"
+    shutil.copy(xs_checkpoint, checkpoint)
+    results = tmp_path / "r.json"
+    results.write_text("[]")
+    model = ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", checkpoint]
+    argv = {"calibrate_bn": model + ["--output", checkpoint, "--force"],
+            "export_onnx": model + ["--output", checkpoint, "--force"],
+            "export": model + ["--format", "onnx", "--output", checkpoint, "--force"],
+            "eval_results": ["--gt", results, "--results", results, "--dataset", "coco", "--output", results, "--force"],
+            # the model file inside the output folder under an output's name: still an input
+            "quantize": ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", tmp_path / "report.json",
+                         "--output-dir", tmp_path, "--runtime", "onnx", "--force"]}[tool]
+    if tool == "quantize":
+        shutil.copy(xs_checkpoint, tmp_path / "report.json")
+    inputs = {p: _digest(p) for p in (checkpoint, results, tmp_path / "report.json") if p.exists()}
+    code, _, lines = run_main(f"tools/{tool}.py", argv, capsys)
+    assert code == 2
+    assert "is an input of this run" in one_error(lines) and "even with --force" in one_error(lines)
+    assert {p: _digest(p) for p in inputs} == inputs
+
+
+def test_an_input_reached_through_a_link_is_still_an_input(tmp_path):
+    from litepose.errors import OutputError
+    from litepose.utils.io import check_output_file
+
+    source = tmp_path / "model.pth"
+    source.write_bytes(b"weights")
+    (tmp_path / "hard.pth").hardlink_to(source)
+    (tmp_path / "soft.pth").symlink_to(source)
+    for alias in ("hard.pth", "soft.pth", "./model.pth"):
+        with pytest.raises(OutputError, match="is an input of this run"):
+            check_output_file(tmp_path / alias, force=True, inputs=[source])
+    assert check_output_file(tmp_path / "other.pth", force=True, inputs=[source])  # any other output is fine
+    assert source.read_bytes() == b"weights"
+
+
+@pytest.mark.parametrize("script,argv,message", [
+    ("benchmarks.benchmark_e2e", ["--input-size", "33"], "--input-size: must be a multiple of 32 between 32 and 2048"),
+    ("benchmarks.benchmark_e2e", ["--input-size", "100000"], "--input-size: must be a multiple of 32"),
+    ("benchmarks.benchmark_e2e", ["--seed", "-1"], "--seed: must be between 0 and 4294967295, got -1"),
+    ("benchmarks.benchmark_e2e", ["--frame-size", "100000x100000"], "--frame-size: frames of 100000x100000 pixels"),
+    ("benchmarks.benchmark_e2e", ["--threads", "-1"], "--threads: must be between 1 and 1024, got -1"),
+    ("benchmarks.track_eval", ["--max-lost", "-1"], "--max-lost: must be between 0 and 100000, got -1"),
+    ("benchmarks.track_eval", ["--frames", "1000000000"], "--frames: must be between 1 and 100000"),
+    ("benchmarks.track_eval", ["--frames", "1e9"], "--frames: expected a whole number, got '1e9'"),
+    ("benchmarks.track_eval", ["--people", "100000"], "--people: must be between 1 and 100, got 100000"),
+    ("benchmarks.track_eval", ["--min-similarity", "2"], "--min-similarity: must be between 0 and 1, got 2"),
+    ("benchmarks.track_eval", ["--min-similarity", "nan"], "--min-similarity: must be a finite number"),
+    ("tools/demo.py", ["--input", "x", "--min-score", "nan"], "--min-score: must be a finite number"),
+    ("tools/demo.py", ["--input", "x", "--threads", "-1"], "--threads: must be between 1 and 1024, got -1"),
+    ("tools/demo.py", ["--input", "x", "--input-size", "8192"], "--input-size: must be a multiple of 32"),
+    ("tools/export.py", ["--cfg", QUICKSTART, "--format", "onnx", "--output", "x.onnx", "--input-size", "8192"],
+     "--input-size: must be a multiple of 32"),
+    ("tools/quantize.py", ["--cfg", QUICKSTART, "--output-dir", "q", "--calibration-images", "1000000000"],
+     "--calibration-images: must be between 1 and 10000"),
+    ("tools/quantize.py", ["--cfg", QUICKSTART, "--output-dir", "q", "--exclude-patterns", "("],
+     "--exclude-patterns: not a regular expression: missing ), unterminated subpattern"),
+    ("valid.py", ["--cfg", QUICKSTART, "--input-size", "8192"], "--input-size: must be a multiple of 32"),
+])
+def test_numeric_and_pattern_options_out_of_range_are_one_line_before_any_work(tmp_path, capsys, monkeypatch, script,
+                                                                              argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, lines = run_main(script, [str(REPO / a) if a == QUICKSTART else a for a in argv], capsys)
+    assert code == 2 and message in usage_error(lines)
+    assert not os.listdir(tmp_path)  # nothing written
+
+
+SCRIPTS = sorted([*REPO.glob("tools/*.py"), *REPO.glob("benchmarks/*.py"), *REPO.glob("*.py")])
+
+
+def test_every_numeric_option_of_every_script_has_a_range():
+    """No script parses a number with a bare ``type=int`` / ``type=float`` (which take -1, 1e9 and
+    NaN): each uses litepose.utils.cli's bounded types."""
+    import ast
+
+    bare = []
+    for path in SCRIPTS:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
+                for keyword in node.keywords:
+                    if keyword.arg == "type" and isinstance(keyword.value, ast.Name) and \
+                            keyword.value.id in ("int", "float"):
+                        bare.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert SCRIPTS and not bare, bare
+
+
+def test_a_detection_threshold_outside_0_to_1_is_refused():
+    with pytest.raises(ConfigError, match="TEST.DETECTION_THRESHOLD must be between 0 and 1, got 2"):
+        load_config(QUICKSTART, ["TEST.DETECTION_THRESHOLD", "2"])
+
+
+def test_benchmark_frames_are_bounded_in_memory_before_they_are_made(capsys):
+    code, _, lines = run_main("benchmarks.benchmark_e2e", ["--frames", "5000", "--frame-size", "4000x3000"], capsys)
+    assert code == 2 and "would hold more than 2 GiB of frames in memory" in usage_error(lines)
+
+
+# -- the Python API: every argument checked at construction, one ArgumentError line
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory):
+    from litepose.deploy import export_onnx, fuse_bn
+
+    cfg = load_config(QUICKSTART)
+    torch.manual_seed(0)
+    model = build_model(cfg, REPO / "mobile_configs" / "quickstart.json").eval()
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    path.write_bytes(export_onnx(fuse_bn(model), 64, dynamic=True))
+    return path, model, cfg
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"input_size": 0}, "input_size must be a multiple of 32 between 32 and 2048, got 0"),
+    ({"input_size": "abc"}, "input_size must be a whole number of pixels, got 'abc'"),
+    ({"input_size": float("nan")}, "input_size must be a whole number of pixels, got nan"),
+    ({"input_size": 100000}, "between 32 and 2048, got 100000"),
+    ({"threads": -3}, "threads must be between 1 and 1024, got -3"),
+    ({"device": "tpu"}, "device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got 'tpu'"),
+    ({"flipp": True}, "unknown option flipp= (known: flip, "),
+    ({"cfg": 42}, "cfg must be a config (litepose.config.load_config) or a YAML path, got int"),
+    ({"preset": "fast"}, "preset must be one of accurate, realtime, got 'fast'"),
+    ({"max_people": -1}, "max_people must be between 1 and 10000, got -1"),
+    ({"min_person_score": float("nan")}, "min_person_score must be a finite number"),
+    ({"dataset": "mpii"}, "unknown dataset 'mpii'"),
+])
+def test_estimator_arguments_are_checked_at_construction(tiny_onnx, kwargs, message):
+    from litepose import PoseEstimator
+    from litepose.errors import ArgumentError
+
+    path, model, cfg = tiny_onnx
+    base = {"input_size": 64, **kwargs}
+    with pytest.raises(ArgumentError) as info:
+        PoseEstimator.from_onnx(path, **base)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    if "dataset" not in kwargs and "threads" not in kwargs:
+        with pytest.raises(ArgumentError, match=re.escape(message)):
+            PoseEstimator.from_model(model, kwargs.get("cfg", cfg),
+                                     **{k: v for k, v in base.items() if k != "cfg"})
+
+
+def test_from_exported_names_an_unknown_format_and_from_checkpoint_needs_a_config(tiny_onnx, tmp_path):
+    from litepose import PoseEstimator
+    from litepose.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match="format must be one of onnx, openvino, .*, got 'onnnx'"):
+        PoseEstimator.from_exported(tiny_onnx[0], "onnnx", input_size=64)
+    with pytest.raises(ArgumentError, match="cfg is required"):
+        PoseEstimator.from_checkpoint(tmp_path / "x.pth", None)
+
+
+@pytest.mark.parametrize("shape", [(1, 20000, 3), (20000, 1, 3)])
+def test_a_frame_of_extreme_aspect_ratio_is_refused_before_its_input_is_allocated(tiny_onnx, shape):
+    from litepose import PoseEstimator
+    from litepose.estimator import FrameError
+
+    estimator = PoseEstimator.from_onnx(tiny_onnx[0], input_size=64, preset="realtime")
+    with pytest.raises(FrameError, match="network input at input size 64, more than 16777216 pixels"):
+        estimator(np.zeros(shape, np.uint8))
+
+
+@pytest.mark.parametrize("dataset,message", [("crowdpose", "its outputs have 34, 17 channels; a LitePose model of "
+                                                           "14 joints has 28, 14")])
+def test_an_onnx_model_of_other_joints_or_another_model_is_one_line_at_construction(tiny_onnx, tmp_path, dataset,
+                                                                                      message):
+    from litepose import PoseEstimator
+    from litepose.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=re.escape(message)):
+        PoseEstimator.from_onnx(tiny_onnx[0], dataset=dataset, input_size=64)
+
+    class Other(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 5, 3, stride=4, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    other = tmp_path / "other.onnx"
+    torch.onnx.export(Other(), torch.zeros(1, 3, 64, 64), str(other), input_names=["input"],
+                      dynamic_axes={"input": {2: "h", 3: "w"}}, dynamo=False)
+    with pytest.raises(ArgumentError, match="its outputs have 5 channels; a LitePose model of 17 joints has 34, 17"):
+        PoseEstimator.from_onnx(other, input_size=64)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"min_similarity": float("nan")}, "min_similarity must be a finite number"),
+    ({"min_similarity": 2}, "min_similarity must be between 0 and 1, got 2"),
+    ({"max_lost": -1}, "max_lost must be between 0 and 100000, got -1"),
+    ({"association": "iou"}, "association must be one of oks, box, got 'iou'"),
+    ({"fps": 0}, "fps must be > 0"),
+    ({"sigmas": [0.1, -1]}, "sigmas must be positive finite numbers"),
+    ({"dataset": "mpii"}, "unknown dataset 'mpii'"),
+])
+def test_tracker_arguments_are_checked_at_construction(kwargs, message):
+    from litepose.errors import ArgumentError
+    from litepose.tracking import PoseTracker
+
+    with pytest.raises(ArgumentError, match=re.escape(message)):
+        PoseTracker(**kwargs)
+
+
+@pytest.mark.parametrize("people,message", [
+    (None, "update() needs keypoints [P, 17, 3]"),
+    (np.zeros((17, 3)), "got shape (17, 3) (one person is keypoints[None])"),
+    (np.zeros((2, 14, 3)), "people of 14 joints given to a tracker of 17 joints"),
+    (np.full((1, 17, 3), np.nan), "keypoints hold NaN or infinite values"),
+    ("people", "keypoints must be a numeric array"),
+])
+def test_tracker_updates_take_only_people_of_its_joints(people, message):
+    from litepose.errors import ArgumentError
+    from litepose.tracking import PoseTracker
+
+    tracker = PoseTracker()
+    with pytest.raises(ArgumentError, match=re.escape(message)):
+        tracker.update(people)
+    assert tracker.frame_index == -1  # a refused frame is not counted
+    ids, _ = tracker.update([])  # no people is a frame
+    assert len(ids) == 0 and tracker.frame_index == 0
+
+
+# -- inputs of the demo: what a path is, and incomplete input
+@pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
+def test_a_device_or_a_fifo_as_input_is_named_as_what_it_is(tmp_path, capsys, special):
+    path = special
+    if special == "fifo":
+        path = tmp_path / "pipe.mp4"
+        os.mkfifo(path)
+    code, _, lines = run_main("tools/demo.py", ["--onnx", tmp_path / "m.onnx", "--input", path, "--output",
+                                                tmp_path / "out"], capsys)
+    kind = "a device" if special == "/dev/zero" else "a FIFO (named pipe)"
+    assert code == 2 and one_error(lines) == f"error: input {path} is {kind}, not an image or video file"
+
+
+def test_an_unreadable_folder_or_one_without_images_is_one_line(tmp_path, capsys, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, lines = run_main("tools/demo.py", ["--onnx", tmp_path / "m.onnx", "--input", empty, "--output",
+                                                tmp_path / "out"], capsys)
+    assert code == 2 and one_error(lines).startswith("error: no images (.jpg, ") and str(empty) in lines[-1]
+    real_listdir = os.listdir
+
+    def denied(path="."):
+        if str(path) == str(empty):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", denied)
+    code, _, lines = run_main("tools/demo.py", ["--onnx", tmp_path / "m.onnx", "--input", empty, "--output",
+                                                tmp_path / "out"], capsys)
+    assert code == 2 and one_error(lines) == f"error: cannot read folder {empty}: Permission denied"
+
+
+def test_an_unreadable_image_fails_the_run_after_the_others_are_drawn(tmp_path, photos, tiny_onnx, capsys):
+    (photos / "c.jpg").write_bytes(b"not a jpeg")
+    argv = ["--onnx", tiny_onnx[0], "--input-size", 64, "--input", photos, "--output", tmp_path / "drawn"]
+    code, out, lines = run_main("tools/demo.py", argv, capsys)
+    assert code == 2 and "1 of 3 images could not be used" in one_error(lines)
+    assert "warning: skipped" in out and "c.jpg" in out
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == ["a.jpg", "b.png"]  # the rest is kept
+    code, out, _ = run_main("tools/demo.py", argv + ["--output", tmp_path / "again", "--allow-partial"], capsys)
+    assert code == 0 and "wrote 2 images" in out
+
+
+def _clip(path, frames=12):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (96, 72))
+    for i in range(frames):
+        writer.write(np.full((72, 96, 3), 20 * (i % 10), np.uint8))
+    writer.release()
+    return path
+
+
+def test_a_truncated_video_is_reported_and_fails_unless_allowed(tmp_path, tiny_onnx, capsys):
+    whole = _clip(tmp_path / "whole.avi", 30)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[:int(len(data) * 0.6)])  # the header says 30 frames; the data holds fewer
+    argv = ["--onnx", tiny_onnx[0], "--input-size", 64, "--no-show", "--input", cut]
+    code, _, lines = run_main("tools/demo.py", argv + ["--output", tmp_path / "drawn.mp4"], capsys)
+    error = one_error(lines)
+    assert code == 2 and "of the 30 frames the video announces" in error and "--allow-partial" in error
+    assert (tmp_path / "drawn.mp4").exists()  # what was processed is kept
+    code, out, lines = run_main("tools/demo.py", argv + ["--output", tmp_path / "again.mp4", "--allow-partial"], capsys)
+    assert code == 0 and any("warning: " in line and "frames the video announces" in line for line in lines)
+    code, out, _ = run_main("tools/demo.py", ["--onnx", tiny_onnx[0], "--input-size", 64, "--no-show", "--input",
+                                              whole, "--output", tmp_path / "whole.mp4"], capsys)
+    assert code == 0 and "processed 30 frames" in out
+
+
+def test_show_without_a_gui_opencv_names_the_fix(tmp_path, tiny_onnx, capsys, monkeypatch):
+    from litepose import live
+
+    monkeypatch.setattr(live, "_opencv_has_gui", lambda: False)
+    monkeypatch.setenv("DISPLAY", ":0")
+    clip = _clip(tmp_path / "clip.avi", 2)
+    argv = ["--onnx", tiny_onnx[0], "--input-size", 64, "--input", clip]
+    code, _, lines = run_main("tools/demo.py", argv + ["--show", "--output", tmp_path / "a.mp4"], capsys)
+    assert code == 2 and "pip uninstall -y opencv-python-headless && pip install opencv-python" in one_error(lines)
+    assert not (tmp_path / "a.mp4").exists()
+    code, _, lines = run_main("tools/demo.py", argv + ["--output", tmp_path / "b.mp4"], capsys)
+    assert code == 0 and any(line.startswith("note: no window is shown") for line in lines)
+
+
+def test_the_demo_says_a_synthetic_model_has_never_seen_a_real_person(tmp_path, photos, capsys):
+    torch.manual_seed(0)
+    model = build_model(load_config(QUICKSTART), REPO / "mobile_configs" / "quickstart.json")
+    torch.save(model.state_dict(), tmp_path / "qs.pth")
+    code, out, _ = run_main("tools/demo.py", ["--cfg", REPO / QUICKSTART, "--superconfig", REPO / "mobile_configs" / "quickstart.json",
+                                              "TEST.MODEL_FILE", tmp_path / "qs.pth", "--input-size", 64, "--input",
+                                              photos, "--output", tmp_path / "drawn"], capsys)
+    assert code == 0 and "has never seen a real person" in out
+
+
+# -- checkpoints: refusals in our words, whatever PyTorch's phrasing
+class _Reduce:
+    def __reduce__(self):
+        return (os.system, ("echo unsafe",))
+
+
+@pytest.mark.parametrize("payload,named", [
+    (lambda path: torch.save({"a": np.float64(1.0)}, path), "numpy"),
+    (lambda path: path.write_bytes(__import__("pickle").dumps(_Reduce(), protocol=2)), "system"),
+    (lambda path: path.write_bytes(__import__("pickle").dumps({"f": print}, protocol=2)), "print"),
+])
+def test_an_unsafe_checkpoint_is_refused_in_our_words_whatever_pytorch_says(tmp_path, payload, named):
+    path = tmp_path / "unsafe.pth"
+    payload(path)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    text = str(info.value)
+    assert "refused: the file holds Python objects besides tensors" in text and named in text
+    assert "weights_only" not in text and "Re-running" not in text and "\n" not in text
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"hello world\n", "not a PyTorch checkpoint (it holds text that is neither a zip archive nor a pickle)"),
+    (b"", "not a PyTorch checkpoint (the file is empty)"),
+])
+def test_a_file_that_is_no_checkpoint_says_so(tmp_path, content, message):
+    path = tmp_path / "notes.pth"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as info:
+        read_checkpoint(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_a_full_disk_inside_torch_save_is_the_one_full_disk_line(tmp_path, monkeypatch):
+    """PyTorch's zip writer swallows the OSError of a failed write and raises RuntimeError
+    ("unexpected pos"): simulated at the file torch.save writes to, not at fsync."""
+    import io as _io
+
+    from litepose.errors import OutputError
+    from litepose.utils import io as litepose_io
+
+    target = tmp_path / "checkpoint.pth.tar"
+    torch.save({"w": torch.zeros(3)}, target)
+    before = target.read_bytes()
+    real_fdopen = os.fdopen
+
+    class FullDisk(_io.RawIOBase):
+        def __init__(self, handle):
+            self.handle, self.written = handle, 0
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.handle.write(data)
+
+        def fileno(self):
+            return self.handle.fileno()
+
+        def close(self):
+            self.handle.close()
+            super().close()
+
+    monkeypatch.setattr(litepose_io.os, "fdopen", lambda fd, mode="r": FullDisk(real_fdopen(fd, mode)))
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # what PyTorch itself raises
+        torch.save({"w": torch.zeros(100_000)}, FullDisk(open(tmp_path / "direct", "wb")))
+    with pytest.raises(OutputError) as info:
+        litepose_io.atomic_torch_save({"w": torch.zeros(100_000)}, target)
+    assert str(info.value) == f"cannot write {target}: No space left on device; the previous file is kept"
+    assert target.read_bytes() == before
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]

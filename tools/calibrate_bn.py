@@ -13,7 +13,7 @@ weights are not changed. The output is a plain state_dict for the fixed network
 (``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
 """
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import SEED, config_parser, int_range, load_cli_config, parse_args, run_cli, run_inputs
 
 
 def main(argv=None):
@@ -27,16 +27,15 @@ def main(argv=None):
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="the architecture (required for a supernet)")
-    parser.add_argument("--images", type=int, default=2000, help="training images to estimate on (default 2000)")
-    parser.add_argument("--batch-size", type=int, default=None, help="default TRAIN.IMAGES_PER_GPU")
-    parser.add_argument("--val-images", type=int, default=0,
+    parser.add_argument("--images", type=int_range(1, 1_000_000),
+                        default=2000, help="training images to estimate on (default 2000)")
+    parser.add_argument("--batch-size", type=int_range(1, 4096), default=None, help="default TRAIN.IMAGES_PER_GPU")
+    parser.add_argument("--val-images", type=int_range(0, 1_000_000), default=0,
                         help="also report val AP on this many images before and after (default: skip)")
     parser.add_argument("--output", required=True, help="where to write the calibrated state_dict")
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=SEED, default=0)
     args = parse_args(parser, argv)
-    if args.images <= 0 or args.val_images < 0 or (args.batch_size is not None and args.batch_size <= 0):
-        parser.error("--images and --batch-size must be positive, --val-images not negative")
 
     cfg = load_cli_config(args)
     from litepose.data.build import single_opencv_thread
@@ -46,7 +45,7 @@ def main(argv=None):
         raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/weights.pth")
     if cfg.MODEL.NAME == "pose_supermobilenet" and not args.superconfig:
         raise ConfigError("a supernet config needs --superconfig: the member to calibrate")
-    check_output_file(args.output, args.force, "--output")
+    check_output_file(args.output, args.force, "--output", inputs=run_inputs(args, cfg))
     device = resolve_device(cfg.DEVICE)
 
     if cfg.MODEL.NAME == "pose_supermobilenet":

@@ -8,7 +8,9 @@
 
 The model is a checkpoint (``--cfg``, ``--superconfig``, ``TEST.MODEL_FILE``; PyTorch) or an
 exported ONNX model (``--onnx``; ONNX Runtime, no PyTorch), run by ``litepose.PoseEstimator``
-with its ``--preset`` (default ``accurate``: ``valid.py``'s settings).
+with its ``--preset`` (default ``realtime``: one pass, capped decoding; ``accurate``: ``valid.py``'s
+settings). A model trained on the quickstart's synthetic figures has never seen a real person:
+the demo says so.
 People scoring under the preset's threshold and duplicates of a stronger person are dropped
 (``--min-person-score``, ``--person-nms``; ``none`` turns either off); the people per image
 printed are the people drawn.
@@ -21,8 +23,12 @@ Live and recorded video (``litepose.live``): ``--input`` a camera index (``0``),
 in it) or a video file name (mp4v), optional for cameras and streams; ``--json FILE`` the people
 of every frame (COCO keypoint results plus ``frame`` and ``track_id``). People are tracked
 (``litepose.tracking.PoseTracker``; ``--no-track``, ``--smooth`` for One-Euro smoothing). A
-window shows the drawn frames and their frame rate when there is a display (``--no-show`` to
-stay headless; Esc or q stops); files show a progress bar.
+window shows the drawn frames and their frame rate when there is a display and an OpenCV with
+GUI support (``opencv-python``; ``opencv-python-headless`` has none: ``--show`` then fails naming
+the fix, and without ``--show`` on a desktop a note says no window is shown); ``--no-show``
+stays headless; Esc or q stops; files show a progress bar. Images that cannot be read and
+videos that end before the frames they announce are reported and exit 2 once what was
+processed is written (``--allow-partial``: exit 0).
 
     python tools/demo.py --onnx litepose-xs.onnx --input-size 256 --preset realtime --input 0 --json people.json
 """
@@ -30,70 +36,13 @@ stay headless; Esc or q stops); files show a progress bar.
 import argparse
 import os
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-
-
-def _inputs(path):
-    """``('video', path)``, ``('live', camera index or URL)`` or ``('images', [paths])``; a
-    clear error for anything else."""
-    from litepose.errors import DataError
-    from litepose.live import source_kind
-
-    if source_kind(path) in ("camera", "stream") and not os.path.exists(path):
-        return "live", path
-    if os.path.isdir(path):
-        images = sorted(os.path.join(path, name) for name in os.listdir(path)
-                        if name.lower().endswith(IMAGE_EXTENSIONS))
-        if not images:
-            raise DataError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
-        return "images", images
-    if not os.path.isfile(path):
-        raise DataError(f"input not found: {path}")
-    if path.lower().endswith(VIDEO_EXTENSIONS):
-        return "video", path
-    if path.lower().endswith(IMAGE_EXTENSIONS):
-        return "images", [path]
-    raise DataError(f"{path}: not an image ({', '.join(IMAGE_EXTENSIONS)}) or video ({', '.join(VIDEO_EXTENSIONS)})")
-
-
-def _same_file(a, b):
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _check_targets(kind, source, output, force):
-    """The files the demo will write: never an input, never an existing file without ``force``;
-    ``OutputError`` naming the file otherwise, before any work."""
-    from litepose.errors import OutputError
-
-    inputs = source if kind == "images" else [source] if kind == "video" else []
-    if kind != "images" and _is_video_name(output):
-        return [output]  # litepose.live.check_outputs checks it against the input
-    folders = {os.path.dirname(os.path.abspath(path)) for path in inputs}
-    if any(os.path.isdir(output) and _same_file(output, folder) for folder in folders):
-        raise OutputError(f"--output {output} is the folder of the input images: the drawn images would "
-                          "overwrite them; give another folder")
-    if kind == "images":
-        targets = [os.path.join(output, os.path.basename(path)) for path in inputs]
-    else:
-        targets = [os.path.join(output, _video_name(kind, source) + "_pose.mp4")]
-    for target in targets:
-        for path in inputs:
-            if os.path.exists(target) and _same_file(target, path):
-                raise OutputError(f"{target} is an input: the demo never writes onto an input; give another --output")
-    existing = [target for target in targets if os.path.lexists(target)]
-    if existing and not force:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise OutputError(f"{existing[0]}{more} already exist(s) in --output {output} (pass --force to overwrite)")
-    return targets
+from litepose.utils.cli import (SCORE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args,
+                                run_cli)
 
 
 def _is_video_name(path):
+    from litepose.live import VIDEO_EXTENSIONS
+
     return str(path).lower().endswith(VIDEO_EXTENSIONS)
 
 
@@ -110,9 +59,9 @@ def _threshold(text):
     if text in ("preset", "none"):
         return None if text == "none" else text
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
+        return SCORE(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or 'none')") from None
 
 
 def _estimator(args, cfg):
@@ -136,23 +85,20 @@ def _estimator(args, cfg):
 
 
 def main(argv=None):
-    from tqdm import tqdm
-
-    from litepose.data.coco_format import read_image
     from litepose.data.image_header import size_problem
-    from litepose.errors import ConfigError, DataError, OutputError
+    from litepose.errors import ConfigError, OutputError
+    from litepose.live import check_outputs, classify_input, image_targets, run_images, run_video, window_problem
     from litepose.utils.io import ensure_writable_dir
-    from litepose.utils.limits import input_size_problem, network_input_problem
-    from litepose.utils.vis import draw_people, drawn_count, write_image
+    from litepose.utils.limits import network_input_problem
 
     parser = config_parser(__doc__.splitlines()[0], require_cfg=False)
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
     parser.add_argument("--onnx", metavar="MODEL.onnx", help="an exported model, run by ONNX Runtime (no --cfg needed)")
     parser.add_argument("--dataset", choices=("coco", "crowdpose"), default="coco",
                         help="joints of the --onnx model when no --cfg is given (default coco)")
-    parser.add_argument("--preset", choices=("accurate", "realtime"), default="accurate",
-                        help="accurate: valid.py's settings (default); realtime: one pass, no flip, capped decoding")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own)")
+    parser.add_argument("--preset", choices=("accurate", "realtime"), default="realtime",
+                        help="realtime: one pass, no flip, capped decoding (default); accurate: valid.py's settings")
+    parser.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime threads (default: its own)")
     parser.add_argument("--input", required=True,
                         help="an image, a folder of images, a video file, a camera index (0) or a stream URL")
     parser.add_argument("--output", metavar="DIR|VIDEO",
@@ -160,23 +106,26 @@ def main(argv=None):
     parser.add_argument("--json", metavar="FILE.json", help="video: the people of every frame (COCO results + frame, "
                                                             "track_id)")
     parser.add_argument("--show", action=argparse.BooleanOptionalAction, default=None,
-                        help="video: show a window (default: when there is a display)")
+                        help="video: show a window (default: when there is a display; needs opencv-python, not "
+                             "opencv-python-headless)")
     parser.add_argument("--track", action=argparse.BooleanOptionalAction, default=True,
                         help="video: stable identities across frames (default on)")
     parser.add_argument("--smooth", action="store_true", help="video: One-Euro smoothing of the tracked joints")
-    parser.add_argument("--max-frames", type=int, default=None, metavar="N", help="video: stop after N frames")
-    parser.add_argument("--min-score", type=float, default=0.05, help="joints scoring below are not drawn")
+    parser.add_argument("--max-frames", type=int_range(1, None), default=None, metavar="N",
+                        help="video: stop after N frames")
+    parser.add_argument("--min-score", type=SCORE, default=0.05, help="joints scoring below are not drawn (0 to 1)")
     parser.add_argument("--min-person-score", type=_threshold, default="preset", metavar="S|none",
                         help="people scoring below are dropped (default: the preset's, 0.1 accurate, 0.2 realtime)")
     parser.add_argument("--person-nms", type=_threshold, default="preset", metavar="OKS|none",
                         help="a person whose OKS with a stronger one exceeds this is a duplicate, dropped "
                              "(default: the preset's, 0.9)")
-    parser.add_argument("--input-size", type=int, default=None, metavar="N",
+    parser.add_argument("--input-size", type=input_size, default=None, metavar="N",
                         help="test input size (default: the architecture's img_size)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="exit 0 when some images cannot be read or a video ends before the frames it announces "
+                             "(default: report it and exit 2; what was processed is written either way)")
     parser.add_argument("--force", action="store_true", help="overwrite files that exist in --output")
     args = parse_args(parser, argv)
-    if args.input_size is not None and input_size_problem(args.input_size):
-        raise ConfigError(input_size_problem(args.input_size))
 
     from litepose.runtime.people import PersonFilter
 
@@ -185,9 +134,7 @@ def main(argv=None):
     if not args.onnx and not args.cfg:
         raise ConfigError("give --cfg (and TEST.MODEL_FILE) for a checkpoint, or --onnx MODEL.onnx")
     cfg = load_cli_config(args) if args.cfg else None
-    kind, source = _inputs(args.input)
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ConfigError(f"--max-frames must be positive, got {args.max_frames}")
+    kind, source = classify_input(args.input)
     if kind == "images" and (args.json or args.max_frames):
         raise ConfigError("--json and --max-frames are for video input")
     video_file = None
@@ -199,51 +146,32 @@ def main(argv=None):
     else:
         if os.path.exists(args.output) and not os.path.isdir(args.output):
             raise OutputError(f"--output {args.output} is a file; give a folder")
-        _check_targets(kind, source, args.output, args.force)
+        if kind == "images":
+            image_targets(source, args.output, args.force)
+        else:
+            video_file = os.path.join(args.output, _video_name(kind, source) + "_pose.mp4")
         try:
             ensure_writable_dir(args.output, "--output folder")
         except ConfigError as exc:
             raise OutputError(str(exc)) from None
-        if kind != "images":
-            video_file = os.path.join(args.output, _video_name(kind, source) + "_pose.mp4")
     if kind != "images":
-        from litepose.live import check_outputs
-
         check_outputs(source, [video_file, args.json], force=args.force)
+        window_problem(args.show)  # --show without a GUI-capable OpenCV: one line before the model loads
     estimator, device = _estimator(args, cfg)
+    if cfg is not None and cfg.DATASET.SYNTHETIC:
+        print("note: this model was trained on the synthetic figures of the quickstart: it has never seen a real "
+              "person, so expect few or wrong people on real photos and video")
     settings = estimator.settings
 
-    def draw(image):
-        prediction = estimator(image, color="rgb")
-        return draw_people(image, prediction.keypoints, estimator.skeleton, args.min_score), prediction
+    def frame_problem(wh):
+        return size_problem(*wh) or network_input_problem(wh, settings.input_size, settings.scales)
 
-    people = frames = 0
-    seconds = 0.0
     if kind == "images":
-        skipped = []
-        for path in tqdm(source, desc="images", unit="img", dynamic_ncols=True):
-            try:
-                image = read_image(path)
-                problem = network_input_problem((image.shape[1], image.shape[0]), settings.input_size,
-                                                settings.scales)
-                if problem:
-                    raise DataError(f"{problem}: {path}")
-            except DataError as exc:
-                skipped.append(str(exc))
-                continue
-            drawn, prediction = draw(image)
-            write_image(os.path.join(args.output, os.path.basename(path)), drawn)
-            people, frames = people + drawn_count(prediction.keypoints, args.min_score), frames + 1
-            seconds += sum(prediction.times.values())
-        for reason in skipped:
-            print(f"warning: skipped {reason}")
-        print(f"wrote {frames} images to {args.output}")
+        summary = run_images(estimator, source, args.output, args.min_score, frame_problem=frame_problem,
+                             allow_partial=args.allow_partial)
+        print(f"wrote {summary.frames} images to {args.output}")
     else:
-        from litepose.live import run_video
         from litepose.tracking import PoseTracker
-
-        def frame_problem(wh):
-            return size_problem(*wh) or network_input_problem(wh, settings.input_size, settings.scales)
 
         tracker = None
         if args.track:
@@ -252,14 +180,13 @@ def main(argv=None):
                                   smoothing=args.smooth)
         summary = run_video(estimator, source, output=video_file, json_path=args.json, show=args.show,
                             tracker=tracker, max_frames=args.max_frames, min_score=args.min_score, force=args.force,
-                            frame_problem=frame_problem)
-        people, frames, seconds = summary.people, summary.frames, summary.seconds
+                            frame_problem=frame_problem, allow_partial=args.allow_partial)
         written = [path for path in (video_file, args.json) if path]
-        print(f"{'stopped after' if summary.interrupted else 'processed'} {frames} frames"
+        print(f"{'stopped after' if summary.interrupted else 'processed'} {summary.frames} frames"
               f"{'; wrote ' + ', '.join(written) if written else ''} ({summary.fps:.1f} fps end to end)")
-    if frames:
-        print(f"{people / frames:.1f} people per {'image' if kind == 'images' else 'frame'}, "
-              f"{1000 * seconds / frames:.0f} ms each on {device}")
+    if summary.frames:
+        print(f"{summary.people / summary.frames:.1f} people per {'image' if kind == 'images' else 'frame'}, "
+              f"{1000 * summary.seconds / summary.frames:.0f} ms each on {device}")
     return 0
 
 

@@ -10,7 +10,7 @@ Markdown too (an existing file only with --force).
 
 import argparse
 
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import number_range, parse_args, run_cli
 
 
 def main(argv=None):
@@ -21,13 +21,13 @@ def main(argv=None):
     parser.add_argument("--gt", required=True, metavar="ANN.json", help="ground-truth annotation file")
     parser.add_argument("--results", required=True, metavar="RESULTS.json", help="results file to evaluate")
     parser.add_argument("--dataset", required=True, choices=PROTOCOLS, help="evaluation protocol")
-    parser.add_argument("--sigmas", type=float, nargs="+", metavar="S",
+    parser.add_argument("--sigmas", type=number_range(), nargs="+", metavar="S",
                         help="OKS sigmas, one per joint (default: the dataset's)")
     parser.add_argument("--output", metavar="TABLE.md", help="also write the table here")
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     args = parse_args(parser, argv)
     if args.output:  # before the evaluation: a folder, a read-only place or an existing file stop it at once
-        check_output_file(args.output, args.force, "--output")
+        check_output_file(args.output, args.force, "--output", inputs=[args.gt, args.results])
 
     results = load_results(args.results)
     metrics = evaluate_keypoints(args.gt, results, args.dataset, sigmas=args.sigmas, source=args.results)

@@ -16,7 +16,8 @@ one without --force. INT8: tools/quantize.py.
 
 import os
 
-from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import (THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
+                                number_range, parse_args, run_cli, run_inputs)
 
 # The check's default images: the real fixtures beside the repository, when they are there.
 SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
@@ -35,29 +36,23 @@ def main(argv=None):
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
     parser.add_argument("--output", required=True, metavar="PATH",
                         help="file to write (.onnx, .xml, .tflite, .param, .mlpackage, .pt)")
-    parser.add_argument("--input-size", type=int, default=None,
+    parser.add_argument("--input-size", type=input_size, default=None,
                         help="square input size (default: the architecture's img_size or DATASET.INPUT_SIZE)")
     parser.add_argument("--fp16", action="store_true", help="float16 model (onnx, openvino, ncnn, coreml)")
     parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width (onnx, openvino)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (onnx)")
-    parser.add_argument("--tolerance", type=float, default=None,
+    parser.add_argument("--opset", type=int_range(1, 100), default=17, help="ONNX opset (onnx)")
+    parser.add_argument("--tolerance", type=number_range(0), default=None,
                         help="largest accepted |export - PyTorch| / max |PyTorch| (default 1e-3, 3e-2 with --fp16)")
     parser.add_argument("--images", metavar="DIR", default=None,
                         help="images for the check (default: ../shared/data/coco_mini/images, else synthetic)")
-    parser.add_argument("--num-images", type=int, default=2, help="images the check runs on")
-    parser.add_argument("--time", type=int, default=0, metavar="ROUNDS",
+    parser.add_argument("--num-images", type=int_range(1, 1000), default=2, help="images the check runs on")
+    parser.add_argument("--time", type=int_range(0, 100_000), default=0, metavar="ROUNDS",
                         help="then time the export against PyTorch eager for ROUNDS interleaved rounds")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads of --time")
+    parser.add_argument("--threads", type=THREADS, nargs="+", default=[1, 2], help="intra-op threads of --time")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
-    if args.num_images < 1:
-        parser.error(f"--num-images must be at least 1, got {args.num_images}")
-    if args.time < 0 or any(t < 1 for t in args.threads):
-        parser.error("--time must not be negative and --threads must be at least 1")
     if args.time and args.format == "coreml":
         parser.error("--time: Core ML models run only on macOS")
-    if args.tolerance is not None and not args.tolerance >= 0:
-        parser.error(f"--tolerance must not be negative, got {args.tolerance}")
 
     require(args.format)  # a missing package is one line before any work
     cfg = load_cli_config(args)
@@ -70,7 +65,7 @@ def main(argv=None):
         images = SHARED_IMAGES
     report = export_checked(args.format, model, args.output, size, half=args.fp16, dynamic=args.dynamic,
                             opset=args.opset, tolerance=args.tolerance, force=args.force, image_dir=images,
-                            num_images=args.num_images)
+                            num_images=args.num_images, inputs=run_inputs(args, cfg))
     found = versions()
     print(f"{args.format}{' (float16)' if args.fp16 else ''}, input 1x3x{size}x{size}"
           f"{' (dynamic)' if args.dynamic else ''}; torch {found.get('torch')}")

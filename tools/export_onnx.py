@@ -15,7 +15,8 @@ atomically and never overwritten without --force.
 
 import argparse
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import (config_parser, input_size, int_range, load_cli_config, number_range, parse_args,
+                                run_cli, run_inputs)
 
 
 def main(argv=None):
@@ -36,20 +37,21 @@ def main(argv=None):
     parser.add_argument("--fuse-bn", action=argparse.BooleanOptionalAction, default=True,
                         help="fold BatchNorm into the convolutions (default; --no-fuse-bn keeps BN layers)")
     parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width")
-    parser.add_argument("--input-size", type=int, default=None,
+    parser.add_argument("--input-size", type=input_size, default=None,
                         help="square export size (default: the architecture's img_size or DATASET.INPUT_SIZE)")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset version")
+    parser.add_argument("--opset", type=int_range(1, 100), default=17, help="ONNX opset version")
     parser.add_argument("--torchscript", metavar="M.pt", help="also write a traced TorchScript module here")
-    parser.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted |ONNX - PyTorch|")
+    parser.add_argument("--tolerance", type=number_range(0), default=1e-3, help="largest accepted |ONNX - PyTorch|")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
+    cfg = load_cli_config(args)
     for path in filter(None, (args.output, args.torchscript)):
-        check_output_file(path, args.force, "--output" if path == args.output else "--torchscript")
+        check_output_file(path, args.force, "--output" if path == args.output else "--torchscript",
+                          inputs=run_inputs(args, cfg))
     if not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
                           f"got {args.opset}")
 
-    cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:
         raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
     model = build_model(cfg, args.superconfig)

@@ -15,7 +15,7 @@ The same seed always gives the same images and annotations. The quickstart confi
 
 import argparse
 
-from litepose.utils.cli import parse_args, run_cli
+from litepose.utils.cli import SEED, int_range, parse_args, run_cli
 
 
 def main(argv=None):
@@ -24,15 +24,17 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="dataset root to create")
-    parser.add_argument("--train", type=int, help=f"training images (default {DEFAULT_COUNTS['train']}; "
+    parser.add_argument("--train", type=int_range(0, 1_000_000),
+                        help=f"training images (default {DEFAULT_COUNTS['train']}; "
                         f"{COCO_STATISTICS['train']['images']} with --coco-scale)")
-    parser.add_argument("--val", type=int, help=f"validation images (default {DEFAULT_COUNTS['val']}; "
+    parser.add_argument("--val", type=int_range(0, 1_000_000),
+                        help=f"validation images (default {DEFAULT_COUNTS['val']}; "
                         f"{COCO_STATISTICS['val']['images']} with --coco-scale)")
     parser.add_argument("--coco-scale", action="store_true",
                         help="write the COCO-sized rehearsal (real-size JPEGs reused, COCO's statistics)")
-    parser.add_argument("--pool", type=int, default=DEFAULT_POOL_IMAGES,
+    parser.add_argument("--pool", type=int_range(1, 1_000_000), default=DEFAULT_POOL_IMAGES,
                         help="distinct JPEGs per split of the COCO-scale rehearsal")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed")
+    parser.add_argument("--seed", type=SEED, default=DEFAULT_SEED, help="random seed")
     parser.add_argument("--force", action="store_true", help="replace an existing dataset at --out")
     args = parse_args(parser, argv)
     defaults = {split: COCO_STATISTICS[split]["images"] for split in ("train", "val")} if args.coco_scale \

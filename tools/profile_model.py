@@ -8,7 +8,7 @@ The input is square, at the architecture's img_size unless --input-size is given
 (models without an architecture file use DATASET.INPUT_SIZE).
 """
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import config_parser, input_size, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):
@@ -17,7 +17,7 @@ def main(argv=None):
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
-    parser.add_argument("--input-size", type=int, default=None, help="square input size in pixels")
+    parser.add_argument("--input-size", type=input_size, default=None, help="square input size in pixels")
     args = parse_args(parser, argv)
     cfg = load_cli_config(args)
     model = build_model(cfg, args.superconfig)

@@ -19,7 +19,12 @@ the network's median and p90 latency on a 1x3xSxS input, all variants interleave
 import argparse
 import os
 
-from litepose.utils.cli import DefaultsShown, config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
+                                parse_args, regex, run_cli, run_inputs)
+
+# Calibration images are held in memory as float32 [N, 3, S, S]: a count and a byte limit.
+MAX_CALIBRATION_IMAGES = 10_000
+MAX_CALIBRATION_BYTES = 4 * 2**30
 
 
 def main(argv=None):
@@ -39,41 +44,36 @@ def main(argv=None):
     parser.add_argument("--output-dir", required=True, metavar="DIR", help="where the models and the report go")
     parser.add_argument("--runtime", nargs="+", choices=("onnx", "openvino"), default=["onnx", "openvino"],
                         help="runtimes to quantise for")
-    parser.add_argument("--calibration-images", type=int, default=300, metavar="N", help="training images to calibrate on")
+    parser.add_argument("--calibration-images", type=int_range(1, MAX_CALIBRATION_IMAGES), default=300, metavar="N",
+                        help=f"training images to calibrate on (at most {MAX_CALIBRATION_IMAGES}: they are held in memory)")
     parser.add_argument("--fp16", action="store_true", help="also compare float16 (ONNX, OpenVINO) and bfloat16 (OpenVINO)")
     parser.add_argument("--exclude-op-types", nargs="*", default=[], metavar="OP",
                         help="ONNX op types kept in float (e.g. ConvTranspose)")
     parser.add_argument("--exclude-nodes", nargs="*", default=[], metavar="NAME", help="ONNX node names kept in float")
-    parser.add_argument("--exclude-patterns", nargs="*", default=[], metavar="REGEX",
+    parser.add_argument("--exclude-patterns", nargs="*", default=[], metavar="REGEX", type=regex,
                         help="ONNX nodes whose name matches kept in float (e.g. final_ for the output layers)")
     parser.add_argument("--ignored-types", nargs="*", default=[], metavar="OP",
                         help="OpenVINO op types NNCF keeps in float (e.g. ConvolutionBackpropData, GroupConvolution)")
     parser.add_argument("--ignored-names", nargs="*", default=[], metavar="NAME", help="OpenVINO op names kept in float")
-    parser.add_argument("--ignored-patterns", nargs="*", default=[], metavar="REGEX",
+    parser.add_argument("--ignored-patterns", nargs="*", default=[], metavar="REGEX", type=regex,
                         help="OpenVINO ops whose name matches kept in float (e.g. '.*final_.*')")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="intra-op threads of the latency runs")
-    parser.add_argument("--latency-size", type=int, nargs="+", default=None,
+    parser.add_argument("--threads", type=THREADS, nargs="+", default=[1, 2], help="intra-op threads of the latency runs")
+    parser.add_argument("--latency-size", type=input_size, nargs="+", default=None,
                         help="square input sizes of the latency runs (default: the model's input size)")
-    parser.add_argument("--repeats", type=int, default=50, help="timed rounds per latency setting")
-    parser.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate the first N test images only")
+    parser.add_argument("--repeats", type=int_range(1, 100_000), default=50, help="timed rounds per latency setting")
+    parser.add_argument("--limit", type=POSITIVE, default=None, metavar="N", help="evaluate the first N test images only")
     parser.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                         help="measure AP (--no-evaluate: latency and output error only)")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
-    for name in ("calibration_images", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if any(t < 1 for t in args.threads):
-        parser.error("--threads must be at least 1")
-    if args.limit is not None and args.limit < 1:
-        parser.error(f"--limit must be positive, got {args.limit}")
 
     outputs = {"onnx": ["litepose-int8.onnx"] + (["litepose-fp16.onnx"] if args.fp16 else []),
                "openvino": ["litepose-int8.xml", "litepose-int8.bin"]}
     paths = [os.path.join(args.output_dir, name) for runtime in args.runtime for name in outputs[runtime]]
     paths += [os.path.join(args.output_dir, name) for name in ("report.md", "report.json")]
+    cfg = load_cli_config(args)
     for path in paths:
-        check_output_file(path, force=args.force)
+        check_output_file(path, force=args.force, inputs=run_inputs(args, cfg))
     for runtime in args.runtime:
         require(runtime, "quantisation")
     if "openvino" in args.runtime:
@@ -82,12 +82,14 @@ def main(argv=None):
         except Exception as exc:
             raise ExportError(f"OpenVINO quantisation needs the nncf package ({exc}): pip install nncf") from None
 
-    cfg = load_cli_config(args)
     model = load_trained_model(cfg, args.superconfig)
     size = default_input_size(model, cfg)
     sizes = args.latency_size or [size]
-    if any(s <= 0 or s % 32 for s in sizes):
-        parser.error("--latency-size must be positive multiples of 32")
+    held = args.calibration_images * 3 * size * size * 4
+    if held > MAX_CALIBRATION_BYTES:
+        raise ExportError(f"--calibration-images {args.calibration_images} at {size}x{size} would hold "
+                          f"{held / 2**30:.1f} GiB of images in memory (limit {MAX_CALIBRATION_BYTES / 2**30:.0f} GiB); "
+                          "give fewer")
     print(f"calibration: {args.calibration_images} training images at {size}x{size}")
     images = calibration_images(cfg, size, args.calibration_images)
     variants, artefacts = build_variants(model, images, args.runtime, args.fp16, args.exclude_op_types,

@@ -20,7 +20,8 @@ to resume after an interruption. The result is an architecture JSON that dist_tr
 import os
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.utils.cli import (SEED, THREADS, config_parser, int_range, load_cli_config, number_range, parse_args,
+                                run_cli, run_inputs)
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}
 
@@ -68,29 +69,36 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     budget = parser.add_argument_group("budget")
     budget.add_argument("--max-macs", help="MAC budget, e.g. 5.0G")
-    budget.add_argument("--max-latency-ms", type=float, help="latency budget in ms (needs --latency-table)")
+    budget.add_argument("--max-latency-ms", type=number_range(above=0),
+                        help="latency budget in ms (needs --latency-table)")
     budget.add_argument("--latency-table", help="table from --build-latency-table on the target device")
     scoring = parser.add_argument_group("scoring")
-    scoring.add_argument("--val-images", type=int, default=200, help="val images per candidate (default 200)")
-    scoring.add_argument("--calib-images", type=int, default=500,
+    scoring.add_argument("--val-images", type=int_range(1, 1_000_000),
+                         default=200, help="val images per candidate (default 200)")
+    scoring.add_argument("--calib-images", type=int_range(1, 1_000_000), default=500,
                          help="training images for BN recalibration (default 500)")
-    scoring.add_argument("--batch-size", type=int, default=None, help="calibration batch (TRAIN.IMAGES_PER_GPU)")
+    scoring.add_argument("--batch-size", type=int_range(1, 4096),
+                         default=None, help="calibration batch (TRAIN.IMAGES_PER_GPU)")
     evolution = parser.add_argument_group("evolution")
-    evolution.add_argument("--population", type=int, default=40, help="architectures per generation (default 40)")
-    evolution.add_argument("--generations", type=int, default=40, help="generations after the first (default 40)")
-    evolution.add_argument("--parent-ratio", type=float, default=0.25,
+    evolution.add_argument("--population", type=int_range(1, 10_000),
+                           default=40, help="architectures per generation (default 40)")
+    evolution.add_argument("--generations", type=int_range(0, 10_000),
+                           default=40, help="generations after the first (default 40)")
+    evolution.add_argument("--parent-ratio", type=number_range(0, 1), default=0.25,
                            help="share of the population kept as parents (default 0.25)")
-    evolution.add_argument("--mutation-ratio", type=float, default=0.5,
+    evolution.add_argument("--mutation-ratio", type=number_range(0, 1), default=0.5,
                            help="share of children made by mutation, the rest by crossover (default 0.5)")
-    evolution.add_argument("--mutate-prob", type=float, default=0.1,
+    evolution.add_argument("--mutate-prob", type=number_range(0, 1), default=0.1,
                            help="probability that a mutation resamples each choice (default 0.1)")
-    evolution.add_argument("--seed", type=int, default=0, help="seeds the draws and the calibration images (default 0)")
+    evolution.add_argument("--seed", type=SEED,
+                           default=0, help="seeds the draws and the calibration images (default 0)")
     evolution.add_argument("--state", help="search state file to resume from (default OUTPUT.state.json)")
     table = parser.add_argument_group("latency table")
     table.add_argument("--build-latency-table", action="store_true", help="time the search space's layers here")
-    table.add_argument("--latency-samples", type=int, default=300, help="random members whose layers are timed")
-    table.add_argument("--repeats", type=int, default=10, help="timed runs per layer (median)")
-    table.add_argument("--threads", type=int, default=None, help="CPU threads while timing")
+    table.add_argument("--latency-samples", type=int_range(1, 1_000_000),
+                       default=300, help="random members whose layers are timed")
+    table.add_argument("--repeats", type=int_range(1, 100_000), default=10, help="timed runs per layer (median)")
+    table.add_argument("--threads", type=THREADS, default=None, help="CPU threads while timing")
     args = parse_args(parser, argv)
 
     cfg = load_cli_config(args)
@@ -99,7 +107,7 @@ def main(argv=None):
     single_opencv_thread()  # BN recalibration's loader forks workers (process-wide: the script's call)
     if cfg.MODEL.NAME != "pose_supermobilenet":
         raise ConfigError(f"{args.cfg}: MODEL.NAME is {cfg.MODEL.NAME}; the search needs a supernet config")
-    check_output_file(args.output, args.force, "--output")
+    check_output_file(args.output, args.force, "--output", inputs=run_inputs(args, cfg, args.latency_table, args.state))
     space = SearchSpace.from_config(cfg)
     head = litepose_head_config(cfg)
     device = resolve_device(cfg.DEVICE)
@@ -119,8 +127,6 @@ def main(argv=None):
         parser.error("give a budget: --max-macs and/or --max-latency-ms")
     if args.max_latency_ms is not None and not args.latency_table:
         parser.error("--max-latency-ms needs --latency-table (build it with --build-latency-table)")
-    if args.val_images <= 0 or args.calib_images <= 0:
-        parser.error("--val-images and --calib-images must be positive")
     try:
         max_macs = parse_macs(args.max_macs) if args.max_macs else None
     except ValueError as exc:

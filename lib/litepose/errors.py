@@ -16,6 +16,11 @@ class LitePoseError(Exception):
         super().__init__(message, *args)
 
 
+class ArgumentError(LitePoseError, ValueError):
+    """An argument of the Python API of the wrong type or outside its range (``input_size=0``,
+    ``threads=-3``, ``device='tpu'``, an unknown option), refused when the object is built."""
+
+
 class ConfigError(LitePoseError):
     """A config file or override that cannot be used."""
 

@@ -38,13 +38,15 @@ Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_pe
 
 import dataclasses
 import os
+import re
 import time
 
 import numpy as np
 
-from .errors import LitePoseError
+from .errors import ArgumentError, LitePoseError
 from .inference import DecodeLimits, People, compute_maps, decode
 from .runtime.people import NO_FILTER, PersonFilter
+from .utils.args import check_choice, check_number
 
 __all__ = ["FrameError", "People", "PoseEstimator", "check_frame", "preset_settings", "release_test_config"]
 
@@ -69,8 +71,60 @@ _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TES
 _DATASETS = {"coco": ("coco", 17), "crowdpose": ("crowd_pose", 14), "crowd_pose": ("crowd_pose", 14)}
 
 
-class FrameError(LitePoseError, ValueError):
-    """A frame the estimator cannot take (not an [H, W, 3] uint8 array, or an unknown colour order)."""
+class FrameError(ArgumentError):
+    """A frame the estimator cannot take (not an [H, W, 3] uint8 array, an unknown colour order,
+    or a shape whose network input would exceed ``litepose.utils.limits``)."""
+
+
+EXPORT_FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
+_DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+
+
+def _override_names():
+    """The preset settings a constructor's keywords may override: ``preset_settings``' own."""
+    import inspect
+
+    return tuple(name for name in inspect.signature(preset_settings).parameters if name not in ("settings", "preset"))
+
+
+def check_options(input_size=None, threads=None, device=None, preset="accurate", dataset=None, cfg=None,
+                  overrides=None, format=None, cfg_required=False):
+    """The one check of the constructors' arguments (``from_onnx``, ``from_exported``,
+    ``from_checkpoint``, ``from_model``): ``ArgumentError`` naming the first one of the wrong type
+    or outside its range, before any file is opened."""
+    from .utils.limits import input_size_problem
+
+    if input_size is not None:
+        size = int(input_size) if isinstance(input_size, np.integer) else input_size
+        problem = input_size_problem(size, "input_size")
+        if problem:
+            raise ArgumentError(problem)
+    check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
+    if device is not None and not (type(device).__name__ == "device" and hasattr(device, "type")):
+        if not isinstance(device, str) or not _DEVICE.fullmatch(device.strip()):
+            raise ArgumentError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps' or 'auto', got {device!r}")
+    check_choice("preset", preset, PRESETS)
+    if dataset is not None and str(dataset).lower() not in _DATASETS:
+        raise ArgumentError(f"unknown dataset {dataset!r} (known: coco, crowdpose)")
+    if format is not None:
+        check_choice("format", format, EXPORT_FORMATS)
+    if cfg is None:
+        if cfg_required:
+            raise ArgumentError("cfg is required: a config (load_config) or the path of its YAML file")
+    elif not isinstance(cfg, (str, os.PathLike)) and not (isinstance(cfg, dict) and hasattr(cfg, "freeze")):
+        raise ArgumentError(f"cfg must be a config (litepose.config.load_config) or a YAML path, got "
+                            f"{type(cfg).__name__}")
+    known = _override_names()
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise ArgumentError(f"unknown option {key}= (known: {', '.join(known)}, and the constructor's own)")
+        if key in ("flip", "project_to_image", "fast_assignment") and value not in (None, "preset") and \
+                not isinstance(value, (bool, np.bool_)):
+            raise ArgumentError(f"{key} must be True, False or None, got {value!r}")
+        if key in ("max_people", "max_detections") and value != "preset":
+            check_number(key, value, 1, 10_000, integer=True, allow_none=True)
+        if key in ("min_person_score", "person_nms") and value != "preset":
+            check_number(key, value, 0, 1, allow_none=True)
 
 
 def release_test_config(dataset="coco"):
@@ -122,6 +176,8 @@ class PoseEstimator:
     ``from_model``; call it on ``[H, W, 3]`` uint8 frames."""
 
     def __init__(self, network, settings, limits=None, keypoint_info=None, preset="accurate", person_filter=None):
+        check_choice("preset", preset, PRESETS)
+        self._fitting_sizes = frozenset()  # frame sizes whose network input is within the limits
         self.network = network
         self.settings = settings
         self.limits = limits or DecodeLimits()
@@ -153,6 +209,7 @@ class PoseEstimator:
         bytes), ``dataset`` its joints (coco: 17, crowdpose: 14) with the release's test
         settings, or ``cfg`` (a config or YAML path) for other settings. ``input_size``: the
         short side of the network input (default: a fixed-size model's own size)."""
+        check_options(input_size, threads, device, preset, dataset, cfg, overrides)
         from .data.coco_format import keypoint_info_from_config
         from .inference.settings import InferenceSettings
         from .runtime.onnx_backend import OnnxNetwork
@@ -165,6 +222,7 @@ class PoseEstimator:
             input_size = min(network.fixed_hw)
         settings = InferenceSettings.from_config(cfg, None, input_size)
         settings, limits, people = preset_settings(settings, preset, **overrides)
+        check_network_outputs(network, settings, path)
         return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
 
     @classmethod
@@ -174,6 +232,7 @@ class PoseEstimator:
         openvino, tflite, ncnn, torchscript (each runs in its own runtime on the CPU; Core ML
         only on macOS). Exports of a fixed size take frames of that size: give ``input_size``
         (the export's side). ONNX goes through ``from_onnx`` (no PyTorch)."""
+        check_options(input_size, threads, None, preset, dataset, cfg, overrides, format=format)
         if format == "onnx":
             return cls.from_onnx(path, dataset=dataset, input_size=input_size, preset=preset, threads=threads,
                                  cfg=cfg, **overrides)
@@ -195,6 +254,7 @@ class PoseEstimator:
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
         ``checkpoint`` (the release's format or ours)."""
+        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
         from .models import build_model, load_checkpoint
 
         cfg = _as_config(cfg)
@@ -207,6 +267,7 @@ class PoseEstimator:
     @classmethod
     def from_model(cls, model, cfg, preset="accurate", device=None, input_size=None, **overrides):
         """An estimator on a built PyTorch model (weights loaded)."""
+        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
         from .data.coco_format import keypoint_info_from_config
         from .inference.settings import InferenceSettings
         from .runtime.torch_backend import TorchNetwork
@@ -226,6 +287,10 @@ class PoseEstimator:
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
         or "rgb"): a ``People`` (``litepose.inference.People``)."""
         check_frame(frame, color)
+        key = (frame.shape[1], frame.shape[0], self.settings.input_size, self.settings.scales)
+        if key not in self._fitting_sizes:  # a video's frames share one size: checked once
+            check_frame(frame, color, self.settings)
+            self._fitting_sizes = (self._fitting_sizes if len(self._fitting_sizes) < 64 else frozenset()) | {key}
         forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
         maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
         people = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
@@ -238,8 +303,37 @@ class PoseEstimator:
         return people
 
 
-def check_frame(frame, color="bgr"):
-    """One clear error unless ``frame`` is an ``[H, W, 3]`` uint8 array and ``color`` bgr or rgb."""
+def check_network_outputs(network, settings, source):
+    """``ArgumentError`` unless the network's outputs (``network.output_channels``, where the
+    backend knows them) have the channels a LitePose model of ``settings.num_joints`` joints has:
+    another model's export, or the right export with the wrong ``dataset``, is one line here
+    instead of an IndexError on the first frame."""
+    channels = getattr(network, "output_channels", None)
+    if channels is None:
+        return
+    joints = settings.num_joints
+    expected = []
+    for i, (heat, tags) in enumerate(zip(settings.heatmap_outputs, settings.tag_outputs)):
+        need = joints if heat else 0
+        if tags:
+            need = settings.tag_offsets[i] + (joints if settings.tag_per_joint else 1)
+        expected.append(need)
+    given = list(channels)
+    used = [i for i, need in enumerate(expected) if need]
+    if len(given) >= len(expected) and all(given[i] is None or given[i] == expected[i] for i in used):
+        return
+    name = source if isinstance(source, (str, os.PathLike)) else "the model"
+    shown = ", ".join("?" if c is None else str(c) for c in given) or "none"
+    raise ArgumentError(f"{name}: its outputs have {shown} channels; a LitePose model of {joints} joints has "
+                        f"{', '.join(str(e) for e in expected)}: another model's export, or another dataset= "
+                        "(--dataset) / cfg")
+
+
+def check_frame(frame, color="bgr", settings=None):
+    """One clear error unless ``frame`` is an ``[H, W, 3]`` uint8 array and ``color`` bgr or rgb,
+    and (given the ``settings``) its resized network input fits ``litepose.utils.limits``: the
+    geometry is checked before anything of that size is allocated (a 1 x 20000 frame would ask
+    for a 256 x 5120000 input)."""
     if color not in COLORS:
         raise FrameError(f"color must be 'bgr' or 'rgb', got {color!r}")
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3 \
@@ -247,6 +341,12 @@ def check_frame(frame, color="bgr"):
         shape = tuple(frame.shape) if hasattr(frame, "shape") else None
         dtype = getattr(frame, "dtype", type(frame).__name__)
         raise FrameError(f"expected a frame as an [H, W, 3] uint8 array ({color.upper()}), got {dtype} {shape}")
+    if settings is not None:
+        from .utils.limits import network_input_problem
+
+        problem = network_input_problem((frame.shape[1], frame.shape[0]), settings.input_size, settings.scales)
+        if problem:
+            raise FrameError(problem)
 
 
 def _as_config(cfg):

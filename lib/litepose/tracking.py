@@ -35,9 +35,13 @@ import math
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .errors import ArgumentError, LitePoseError
 from .runtime.people import boxes_around, oks_matrix
+from .utils.args import check_choice, check_number
 
 ASSOCIATIONS = ("oks", "box")
+MAX_LOST = 100_000  # frames a lost track may be remembered (an hour at 30 fps)
+MAX_PEOPLE = 1000   # people per frame given to update (the assignment is cubic in them)
 
 
 class OneEuroFilter:
@@ -132,25 +136,35 @@ class PoseTracker:
     def __init__(self, dataset="coco", sigmas=None, max_lost=30, min_similarity=0.3, min_score=0.1,
                  min_joint_score=0.05, association="oks", use_velocity=True, velocity_momentum=0.5,
                  lost_growth=0.1, damping=0.95, smoothing=False, fps=30.0, min_cutoff=1.0, beta=0.05):
+        # Every argument is checked here: a wrong one is an ArgumentError naming it, not a
+        # failure frames later.
         if sigmas is None:
             from .data.keypoints import get_keypoint_info
 
-            sigmas = get_keypoint_info(dataset).sigmas
-        if association not in ASSOCIATIONS:
-            raise ValueError(f"association must be one of {', '.join(ASSOCIATIONS)}, got {association!r}")
-        if max_lost < 0:
-            raise ValueError(f"max_lost must be >= 0, got {max_lost}")
-        self.sigmas = np.asarray(sigmas, np.float64)
-        self.max_lost = int(max_lost)
-        self.min_similarity = float(min_similarity)
-        self.min_score = float(min_score)
-        self.min_joint_score = float(min_joint_score)
-        self.association = association
+            try:
+                sigmas = get_keypoint_info(dataset).sigmas
+            except (LitePoseError, KeyError, ValueError, TypeError, AttributeError):
+                raise ArgumentError(f"unknown dataset {dataset!r} for PoseTracker (known: coco, crowdpose), "
+                                    "or give sigmas=") from None
+        try:
+            self.sigmas = np.asarray(sigmas, np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"sigmas must be numbers, one per joint, got {sigmas!r}") from None
+        if not self.sigmas.size or not np.all(np.isfinite(self.sigmas)) or np.any(self.sigmas <= 0):
+            raise ArgumentError(f"sigmas must be positive finite numbers, one per joint, got {sigmas!r}")
+        self.association = check_choice("association", association, ASSOCIATIONS)
+        self.max_lost = check_number("max_lost", max_lost, 0, MAX_LOST, integer=True)
+        self.min_similarity = check_number("min_similarity", min_similarity, 0, 1)
+        self.min_score = check_number("min_score", min_score, 0)
+        self.min_joint_score = check_number("min_joint_score", min_joint_score, 0)
         self.use_velocity = bool(use_velocity)
-        self.velocity_momentum = float(velocity_momentum)
-        self.lost_growth, self.damping = float(lost_growth), float(damping)
+        self.velocity_momentum = check_number("velocity_momentum", velocity_momentum, 0, 1)
+        self.lost_growth = check_number("lost_growth", lost_growth, 0)
+        self.damping = check_number("damping", damping, 0, 1)
         self.smoothing = bool(smoothing)
-        self.fps, self.min_cutoff, self.beta = float(fps), float(min_cutoff), float(beta)
+        self.fps = check_number("fps", fps, above=0, high=10_000)
+        self.min_cutoff = check_number("min_cutoff", min_cutoff, above=0)
+        self.beta = check_number("beta", beta, 0)
         self.tracks = []
         self.next_id = 0
         self.frame_index = -1
@@ -172,10 +186,8 @@ class PoseTracker:
         """Track one frame's people (``keypoints [P, J, 3]``, ``scores [P]``): returns
         ``(track_ids [P] int, keypoints [P, J, 3])``, smoothed when ``smoothing``; -1 for people
         that neither continue a track nor reach ``min_score``."""
+        keypoints, scores = self._checked(keypoints, scores)
         self.frame_index += 1
-        keypoints = np.asarray(keypoints, np.float64).reshape(len(keypoints), -1, 3) if len(keypoints) else \
-            np.zeros((0, len(self.sigmas), 3))
-        scores = np.ones(len(keypoints)) if scores is None else np.asarray(scores, np.float64)
         ids = np.full(len(keypoints), -1, np.int64)
         out = keypoints.copy()
         matched_tracks = set()
@@ -210,6 +222,42 @@ class PoseTracker:
                 ids[c] = track.track_id
                 out[c] = self._smooth(track, keypoints[c])
         return ids, out
+
+    def _checked(self, keypoints, scores):
+        """``keypoints [P, J, 3]`` and ``scores [P]`` as float arrays, or ``ArgumentError``: a
+        ``[J, 3]`` array is not read as J people, and J must be the tracker's joints."""
+        joints = len(self.sigmas)
+        if keypoints is None:
+            raise ArgumentError(f"update() needs keypoints [P, {joints}, 3] (people, joints, x/y/score), got None")
+        try:
+            array = np.asarray(keypoints, np.float64)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"keypoints must be a numeric array [P, {joints}, 3], got {type(keypoints).__name__}") \
+                from None
+        if array.size == 0 and array.ndim <= 1:
+            array = np.zeros((0, joints, 3))
+        if array.ndim != 3 or array.shape[2] != 3:
+            hint = " (one person is keypoints[None])" if array.shape == (joints, 3) else ""
+            raise ArgumentError(f"keypoints must be [P, {joints}, 3] (people, joints, x/y/score), got shape "
+                                f"{tuple(array.shape)}{hint}")
+        if array.shape[1] != joints:
+            raise ArgumentError(f"people of {array.shape[1]} joints given to a tracker of {joints} joints "
+                                "(its dataset or sigmas)")
+        if len(array) > MAX_PEOPLE:
+            raise ArgumentError(f"{len(array)} people in one frame: more than the {MAX_PEOPLE} a tracker takes")
+        if not np.all(np.isfinite(array)):
+            raise ArgumentError("keypoints hold NaN or infinite values")
+        if scores is None:
+            return array, np.ones(len(array))
+        try:
+            scores = np.asarray(scores, np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise ArgumentError(f"scores must be numbers, one per person, got {type(scores).__name__}") from None
+        if len(scores) != len(array):
+            raise ArgumentError(f"{len(scores)} scores for {len(array)} people")
+        if not np.all(np.isfinite(scores)):
+            raise ArgumentError("scores hold NaN or infinite values")
+        return array, scores
 
     def __call__(self, people):
         """Track a ``litepose.estimator.People``: a copy with ``track_ids`` (and smoothed

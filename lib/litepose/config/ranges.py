@@ -12,7 +12,8 @@ far above anything the release's configs use.
 import math
 
 from ..errors import ConfigError
-from ..utils.limits import MAX_INPUT_SIZE
+from ..utils.args import range_text
+from ..utils.limits import MAX_INPUT_SIZE, input_size_problem
 
 GT0 = "gt0"  # a strict lower bound: > 0
 MAX_PEOPLE = 1000
@@ -82,11 +83,14 @@ RANGES = {
     "TRAIN.CHECKPOINT_STEPS": (0, None, "int"),
     "TEST.IMAGES_PER_GPU": (1, 4096, "int"),
     "TEST.SCALE_FACTOR": (GT0, 8, "number"),
-    "TEST.DETECTION_THRESHOLD": (0, None, "number"),
+    # A heatmap value is a probability-like score: a threshold above 1 keeps no joint at all.
+    "TEST.DETECTION_THRESHOLD": (0, 1, "number"),
     "TEST.TAG_THRESHOLD": (GT0, None, "number"),
     "TEST.NMS_KERNEL": (1, 63, "int"),
     "TEST.NMS_PADDING": (0, 31, "int"),
 }
+
+INPUT_SIZE_KEYS = ("DATASET.INPUT_SIZE", "TRAIN.INPUT_SIZE", "SEARCH_SPACE.IMG_SIZES")
 
 
 def _lookup(cfg, key):
@@ -105,16 +109,8 @@ def _flatten(value):
     return [value]
 
 
-def _number_text(value):
-    return str(value) if isinstance(value, int) else f"{value:g}"
-
-
 def _bounds_text(low, high):
-    if low == GT0:
-        return "> 0" if high is None else f"> 0 and <= {_number_text(high)}"
-    if high is None:
-        return f">= {_number_text(low)}"
-    return f"between {_number_text(low)} and {_number_text(high)}"
+    return range_text(high=high, above=0) if low == GT0 else range_text(low, high)
 
 
 def check_ranges(cfg, ranges=RANGES):
@@ -138,6 +134,15 @@ def check_ranges(cfg, ranges=RANGES):
                     raise ConfigError(f"config key {key} entries must be {_bounds_text(low, high)}, "
                                       f"got {list(value)!r}")
                 raise ConfigError(f"config key {key} must be {_bounds_text(low, high)}, got {value!r}")
+    # Input sizes follow the one input-size rule (litepose.utils.limits) wherever they appear.
+    for key in INPUT_SIZE_KEYS:
+        value, present = _lookup(cfg, key)
+        for size in (_flatten(value) if present and value is not None else []):
+            if key == "TRAIN.INPUT_SIZE" and size == 0:
+                continue  # 0: DATASET.INPUT_SIZE
+            problem = input_size_problem(int(size), f"config key {key}")
+            if problem:
+                raise ConfigError(problem)
     d = cfg.DATASET
     if d.MIN_SCALE > d.MAX_SCALE:
         raise ConfigError(f"DATASET.MIN_SCALE ({d.MIN_SCALE}) must not exceed DATASET.MAX_SCALE ({d.MAX_SCALE})")

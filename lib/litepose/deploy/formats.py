@@ -399,7 +399,7 @@ class ExportReport:
 
 
 def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False, opset=17, tolerance=None,
-                   force=False, image_dir=None, num_images=2, fold=True, checker=None):
+                   force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=()):
     """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
 
     BN is folded (``fold``); the export is written into a temporary folder beside ``output``,
@@ -407,6 +407,7 @@ def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False,
     only if the relative difference is within ``tolerance`` (``DEFAULT_TOLERANCE``). ``dynamic``
     (ONNX, OpenVINO): dynamic batch, height and width, then a second, non-square size is checked
     too. ``checker(fmt, path, model, x, half) -> difference`` replaces the runtime check (tests).
+    ``inputs``: the files the run reads, which no output may be (``check_output_file``).
     Returns an ``ExportReport``; raises ``ExportError`` (nothing written) otherwise.
     """
     if fmt not in FORMATS:
@@ -419,7 +420,7 @@ def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False,
 
     files = output_files(fmt, output)
     for path in files:  # an .mlpackage is a folder
-        check_output_file(path, force=force, what=f"{fmt} output", folder=fmt == "coreml")
+        check_output_file(path, force=force, what=f"{fmt} output", folder=fmt == "coreml", inputs=inputs)
     require(fmt)
     tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size

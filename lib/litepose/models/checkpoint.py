@@ -19,7 +19,43 @@ WRAPPER_PREFIXES = ("module.", "1.")
 _SHOWN = 3  # mismatches listed by name before the rest are counted
 
 
-_UNSAFE_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+# What PyTorch's safe loader refuses, whatever its sentence around it (2.4 to 2.14 phrase it
+# differently): the Python global it met, if any. PyTorch's text is never repeated, as it goes on
+# to explain how to load the file unsafely.
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+_UNSAFE_MARKS = ("weights only load failed", "weightsunpickler", "weights_only", "unsupported global",
+                 "unsupported operand", "can only build", "can only create new object", "trying to call reduce",
+                 "persistent_load", "allowlist")
+# A PyTorch checkpoint is a zip archive (PyTorch >= 1.6) or a pickle (the legacy format: a
+# pickle's protocol mark, or the magic number's opcode of protocol 0/1 files).
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def _not_a_checkpoint(path):
+    """Why the first bytes of ``path`` show it is no PyTorch checkpoint, or None."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {exc.strerror or exc}") from None
+    if not head:
+        return "the file is empty"
+    if not head.startswith(_CHECKPOINT_MAGIC):
+        kind = "text" if all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "data"
+        return f"it holds {kind} that is neither a zip archive nor a pickle"
+    return None
+
+
+def _refusal(path, text):
+    """Our one line for what PyTorch's safe loader refused (``text``: its message), or None when
+    the error is not a refusal."""
+    lowered = text.lower()
+    if not any(mark in lowered for mark in _UNSAFE_MARKS):
+        return None
+    found = _UNSAFE_GLOBAL.search(text)
+    what = f"Python objects besides tensors ({found.group(1)})" if found else "Python objects besides tensors"
+    return CheckpointError(f"{path}: refused: the file holds {what}, and loading it could run code; this project "
+                           "reads only checkpoints of tensors and plain containers")
 
 
 def read_checkpoint(path, map_location="cpu"):
@@ -28,20 +64,25 @@ def read_checkpoint(path, map_location="cpu"):
     problem = path_problem(path, "checkpoint")
     if problem:
         raise CheckpointError(problem)
+    foreign = _not_a_checkpoint(path)
+    if foreign:
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({foreign})")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        # PyTorch's own message goes on to explain how to load the file unsafely: never repeat that.
-        text = str(exc)
-        found = _UNSAFE_GLOBAL.search(text)
-        if found:
-            raise CheckpointError(f"{path}: refused: the file holds Python objects besides tensors "
-                                  f"({found.group(1)}), and loading it could run code; this project reads only "
-                                  "checkpoints of tensors and plain containers") from None
-        detail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(detail)})") from None
+        refusal = _refusal(path, str(exc))
+        if refusal:
+            raise refusal from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (damaged: {_first_line(str(exc))})") from None
+    except MemoryError:
+        raise CheckpointError(f"{path}: checkpoint does not fit in memory") from None
     except Exception as exc:  # torch raises many types for a damaged or foreign file
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(str(exc)) or type(exc).__name__})") from None
+        refusal = _refusal(path, str(exc))
+        if refusal:
+            raise refusal from None
+        detail = _first_line(str(exc)) if not isinstance(exc, (KeyError, IndexError)) else ""
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (damaged or truncated: "
+                              f"{type(exc).__name__}{': ' + detail if detail else ''})") from None
 
 
 def _first_line(text):

@@ -22,6 +22,9 @@ class OnnxNetwork(Network):
     def __init__(self, model, threads=None, device="cpu"):
         import onnxruntime as ort
 
+        from ..utils.args import check_number
+
+        check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
         if isinstance(model, (str, os.PathLike)) and not os.path.isfile(model):
             raise LitePoseError(f"ONNX model not found: {model}")
         options = ort.SessionOptions()
@@ -49,6 +52,10 @@ class OnnxNetwork(Network):
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.fixed_hw = tuple(shape[2:]) if all(isinstance(v, int) for v in shape[2:]) else None
         self.output_count = len(self.session.get_outputs())
+        # Channels of each output (None: not a fixed [B, C, H, W] output): what the estimator
+        # checks against the joints it was told, before the first frame.
+        self.output_channels = tuple(o.shape[1] if len(o.shape) == 4 and isinstance(o.shape[1], int) else None
+                                     for o in self.session.get_outputs())
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, np.float32)

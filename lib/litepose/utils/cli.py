@@ -30,6 +30,69 @@ class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+# ---------------------------------------------------------------------------- numeric options
+# Every numeric option of every script is parsed by one of these (a test checks that no script
+# uses a bare ``type=int`` / ``type=float``): a value outside its range, NaN or infinity is
+# argparse's one line (``error: argument --threads: must be between 1 and 1024, got -1``,
+# exit 2), before any work.
+def _bounded(integer, low, high, above=None):
+    from .args import number_problem
+
+    def parse(text):
+        try:
+            value = (int if integer else float)(str(text).strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if integer else 'a number'}, "
+                                             f"got {text!r}") from None
+        problem = number_problem(value, low, high, above=above, integer=integer)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = "int" if integer else "float"
+    return parse
+
+
+def int_range(low=None, high=None):
+    """An argparse ``type``: a whole number within ``[low, high]`` (None: no bound)."""
+    return _bounded(True, low, high)
+
+
+def number_range(low=None, high=None, *, above=None):
+    """An argparse ``type``: a finite number within ``[low, high]``, or ``> above``."""
+    return _bounded(False, low, high, above)
+
+
+def input_size(text):
+    """An argparse ``type`` for ``--input-size``: the one input-size rule
+    (``litepose.utils.limits.input_size_problem``)."""
+    from .limits import input_size_problem
+
+    value = int_range()(text)
+    problem = input_size_problem(value, "")
+    if problem:
+        raise argparse.ArgumentTypeError(problem.strip())
+    return value
+
+
+def regex(text):
+    """An argparse ``type``: a regular expression that compiles (returned as text)."""
+    import re
+
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc} in {text!r}") from None
+    return text
+
+
+THREADS = int_range(1, 1024)           # CPU threads of a runtime
+SEED = int_range(0, 2**32 - 1)          # NumPy's seed range (torch's is wider)
+SCORE = number_range(0, 1)              # a joint or person score, an OKS
+POSITIVE = int_range(1, None)           # counts with no natural upper bound (rounds, images of a dataset)
+NON_NEGATIVE = int_range(0, None)
+
+
 def run_cli(main, argv=None):
     """Run ``main(argv)``; exit 0, its return code, or 2 with one ``error:`` line."""
     try:
@@ -64,3 +127,14 @@ def load_cli_config(args):
     from ..config import load_config
 
     return load_config(args.cfg, args.opts)
+
+
+def run_inputs(args, cfg=None, *paths):
+    """The files a script's run reads (``--cfg``, ``--superconfig``, the config's model,
+    pretrained, resume and architecture files, and ``paths``): what ``check_output_file(...,
+    inputs=)`` keeps its outputs off, ``--force`` or not."""
+    found = [getattr(args, "cfg", None), getattr(args, "superconfig", None)]
+    if cfg is not None:
+        found += [cfg.TEST.MODEL_FILE, cfg.MODEL.PRETRAINED, cfg.MODEL.ARCH, cfg.TRAIN.CHECKPOINT]
+    found += list(paths)
+    return [path for path in found if isinstance(path, (str, os.PathLike)) and str(path)]

@@ -10,7 +10,8 @@
 - ``lock_folder``: one run per output folder (an ``flock`` on a lock file there, which the
   operating system releases when the process ends, however it ends).
 - ``check_output_file``: the one check, before any work, of a file a command will write (exists
-  without --force, a folder in its place, an unwritable or impossible folder), one line each.
+  without --force, an input of the same run even with --force, a folder in its place, an
+  unwritable or impossible folder), one line each.
 """
 
 import errno
@@ -78,11 +79,41 @@ def atomic_write_text(path, text):
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+class _RecordingWriter:
+    """A file for ``torch.save`` that remembers the ``OSError`` of a failed write: PyTorch's zip
+    writer swallows it and raises ``RuntimeError("... unexpected pos ...")`` instead, which would
+    hide a full disk behind a traceback."""
+
+    def __init__(self, handle):
+        self.handle = handle
+        self.error = None
+
+    def write(self, data):
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self):
+        self.handle.flush()
+
+
 def atomic_torch_save(obj, path):
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``; a write
+    that fails inside PyTorch (a full disk) is the same one ``OutputError`` line as any other."""
     import torch
 
-    _atomic_write(path, lambda handle: torch.save(obj, handle))
+    def write(handle):
+        writer = _RecordingWriter(handle)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+
+    _atomic_write(path, write)
 
 
 def remove_stale_temporaries(directory, names):
@@ -118,7 +149,24 @@ def ensure_writable_dir(path, what="output folder"):
     return path
 
 
-def check_output_file(path, force=False, what="output file", *, folder=False, force_option="--force", error=None):
+def same_file(a, b):
+    """Whether paths ``a`` and ``b`` name one file: the same inode (hard links, bind mounts),
+    or, where either does not exist, the same resolved path (symbolic links followed)."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return os.path.realpath(os.fspath(a)) == os.path.realpath(os.fspath(b))
+
+
+def _is_inside(path, folder):
+    try:
+        return os.path.commonpath([os.path.realpath(path), os.path.realpath(folder)]) == os.path.realpath(folder)
+    except ValueError:
+        return False
+
+
+def check_output_file(path, force=False, what="output file", *, folder=False, force_option="--force", error=None,
+                      inputs=()):
     """Before any work: ``path`` can be written (its folder exists or can be made, and is
     writable), is not a folder, and does not exist unless ``force``: the one check of every
     command that writes a file. Otherwise one line, an ``error`` (a ``LitePoseError`` subclass,
@@ -127,12 +175,22 @@ def check_output_file(path, force=False, what="output file", *, folder=False, fo
     ``what``: how the message names the output (an option such as ``--output``, or ``report``;
     None: the path alone). ``folder``: the output is itself a folder (Core ML's .mlpackage), so an
     existing folder is an existing output. ``force_option``: the option the message offers for
-    overwriting; None for a command that never overwrites (the message asks for a new name)."""
+    overwriting; None for a command that never overwrites (the message asks for a new name).
+    ``inputs``: the files (and folders) the same run reads: the output may be none of them (the
+    same file by inode or resolved path, or a path inside an input folder when ``folder``), with
+    or without ``force``: ``--force`` replaces an old output, never an input of the run."""
     from ..errors import OutputError
 
     error = error or OutputError
     path = os.fspath(path)
     label = f"{what} " if what else ""
+    for source in inputs:
+        if source is None or isinstance(source, (bytes, bytearray)):
+            continue
+        source = os.fspath(source)
+        if same_file(path, source) or (folder and os.path.isdir(path) and _is_inside(source, path)):
+            raise error(f"{label}{path} is an input of this run ({source}): it is never overwritten, even with "
+                        f"--force; give another output name")
     if os.path.isdir(path) and not folder:
         raise error(f"{label}{path} is a folder; give a file name")
     if os.path.lexists(path) and not force:
