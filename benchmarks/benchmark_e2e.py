@@ -30,7 +30,7 @@ import os
 import statistics
 import sys
 
-from litepose.utils.cli import SEED, THREADS, input_size, int_range
+from litepose.cli import SEED, THREADS, input_size, int_range
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "network", "aggregate", "grouping")
@@ -264,6 +264,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from litepose.utils.cli import run_cli
+    from litepose.cli import run_cli
 
     run_cli(lambda argv: main(argv) and 0)  # main returns the rows; the command exits 0

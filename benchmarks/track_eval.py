@@ -19,7 +19,7 @@ import json
 import time
 
 from litepose.tracking import MAX_LOST
-from litepose.utils.cli import SCORE, SEED, int_range
+from litepose.cli import SCORE, SEED, int_range
 
 SCENARIOS = {
     "easy": dict(noise_px=2.0, joint_dropout=0.1, person_dropout=0.03, dropout_frames=(2, 8), false_positives=0.05),
@@ -45,7 +45,7 @@ def main(argv=None):
 
     from litepose.tracking import PoseTracker, identity_metrics, joint_error, synthetic_sequence, track_sequence
 
-    from litepose.utils.cli import parse_args
+    from litepose.cli import parse_args
     from litepose.utils.io import check_output_file
 
     parser = _parser()
@@ -98,6 +98,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from litepose.utils.cli import run_cli
+    from litepose.cli import run_cli
 
     run_cli(lambda argv: main(argv) and 0)  # main returns the figures; the command exits 0

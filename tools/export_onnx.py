@@ -15,7 +15,7 @@ atomically and never overwritten without --force.
 
 import argparse
 
-from litepose.utils.cli import (config_parser, input_size, int_range, load_cli_config, number_range, parse_args,
+from litepose.cli import (config_parser, input_size, int_range, load_cli_config, number_range, parse_args,
                                 run_cli, run_inputs)
 
 

@@ -19,7 +19,7 @@ the network's median and p90 latency on a 1x3xSxS input, all variants interleave
 import argparse
 import os
 
-from litepose.utils.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
+from litepose.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
                                 parse_args, regex, run_cli, run_inputs)
 
 # Calibration images are held in memory as float32 [N, 3, S, S]: a count and a byte limit.

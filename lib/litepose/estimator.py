@@ -342,7 +342,7 @@ def check_frame(frame, color="bgr", settings=None):
         dtype = getattr(frame, "dtype", type(frame).__name__)
         raise FrameError(f"expected a frame as an [H, W, 3] uint8 array ({color.upper()}), got {dtype} {shape}")
     if settings is not None:
-        from .utils.limits import network_input_problem
+        from .inference.transforms import network_input_problem
 
         problem = network_input_problem((frame.shape[1], frame.shape[0]), settings.input_size, settings.scales)
         if problem:

@@ -11,9 +11,9 @@ from tqdm import tqdm
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
 from ..errors import DataError, OutputError
 from ..inference import InferenceSettings, predict
+from ..inference.transforms import network_input_problem
 from ..utils.device import resolve_device
 from ..utils.io import atomic_write_text
-from ..utils.limits import network_input_problem
 from .keypoint_eval import evaluate_keypoints, metrics_table, protocol_for_dataset
 from .results import PERSON_CATEGORY, image_results, write_results
 
