@@ -45,3 +45,8 @@ class UnreadableImageError(DataError):
 class OutputError(LitePoseError):
     """A file or folder that cannot be written: a full disk, a read-only folder, a folder where a
     file should go, an input that would be overwritten, or an output folder another run holds."""
+
+
+class ModelFileError(LitePoseError):
+    """An exported model (ONNX, OpenVINO, TFLite, ncnn, TorchScript) that is missing, of unknown
+    format, unreadable, holds non-finite weights, or cannot take the input it was given."""

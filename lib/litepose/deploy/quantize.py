@@ -180,30 +180,19 @@ def openvino_op_types(ov_model):
 
 
 def onnx_runner(data, threads=None):
-    """``run(x) -> [np.ndarray]`` for ONNX bytes on ONNX Runtime's CPU provider."""
-    from .export import onnx_session
+    """``run(x) -> [np.ndarray]`` for ONNX bytes on ONNX Runtime's CPU provider (the runtime's
+    ``OnnxNetwork``; weights unchecked: quantisation reports them itself)."""
+    from ..runtime.onnx_backend import OnnxNetwork
 
-    session = onnx_session(data, threads=threads)
-    return lambda x: session.run(None, {INPUT_NAME: np.ascontiguousarray(x, np.float32)})
+    return OnnxNetwork(data, threads=threads, check_weights=False)
 
 
 def openvino_runner(ov_model, threads=None, precision="f32"):
     """``run(x) -> [np.ndarray]`` for an ``openvino.Model`` (or IR path) compiled for the CPU with
     the inference precision hint ``precision`` (f32, f16, bf16; INT8 layers stay INT8)."""
-    import openvino as ov
+    from ..runtime.exported import OpenVinoNetwork
 
-    config = {"INFERENCE_PRECISION_HINT": precision}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    compiled = ov.Core().compile_model(ov_model, "CPU", config)
-    request = compiled.create_infer_request()
-    outputs = list(compiled.outputs)
-
-    def run(x):
-        request.infer({0: np.ascontiguousarray(x, np.float32)})
-        return [request.get_tensor(o).data.copy() for o in outputs]
-
-    return run
+    return OpenVinoNetwork(ov_model, threads=threads, precision=precision, check_weights=False)
 
 
 class RuntimeModule(torch.nn.Module):
