@@ -271,3 +271,30 @@ def test_export_tool_fails_and_writes_nothing_above_tolerance(xs_checkpoint, tmp
     assert "differs from PyTorch by 0.5 relative to its largest output (tolerance 0.001); nothing written" in \
         capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ tools/quantize.py
+@pytest.mark.skipif(__import__("importlib").util.find_spec("onnxruntime") is None, reason="onnxruntime absent")
+def test_quantize_interrupted_exits_130_and_keeps_the_int8_model_it_made(tmp_path, synthetic_root, monkeypatch,
+                                                                         capsys):
+    import litepose.deploy.quantize
+
+    torch.manual_seed(0)
+    cfg = load_config("experiments/synthetic/quickstart.yaml")
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(build_model(cfg, "mobile_configs/quickstart.json").state_dict(), checkpoint)
+
+    def interrupt(*args, **kwargs):  # Ctrl-C after the INT8 model is made, before AP and latency
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(litepose.deploy.quantize, "measure_errors", interrupt)
+    out = tmp_path / "int8"
+    done = run_script_in_process("tools/quantize.py", [
+        "--cfg", "experiments/synthetic/quickstart.yaml", "--superconfig", "mobile_configs/quickstart.json",
+        "DATASET.ROOT", str(synthetic_root), "TEST.MODEL_FILE", str(checkpoint), "--output-dir", str(out),
+        "--runtime", "onnx", "--calibration-images", "4"], capsys)
+    assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "interrupted", done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["litepose-int8.onnx"]
+    from litepose.runtime.exported import open_network
+
+    assert open_network(out / "litepose-int8.onnx").format == "onnx"  # complete, not a partial file

@@ -63,7 +63,8 @@ def _assert_same_people(actual, expected, atol=E2E_TOLERANCE_PX):
 def test_accurate_preset_without_person_filter_is_valid_py_and_equals_predict(tiny):
     cfg, model, _, frame = tiny
     frame = np.ascontiguousarray(frame[:50, :50])  # one 64 x 64 input: half the work of the full frame
-    onnx, pytorch = _estimators(tiny, "accurate", max_people=40, min_person_score=None, person_nms=None)
+    onnx, pytorch = _estimators(tiny, "accurate", max_people=40, min_person_score=None, person_nms=None,
+                                hide_outside=False)
     settings = InferenceSettings.from_config(cfg, model, SIZE)
     assert onnx.settings == settings and pytorch.settings == settings
     assert onnx.limits.max_detections is None
@@ -92,6 +93,20 @@ def test_presets_filter_people_by_score_and_duplicates(tiny, preset):
     assert len(kept) == len(keep) > 0  # what the filter itself drops: tests/test_people_filter.py
     np.testing.assert_array_equal(kept.keypoints, everyone.keypoints[keep])
     assert (kept.scores >= pytorch.person_filter.min_score).all()
+
+
+def test_joints_placed_outside_the_frame_are_not_visible(tiny):
+    # 50 x 70 pixels: the network's input is padded on the right, where joints can peak.
+    frame = np.ascontiguousarray(tiny[3][:, :70])
+    for estimator, raw in zip(_estimators(tiny, "realtime"), _estimators(tiny, "realtime", hide_outside=False)):
+        assert estimator.person_filter.hide_outside
+        people, everyone = estimator(frame), raw(frame)
+        x, y = everyone.keypoints[..., 0], everyone.keypoints[..., 1]
+        outside = (x < -0.5) | (x > 69.5) | (y < -0.5) | (y > 49.5)
+        assert outside.any() and (everyone.keypoints[..., 2][outside] > 0).any()
+        np.testing.assert_array_equal(people.keypoints[..., :2], everyone.keypoints[..., :2])
+        np.testing.assert_array_equal(people.keypoints[..., 2], np.where(outside, 0.0, everyone.keypoints[..., 2]))
+        np.testing.assert_array_equal(people.scores, everyone.scores)
 
 
 def test_realtime_preset_single_pass_at_output_resolution(tiny):
@@ -162,11 +177,12 @@ def test_fixed_size_export_letterboxes_any_frame_as_if_padded(tiny, tmp_path):
     fixed_path = tmp_path / "fixed.onnx"
     fixed_path.write_bytes(export_onnx(fuse_bn(model), SIZE))
     for preset in ("accurate", "realtime"):
+        # hide_outside off: joints below the frame lie inside the padded canvas
         fixed = PoseEstimator.from_onnx(fixed_path, dataset="coco", preset=preset, max_people=20,
-                                        min_person_score=None, person_nms=None)
+                                        min_person_score=None, person_nms=None, hide_outside=False)
         assert fixed.settings.input_size == SIZE and fixed.network.fixed_hw == (SIZE, SIZE)
         dynamic = PoseEstimator.from_onnx(dynamic_path, dataset="coco", input_size=SIZE, preset=preset, max_people=20,
-                                          min_person_score=None, person_nms=None)
+                                          min_person_score=None, person_nms=None, hide_outside=False)
         padded = np.zeros((640, 640, 3), np.uint8)
         padded[:480] = frame
         people = fixed(frame)

@@ -9,6 +9,7 @@ import re
 import runpy
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -256,17 +257,18 @@ def test_onnx_int8_keeps_excluded_op_types_in_float(model):
 
 
 @needs("onnx")
-def test_runtime_module_gives_the_evaluation_torch_outputs(model):
-    from litepose.deploy.quantize import RuntimeModule, onnx_float
+def test_a_quantisation_variant_is_a_runtime_network_with_the_torch_outputs(model):
+    from litepose.deploy.quantize import onnx_float, onnx_runner
+    from litepose.runtime.network import Network
 
-    module = RuntimeModule.onnx(onnx_float(model, SIZE), model)
-    x = torch.from_numpy(calibration(2))
-    outputs = module.to("cpu").eval()(x)
+    network = onnx_runner(onnx_float(model, SIZE))
+    x = calibration(2)
+    outputs = network(x)
     with torch.no_grad():
-        expected = model(x)
-    assert module.arch == model.arch
-    assert all(torch.is_tensor(o) for o in outputs)
-    assert max(float((a - b).abs().max()) for a, b in zip(outputs, expected)) < 1e-4
+        expected = model(torch.from_numpy(x))
+    assert isinstance(network, Network)  # what evaluate() and PoseEstimator run
+    assert all(isinstance(o, np.ndarray) for o in outputs)
+    assert max(float(np.abs(a - b.numpy()).max()) for a, b in zip(outputs, expected)) < 1e-4
 
 
 @needs("openvino")
@@ -285,8 +287,9 @@ def test_measuring_ap_and_latency_puts_the_callers_thread_count_back(model, monk
     import types
 
     from litepose import evaluation
-    from litepose.deploy.quantize import Variant, measure_ap, measure_latency
+    from litepose.deploy.quantize import Variant, measure_latency
 
+    measure_ap = load_script("tools/quantize.py").measure_ap
     seen = []
 
     def fake_evaluate(cfg, module, **kwargs):
@@ -297,7 +300,7 @@ def test_measuring_ap_and_latency_puts_the_callers_thread_count_back(model, monk
     previous = torch.get_num_threads()
     target = 1 if previous != 1 else 2
     variants = [Variant("PyTorch", "pytorch", "float32", lambda threads: model)]
-    measure_ap(None, variants, threads=target, log=lambda *_: None, progress=False)
+    measure_ap(None, variants, 64, threads=target, log=lambda *_: None, progress=False)
     assert seen == [target] and variants[0].ap == 0.5
     assert torch.get_num_threads() == previous
     measure_latency(variants, 64, target, repeats=1, warmup=0, progress=False)

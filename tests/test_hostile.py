@@ -349,14 +349,16 @@ def test_a_nan_difference_never_passes_the_export_tolerance():
 
 
 @needs_fixtures
-def test_valid_warns_about_nan_weights_and_outputs(tmp_path, nan_checkpoint, capsys):
+def test_valid_refuses_nan_weights_before_any_work(tmp_path, nan_checkpoint, capsys):
+    # models.load_model refuses them (one line, status 2); the outputs warning for a network
+    # that turns NaN anyway is tests/test_valid.py's.
     code, out, lines = run_main("valid.py", ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", nan_checkpoint,
                                              "DATASET.TEST_ANN_FILE", CROWD / "crowdpose_mini.json",
                                              "DATASET.TEST_IMAGE_DIR", CROWD / "images", "OUTPUT_DIR", tmp_path,
                                              "--limit", 1, "--input-size", 64], capsys)
-    assert code == 0
-    assert any(line.startswith(f"warning: {nan_checkpoint} holds NaN or infinite values") for line in lines)
-    assert "warning: the network's outputs were NaN or infinite on 1 of 1 images" in "\n".join(lines)
+    assert code == 2
+    assert one_error(lines).startswith(f"error: {nan_checkpoint} holds NaN or infinite values in ")
+    assert not list(tmp_path.iterdir())
 
 
 # ------------------------------------------------------------------------ 6. memory guards

@@ -35,10 +35,12 @@ SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__f
 
 
 def main(argv=None):
+    from litepose.arch import default_input_size
     from litepose.deploy.export import MAX_OPSET, MIN_OPSET, ExportError
-    from litepose.deploy.formats import (DYNAMIC_FORMATS, FORMATS, check_outputs, default_input_size, default_output,
-                                         export_checked, load_trained_model, require, versions)
+    from litepose.deploy.formats import (DYNAMIC_FORMATS, FORMATS, check_outputs, default_output, export_checked,
+                                         require, versions)
     from litepose.errors import CheckpointError, LitePoseError
+    from litepose.models import load_model
     from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -85,8 +87,8 @@ def main(argv=None):
     output = args.output or default_output(args.format, cfg.TEST.MODEL_FILE)
     check_outputs(args.format, output, args.force, inputs=run_inputs(args, cfg))
     require(args.format)  # a missing package is one line before any work
-    model = load_trained_model(cfg, args.superconfig)
-    size = args.input_size or default_input_size(model, cfg)
+    model = load_model(cfg, args.superconfig)
+    size = default_input_size(cfg, model, args.input_size)
     if input_size_problem(size):
         raise ExportError(input_size_problem(size, "the input size (architecture img_size or DATASET.INPUT_SIZE)"))
     images = args.images

@@ -17,7 +17,8 @@ Presets:
 - ``accurate``: ``valid.py``'s settings, as ``InferenceSettings.from_config`` resolves them
   (the release's: flip test, maps projected to the input size before grouping), then the
   person filter (``runtime.people.PersonFilter``: people scoring under 0.1 and duplicates above
-  OKS 0.9 removed; ``min_person_score=None, person_nms=None`` return valid.py's people).
+  OKS 0.9 removed; ``min_person_score=None, person_nms=None, hide_outside=False`` return
+  valid.py's people).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
   (``project_to_image`` False), and the decoding caps of ``inference.DecodeLimits``:
   ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
@@ -34,7 +35,8 @@ set (people per image 35 -> 4.7 for ``accurate``, 19 -> 2.3 for ``realtime``, 2.
 
 Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
 ``max_detections=`` (None = no cap), ``fast_assignment=``, ``min_person_score=``, ``person_nms=``
-(None = off), ``input_size=``.
+(None = off), ``hide_outside=`` (both presets: True, joints placed outside the frame get score 0;
+their x, y are kept), ``input_size=``.
 """
 
 import dataclasses
@@ -46,7 +48,7 @@ import numpy as np
 
 from .errors import ArgumentError, LitePoseError
 from .inference import DecodeLimits, People, compute_maps, decode
-from .runtime.people import NO_FILTER, PersonFilter
+from .runtime.people import NO_FILTER, PersonFilter, hide_outside_frame
 from .utils.args import check_choice, check_number
 
 __all__ = ["FrameError", "People", "PoseEstimator", "check_frame", "preset_settings", "release_test_config"]
@@ -58,8 +60,9 @@ REALTIME_MAX_DETECTIONS = 20
 # Person filter per preset (runtime.people): the highest person-score thresholds that cost under
 # 0.001 AP on the quickstart's validation set, and duplicate suppression above OKS 0.9, which
 # cost nothing there (python -m benchmarks.estimator_ap --sweep-filter; BENCHMARKS.md "Person filter").
-PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9),
-                  "realtime": PersonFilter(min_score=0.2, nms_oks=0.9)}
+# Joints placed outside the frame are reported with score 0 (runtime.people: why not clipped).
+PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9, hide_outside=True),
+                  "realtime": PersonFilter(min_score=0.2, nms_oks=0.9, hide_outside=True)}
 # The release's test-time settings (experiments/{coco,crowd_pose}/mobilenet/mobile.yaml, TEST.*)
 # for an ONNX model that comes without a config; a test checks them against those files.
 _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TEST.DETECTION_THRESHOLD", "0.1",
@@ -143,7 +146,7 @@ def release_test_config(dataset="coco"):
 
 def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
                     max_detections="preset", min_person_score="preset", person_nms="preset",
-                    fast_assignment="preset"):
+                    fast_assignment="preset", hide_outside="preset"):
     """``(InferenceSettings, DecodeLimits, PersonFilter)`` of ``preset`` on top of ``settings``
     (the config's)."""
     if preset not in PRESETS:
@@ -169,6 +172,8 @@ def preset_settings(settings, preset, flip=None, project_to_image=None, max_peop
         people = dataclasses.replace(people, min_score=min_person_score)
     if person_nms != "preset":
         people = dataclasses.replace(people, nms_oks=person_nms)
+    if hide_outside != "preset":
+        people = dataclasses.replace(people, hide_outside=bool(hide_outside))
     return settings, DecodeLimits(max_people=cap, max_detections=detections, fast_assignment=fast), people
 
 
@@ -273,19 +278,21 @@ class PoseEstimator:
                                  device=device, cfg=cfg, **overrides)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, cfg, arch=None, preset="accurate", device=None, input_size=None,
+    def from_checkpoint(cls, checkpoint, cfg=None, arch=None, preset="accurate", device=None, input_size=None,
                         **overrides):
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
-        ``checkpoint`` (the release's format or ours)."""
-        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
-        from .models import build_model, load_checkpoint
+        ``checkpoint`` (the release's format or ours; ``models.load_model``: NaN or infinite
+        weights are refused with ``NonFiniteWeightsError``). Without ``cfg``, ``checkpoint`` must
+        be named as a released model (``litepose-xs-coco.pth``, ``litepose.released.RELEASED``),
+        whose config and architecture the package ships."""
+        check_options(input_size, None, device, preset, None, cfg, overrides)
+        from .models import load_model
 
+        if cfg is None:
+            cfg, arch = _released_config(checkpoint, arch)
         cfg = _as_config(cfg)
-        model = build_model(cfg, arch)
-        load_checkpoint(model, os.fspath(checkpoint))
-        if hasattr(model, "get_active_subnet"):
-            model = model.get_active_subnet()
+        model = load_model(cfg, arch, os.fspath(checkpoint))
         return cls.from_model(model, cfg, preset=preset, device=device, input_size=input_size, **overrides)
 
     @classmethod
@@ -326,6 +333,9 @@ class PoseEstimator:
                                            self.keypoint_info.sigmas if self.keypoint_info else None)
             people = dataclasses.replace(people, keypoints=people.keypoints[keep], scores=people.scores[keep])
             people.times["grouping"] += time.perf_counter() - start
+        if self.person_filter.hide_outside:
+            people = dataclasses.replace(people, keypoints=hide_outside_frame(people.keypoints, frame.shape[1],
+                                                                              frame.shape[0]))
         return people
 
 
@@ -386,6 +396,17 @@ def check_frame(frame, color="bgr", settings=None):
         problem = network_input_problem((frame.shape[1], frame.shape[0]), settings.input_size, settings.scales)
         if problem:
             raise FrameError(problem)
+
+
+def _released_config(checkpoint, arch):
+    from .released import RELEASED, released_model
+
+    model = released_model(checkpoint)
+    if model is None:
+        known = ", ".join(m.filename for m in RELEASED.values())
+        raise LitePoseError(f"{os.fspath(checkpoint)}: not named as a released model ({known}); "
+                            "give cfg= (and arch=) for another checkpoint")
+    return model.config_file, arch if arch is not None else model.arch_file
 
 
 def _as_config(cfg):

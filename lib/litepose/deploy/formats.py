@@ -459,7 +459,8 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
     ``num_images`` real images against ``model``, and moved into place only if the relative
     difference is within ``tolerance`` (``DEFAULT_TOLERANCE``); a dynamic export is checked at
     a second, non-square size too. ``checker(fmt, path, model, x, half) -> difference``
-    replaces the runtime check (tests). Returns an ``ExportReport``; raises ``ExportError``
+    replaces the runtime check (tests). ``inputs``: the files the run reads, which no output
+    may be (``check_output_file``). Returns an ``ExportReport``; raises ``ExportError``
     (nothing written) otherwise.
     """
     if fmt not in FORMATS:
@@ -600,28 +601,6 @@ def _move_into_place(temp, final):
         return
     os.chmod(temp, 0o644)
     os.replace(temp, final)
-
-
-def load_trained_model(cfg, superconfig=None):
-    """The model of ``cfg`` (``superconfig``: a LitePose architecture JSON) with the weights of
-    ``TEST.MODEL_FILE``, as a plain network on the CPU in eval mode (a supernet becomes its
-    active sub-network). ``CheckpointError`` without a checkpoint."""
-    from ..errors import CheckpointError
-    from ..models import build_model, load_checkpoint
-
-    if not cfg.TEST.MODEL_FILE:
-        raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
-    model = build_model(cfg, superconfig)
-    load_checkpoint(model, cfg.TEST.MODEL_FILE)
-    if hasattr(model, "get_active_subnet"):
-        model = model.get_active_subnet()
-    return model.cpu().eval()
-
-
-def default_input_size(model, cfg):
-    """The architecture's ``img_size``, else ``DATASET.INPUT_SIZE``."""
-    arch = getattr(model, "arch", None)
-    return int(arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
 
 
 def versions():

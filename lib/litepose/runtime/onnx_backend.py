@@ -64,6 +64,9 @@ class OnnxNetwork(Network):
     format = "onnx"
 
     def __init__(self, model, threads=None, device="cpu", check_weights=True):
+        from ..utils.args import check_number
+
+        check_number("threads", threads, 1, 1024, integer=True, allow_none=True)
         label = os.fspath(model) if isinstance(model, (str, os.PathLike)) else "ONNX model (bytes)"
         if check_weights:
             from .weights import check_onnx_weights
