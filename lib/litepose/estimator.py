@@ -404,7 +404,7 @@ def _released_config(checkpoint, arch):
     model = released_model(checkpoint)
     if model is None:
         known = ", ".join(m.filename for m in RELEASED.values())
-        raise LitePoseError(f"{os.fspath(checkpoint)}: not named as a released model ({known}); "
+        raise ArgumentError(f"cfg is required: {os.fspath(checkpoint)} is not named as a released model ({known}); "
                             "give cfg= (and arch=) for another checkpoint")
     return model.config_file, arch if arch is not None else model.arch_file
 
