@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """`litepose quantize` (litepose.commands.quantize), under the release's script name: same arguments, same exit status."""
 from litepose.commands.quantize import main
-from litepose.utils.cli import run_cli
+from litepose.cli import run_cli
 
 if __name__ == "__main__":
     run_cli(main)

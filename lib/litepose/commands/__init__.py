@@ -63,7 +63,7 @@ def _fail(message):
 
 def main(argv=None):
     """Run ``litepose ARGV`` (default ``sys.argv[1:]``); always ends in ``SystemExit`` with the
-    command's exit status (``litepose.utils.cli.run_cli``)."""
+    command's exit status (``litepose.cli.run_cli``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         _fail("no command given; `litepose --help` lists them")
@@ -81,7 +81,7 @@ def main(argv=None):
         hint = f"did you mean {close[0]!r}? " if close else ""
         _fail(f"unknown command {name!r}; {hint}commands: {', '.join(COMMANDS)}")
 
-    from ..utils.cli import run_cli
+    from ..cli import run_cli
 
     # argparse names the program after sys.argv[0]: usage lines read "litepose valid ...".
     program = sys.argv[0] if sys.argv else None

@@ -18,7 +18,7 @@ def main(argv=None):
     from litepose.config import load_config
     from litepose.models import build_model, profile_model
     from litepose.models.space import ArchManager
-    from litepose.utils.cli import SEED, int_range, parse_args
+    from litepose.cli import SEED, int_range, parse_args
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cfg", default="experiments/crowd_pose/mobilenet/supermobile.yaml",

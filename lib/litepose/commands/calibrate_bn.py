@@ -14,7 +14,7 @@ weights are not changed. The output is a plain state_dict for the fixed network
 The same command as a script, from the repository: ``python tools/calibrate_bn.py ...``.
 """
 
-from litepose.utils.cli import SEED, config_parser, int_range, load_cli_config, parse_args, run_inputs
+from litepose.cli import SEED, config_parser, int_range, load_cli_config, parse_args, run_inputs
 
 
 def main(argv=None):

@@ -11,7 +11,7 @@ The same command as a script, from the repository: ``python tools/eval_results.p
 
 import argparse
 
-from litepose.utils.cli import number_range, parse_args
+from litepose.cli import number_range, parse_args
 
 
 def main(argv=None):

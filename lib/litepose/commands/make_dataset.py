@@ -16,7 +16,7 @@ The same command as a script, from the repository: ``python tools/make_synthetic
 
 import argparse
 
-from litepose.utils.cli import SEED, int_range, parse_args
+from litepose.cli import SEED, int_range, parse_args
 
 
 def main(argv=None):

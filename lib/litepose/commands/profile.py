@@ -9,7 +9,7 @@ The input is square, at the architecture's img_size unless --input-size is given
 The same command as a script, from the repository: ``python tools/profile_model.py ...``.
 """
 
-from litepose.utils.cli import config_parser, input_size, load_cli_config, parse_args
+from litepose.cli import config_parser, input_size, load_cli_config, parse_args
 
 
 def main(argv=None):

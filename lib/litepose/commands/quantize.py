@@ -24,9 +24,9 @@ The same command as a script, from the repository: ``python tools/quantize.py ..
 import argparse
 import os
 
-from litepose.utils.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
+from litepose.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
                                 parse_args, regex, run_inputs)
-from .export import SHARED_IMAGES
+from litepose.commands.export import SHARED_IMAGES
 
 # Calibration images are held in memory as float32 [N, 3, S, S]: a count and a byte limit.
 MAX_CALIBRATION_IMAGES = 10_000

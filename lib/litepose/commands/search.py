@@ -21,7 +21,7 @@ The same command as a script, from the repository: ``python tools/search.py ...`
 import os
 import sys
 
-from litepose.utils.cli import (SEED, THREADS, config_parser, int_range, load_cli_config, number_range, parse_args,
+from litepose.cli import (SEED, THREADS, config_parser, int_range, load_cli_config, number_range, parse_args,
                                 run_inputs)
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}

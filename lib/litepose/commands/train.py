@@ -17,7 +17,7 @@ import shlex
 import subprocess
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args
+from litepose.cli import config_parser, load_cli_config, parse_args
 
 
 def git_state():

@@ -11,7 +11,7 @@ The same command as a script, from the repository: ``python weight_transfer.py .
 
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, number_range, parse_args, run_inputs
+from litepose.cli import config_parser, load_cli_config, number_range, parse_args, run_inputs
 
 TOLERANCE = 1e-4
 

@@ -22,7 +22,7 @@ The same command as a script, from the repository: ``python valid.py ...``.
 import os
 import sys
 
-from litepose.utils.cli import POSITIVE, config_parser, input_size, int_range, load_cli_config, parse_args
+from litepose.cli import POSITIVE, config_parser, input_size, int_range, load_cli_config, parse_args
 
 
 def main(argv=None):
