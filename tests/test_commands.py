@@ -43,6 +43,12 @@ def test_litepose_help_lists_every_command_with_its_docstring_summary(capsys):
         assert summary == __import__(f"litepose.commands.{module}", fromlist=["main"]).__doc__.splitlines()[0]
 
 
+def test_version_is_the_packages_one(capsys):
+    import litepose
+
+    assert run(["--version"], capsys) == (0, f"litepose {litepose.__version__}\n", "")
+
+
 @pytest.mark.parametrize("name", list(commands.COMMANDS))
 def test_every_subcommand_has_help_naming_it(name, capsys):
     code, out, err = run([name, "--help"], capsys)
