@@ -94,3 +94,8 @@ def test_wheel_with_onnx_extra_runs_the_estimator_without_pytorch(tmp_path, tiny
         assert listed.returncode == 0 and "litepose" in listed.stdout, listed.stderr[-2000:]
     assert "calibrate-bn" in subprocess.run([str(python), "-m", "litepose", "--help"], cwd=tmp_path,
                                             capture_output=True, text=True, env=env).stdout
+    # A command that needs PyTorch says which extra installs it, in one line.
+    needs = subprocess.run([str(venv / "bin" / "litepose"), "arch", "--sample", "1"], cwd=tmp_path,
+                           capture_output=True, text=True, env=env)
+    assert needs.returncode == 2 and needs.stderr == ("litepose: error: litepose arch needs torch, which is not "
+                                                      "installed: pip install 'litepose[train]'\n")
