@@ -187,6 +187,32 @@ def test_nms_keeps_what_max_pooling_keeps(kernel, shape, sparse, monkeypatch):
     np.testing.assert_array_equal(vals, det[joints, ys, xs])
 
 
+@pytest.mark.parametrize("per_joint", [1, 5, 20, 60])
+@pytest.mark.parametrize("threshold", [0.1, 0.9])
+def test_dense_nms_from_the_strongest_blocks_keeps_the_whole_maps_peaks(per_joint, threshold):
+    """Dense maps' peak search starts from the strongest blocks (``_top_block_peaks``); the
+    peaks it keeps are the whole-map filter's, ties (coarse values, plateaus) in raster order,
+    whether the blocks decide or it falls back."""
+    import litepose.inference.group as group
+
+    rng = np.random.default_rng(per_joint)
+    decided = 0
+    for kind in ("noise", "plateaus", "valley"):
+        det = rng.random((5, 128, 192)).astype(np.float32)
+        if kind == "plateaus":
+            det = np.repeat(np.repeat(det[:, ::8, ::8], 8, axis=1), 8, axis=2)
+        if kind == "valley":  # few peaks, every pixel above 0.1: there the blocks cannot decide
+            det = np.stack([0.95 - 0.5 * gaussian(128, 192, 90 + j, 60, 60.0) + 0.001 * det[j] for j in range(5)])
+        det = np.round(det * 8) / 8 if kind != "valley" else det
+        maps = _Maps(det, det[..., None], 5)
+        expected = group._strongest(maps, group._whole_map_peaks(maps, threshold), per_joint)
+        decided += group._top_block_peaks(maps, threshold, per_joint) is not None
+        found = find_peaks(maps, threshold, per_joint, dense=True)
+        for a, b in zip(found, expected):
+            np.testing.assert_array_equal(a, b)
+    assert decided >= 1
+
+
 def test_refine_search_finds_the_first_maximum_of_the_full_map():
     rng = np.random.default_rng(0)
     det = np.round(rng.random((4, 45, 70)) * 4) / 4  # coarse values: many ties

@@ -32,8 +32,9 @@ Both paths give the same people (tests compare them):
 
 - **NMS.** Sparse: heatmap maxima of 8x8 blocks are computed once, only blocks above the
   detection threshold are searched, and each candidate is compared with its NMS window nearest
-  neighbour first, dropping out at the first larger one. Dense: one OpenCV max filter over all
-  joints stacked into one image.
+  neighbour first, dropping out at the first larger one. Dense: the same test on the pixels of
+  each joint's strongest blocks (``_top_block_peaks``), which decides wherever they hold enough
+  peaks; elsewhere one OpenCV max filter over all joints stacked into one image.
 - Peaks are selected per joint (strongest first, ties in raster order), matched with one
   ``munkres_assignment`` per joint, adjusted with one gather.
 - **Refinement** finds the same maximum as the release's full-map search without evaluating
@@ -91,6 +92,8 @@ _BLOCKS_PER_CHUNK = 4096
 # saves about a millisecond per image but allocates maps' worth of temporaries:
 # benchmarks/grouping_paths.py).
 DENSE_FRACTION = 0.25
+# Dense NMS: blocks searched first per detection kept (``_top_block_peaks``).
+_PEAK_BLOCKS_PER_PEAK = 3
 # Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
 _NMS_SPARSE_LIMIT = 200_000
 # Dense refinement: strongest pixels per joint tried first; at most this many (pair, pixel)
@@ -293,10 +296,34 @@ def find_peaks(maps, threshold, max_per_joint, dense=False):
         above = _candidates(maps, threshold)
         dense = above.size > _NMS_SPARSE_LIMIT
     if dense:
-        peaks = _whole_map_peaks(maps, threshold)
+        peaks = _top_block_peaks(maps, threshold, max_per_joint) if maps.tiled else None
+        if peaks is None:
+            peaks = _whole_map_peaks(maps, threshold)
     else:
         peaks = above[_local_maxima(maps.det.ravel(), above, maps.height, maps.width, maps.kernel)]
     return _strongest(maps, peaks, max_per_joint)
+
+
+def _top_block_peaks(maps, threshold, max_per_joint):
+    """The peaks ``_strongest`` keeps, from the strongest blocks only (dense maps), or None
+    where that cannot decide. Per joint, the pixels reaching the ``_PEAK_BLOCKS_PER_PEAK *
+    max_per_joint``-th largest block maximum (``floor``) all lie in the blocks whose maximum
+    reaches it; they are tested as NMS candidates. A joint is decided when ``max_per_joint`` of
+    them are peaks (every other peak is below ``floor``, so below each of them) or when
+    ``floor`` is at most ``threshold`` (then they are all the pixels above it)."""
+    det_max = maps.det_block_max()
+    blocks = det_max.shape[1]
+    count = _PEAK_BLOCKS_PER_PEAK * max_per_joint
+    if 2 * count > blocks:
+        return None
+    floor = np.partition(det_max, blocks - count, axis=1)[:, blocks - count]
+    joints, ids = np.nonzero(det_max >= floor[:, None])
+    pixels = maps.block_pixels(joints, ids)
+    values = maps.det.ravel()[pixels]
+    candidates = np.sort(pixels[(values >= floor[joints, None]) & (values > threshold)])
+    peaks = candidates[_local_maxima(maps.det.ravel(), candidates, maps.height, maps.width, maps.kernel)]
+    found = np.bincount(peaks // (maps.height * maps.width), minlength=maps.num_joints)
+    return peaks if np.all((found >= max_per_joint) | (floor <= threshold)) else None
 
 
 def _whole_map_peaks(maps, threshold):
