@@ -245,3 +245,23 @@ def test_params_from_config_and_their_errors():
                                                ["TEST.NMS_PADDING", "1"]))
     with pytest.raises(ConfigError, match="NMS_KERNEL must be a positive odd"):
         GroupingParams(num_joints=3, nms_kernel=4)
+
+
+@pytest.mark.parametrize("coarse", [False, True])  # True: wide ties, the floor admits too many pixels
+def test_dense_refinement_from_an_estimated_floor_finds_the_full_maps_first_maximum(coarse):
+    """Dense refinement tries the pixels above an estimated floor first (``_top_floors``);
+    whichever floor, each joint is the block search's (the full map's first maximum)."""
+    import litepose.inference.group as group
+
+    rng = np.random.default_rng(7)
+    det = rng.random((17, 64, 96)).astype(np.float32) * 2
+    if coarse:
+        det = np.round(det)  # a quarter of every map at its maximum, 2
+    tags = np.round(rng.normal(size=(17, 64, 96, 1)) * 3, 1).astype(np.float32)
+    people, _ = group_keypoints(det, tags, GroupingParams(num_joints=17, refine=False))
+    assert len(people) > 20
+    maps = _Maps(det, tags, 5)
+    expected, actual = people.copy(), people.copy()
+    group.refine_people(expected, maps, fast=False)
+    group.refine_people(actual, maps, fast=True, top_pixels=256)
+    np.testing.assert_array_equal(actual, expected)

@@ -100,6 +100,8 @@ _NMS_SPARSE_LIMIT = 200_000
 # values evaluated per joint in its second stage.
 REFINE_TOP_PIXELS = 1024
 _STAGE2_EVALUATIONS = 2_000_000
+# Dense refinement: every this-many-th pixel estimates the heatmap value of the strongest pixels.
+_FLOOR_STRIDE = 7
 
 
 def joint_order(num_joints):
@@ -497,24 +499,31 @@ def refine_people(people, maps, fast=False, top_pixels=REFINE_TOP_PIXELS):
 
 def _refine_top_pixels(maps, joint_idx, mean_tags, top_pixels):
     """``_refine_argmax``'s answer, faster on dense maps. Each pair (joint, mean tag) first
-    evaluates its joint's ``top_pixels`` strongest pixels; when the best value found there
-    exceeds the weakest of them, no other pixel can reach it (``round(distance) >= 0``) and the
-    answer is exact. Otherwise that best value still bounds the answer from below, and only
-    pixels whose heatmap reaches it can hold the answer: they are evaluated next. Pairs with too
-    many such pixels (sparse maps, where the best value is weak) take the block search."""
+    evaluates its joint's strongest pixels: all those whose heatmap reaches a ``floor`` (about
+    the ``top_pixels``-th largest value, estimated from every ``_FLOOR_STRIDE``-th pixel). When
+    the best value found there reaches the floor, no other pixel can reach it (their heatmap is
+    below the floor and ``round(distance) >= 0``) and the answer is exact, whichever floor was
+    taken. Otherwise that best value still bounds the answer from below, and only pixels whose
+    heatmap reaches it can hold the answer: they are evaluated next. Pairs with too many such
+    pixels (sparse maps, where the best value is weak) take the block search."""
     det = maps.det
     best_flat = np.zeros(joint_idx.size, np.int64)
     unresolved = np.zeros(joint_idx.size, bool)
     plane_size = maps.height * maps.width
     count = min(int(top_pixels), plane_size)
-    for joint in np.unique(joint_idx):
+    joints = np.unique(joint_idx)
+    whole = count == plane_size  # small maps: every pixel at once
+    floors = np.zeros(joints.size, np.float32) if whole else _top_floors(det, joints, count)
+    for joint, floor in zip(joints, floors):
         pairs = np.flatnonzero(joint_idx == joint)
         plane = det[joint].ravel()
         # Stage 1: the strongest pixels, in raster order (the first maximum is the lowest index).
-        top = np.sort(np.argpartition(-plane, count - 1)[:count]) if count < plane_size else np.arange(plane_size)
+        top = np.arange(plane_size) if whole else np.flatnonzero(plane >= floor)
+        if not whole and (top.size == 0 or top.size > 4 * count):  # NaN, wide plateaus: the count strongest
+            top = np.sort(np.argpartition(plane, plane_size - count)[plane_size - count:])
+            floor = np.nextafter(plane[top].min(), np.float32(np.inf))
         value, best = _best_pixels(maps, joint, top, mean_tags[pairs])
-        # Outside the top pixels every value is at most the weakest top pixel's heatmap.
-        exact = value > plane[top].min() if count < plane_size else np.ones(pairs.size, bool)
+        exact = np.ones(pairs.size, bool) if whole else value >= floor
         best_flat[pairs] = top[best]
         if exact.all():
             continue
@@ -534,32 +543,45 @@ def _refine_top_pixels(maps, joint_idx, mean_tags, top_pixels):
     return best_flat, best_det
 
 
+def _top_floors(det, joints, count):
+    """Per joint of ``joints``: about the ``count``-th largest heatmap value (the
+    ``count / _FLOOR_STRIDE``-th largest of every ``_FLOOR_STRIDE``-th pixel), at once."""
+    sample = det.reshape(det.shape[0], -1)[joints, ::_FLOOR_STRIDE]
+    rank = sample.shape[1] - max(1, min(sample.shape[1], count // _FLOOR_STRIDE))
+    return np.partition(sample, rank, axis=1)[:, rank]
+
+
 def _best_pixels(maps, joint, pixels, mean_tags):
     """For each mean tag ``[n, D]``: the best ``heatmap - round(|tag - mean|)`` over ``pixels``
     (flat indices in raster order, of ``joint``) and the position in ``pixels`` of its first
     maximum, in the release's float32 arithmetic (``_tag_distance``)."""
     det_values = maps.det[joint].ravel()[pixels]
     tag_plane = maps.tag_joint(np.array([joint]))[0]
+    tag_values = [t[tag_plane].ravel()[pixels] for t in maps.tags]
     values = np.empty((len(mean_tags), pixels.size), np.float32)
     step = max(1, _STAGE2_EVALUATIONS // 8 // max(1, pixels.size))
     for start in range(0, len(mean_tags), step):
         rows = slice(start, start + step)
-        n = len(mean_tags[rows])
-        tag_values = [np.broadcast_to(t[tag_plane].ravel()[pixels], (n, pixels.size)) for t in maps.tags]
-        values[rows] = det_values[None, :] - _tag_distance(
-            tag_values, [mean_tags[rows, d, None] for d in range(len(maps.tags))])
+        distance = _tag_distance(tag_values, [mean_tags[rows, d, None] for d in range(len(maps.tags))])
+        np.subtract(det_values[None, :], distance, out=values[rows])
     best = np.argmax(values, axis=1)
     return values[np.arange(len(mean_tags)), best], best
 
 
 def _tag_distance(tag_values, mean_tags):
     """``round(|tag - mean|)`` in float32, dimension by dimension in a fixed order (the block
-    bounds use the same arithmetic, which is what makes them exact bounds)."""
-    square = np.zeros(tag_values[0].shape, np.float32)
+    bounds use the same arithmetic, which is what makes them exact bounds); a new array of the
+    broadcast shape of ``tag_values`` and ``mean_tags``."""
+    square = None
     for values, mean in zip(tag_values, mean_tags):
         diff = values - mean
-        square += diff * diff
-    return np.round(np.sqrt(square))
+        np.multiply(diff, diff, out=diff)
+        if square is None:
+            square = diff.astype(np.float32, copy=False)
+        else:
+            square += diff
+    np.sqrt(square, out=square)
+    return np.round(square, out=square)
 
 
 class _Blocks:
