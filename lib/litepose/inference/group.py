@@ -98,7 +98,7 @@ _PEAK_BLOCKS_PER_PEAK = 3
 _NMS_SPARSE_LIMIT = 200_000
 # Dense refinement: strongest pixels per joint tried first; at most this many (pair, pixel)
 # values evaluated per joint in its second stage.
-REFINE_TOP_PIXELS = 1024
+REFINE_TOP_PIXELS = 512
 _STAGE2_EVALUATIONS = 2_000_000
 # Dense refinement: every this-many-th pixel estimates the heatmap value of the strongest pixels.
 _FLOOR_STRIDE = 7
@@ -210,7 +210,7 @@ def _is_dense(maps, threshold):
         # Blocks whose maximum passes bound the candidates from above, at a 64th of the cost.
         if (maps.det_block_max() > threshold).mean() < DENSE_FRACTION:
             return False
-    return bool((maps.det > threshold).mean() >= DENSE_FRACTION)
+    return bool(np.count_nonzero(maps.det > threshold) >= DENSE_FRACTION * maps.det.size)
 
 
 class _Maps:
