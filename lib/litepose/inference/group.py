@@ -268,8 +268,8 @@ def _candidates(maps, threshold):
 def _local_maxima(flat_det, pixels, height, width, kernel):
     """Whether each of ``pixels`` (flat indices) equals the maximum of its ``kernel`` window.
     Neighbours are compared nearest first and a pixel drops out at its first larger neighbour,
-    so most pixels cost a few reads. Clipping at the border repeats edge pixels, which leaves the
-    maximum as -inf padding would."""
+    so most pixels cost a few reads. Near the border, clipping repeats edge pixels, which leaves
+    the maximum as -inf padding would."""
     plane_size = height * width
     base = pixels - pixels % plane_size
     ys, xs = (pixels % plane_size) // width, pixels % width
@@ -277,14 +277,22 @@ def _local_maxima(flat_det, pixels, height, width, kernel):
     half = kernel // 2
     offsets = sorted(((dy, dx) for dy in range(-half, half + 1) for dx in range(-half, half + 1) if dy or dx),
                      key=lambda o: (max(abs(o[0]), abs(o[1])), abs(o[0]) + abs(o[1])))
-    alive = np.arange(pixels.size)
+    is_max = np.zeros(pixels.size, bool)
+    inside = (ys >= half) & (ys < height - half) & (xs >= half) & (xs < width - half)
+    # Pixels whose window lies inside the map: a neighbour is a fixed step away in flat indices.
+    alive = np.flatnonzero(inside)
     for dy, dx in offsets:
+        if alive.size == 0:
+            break
+        alive = alive[values[alive] >= flat_det[pixels[alive] + (dy * width + dx)]]
+    is_max[alive] = True
+    alive = np.flatnonzero(~inside)
+    for dy, dx in offsets:
+        if alive.size == 0:
+            break
         rows = np.clip(ys[alive] + dy, 0, height - 1)
         cols = np.clip(xs[alive] + dx, 0, width - 1)
         alive = alive[values[alive] >= flat_det[base[alive] + rows * width + cols]]
-        if alive.size == 0:
-            break
-    is_max = np.zeros(pixels.size, bool)
     is_max[alive] = True
     return is_max
 
