@@ -5,14 +5,14 @@
     python arch_manager.py --check mobile_configs/search-S.json
     python arch_manager.py --cfg experiments/coco/mobilenet/supermobile.yaml --sample 5 --seed 1
 
-The search space itself lives in ``litepose.search.space`` (``SearchSpace``, ``ArchManager``)
+The search space itself lives in ``litepose.models.space`` (``SearchSpace``, ``ArchManager``)
 and is configured by ``SEARCH_SPACE.*`` in the experiment YAML.
 """
 
 import argparse
 import json
 
-from litepose.search.space import ArchManager, SearchSpace  # noqa: F401  (re-exported for users)
+from litepose.models.space import ArchManager, SearchSpace  # noqa: F401  (re-exported for users)
 
 
 def main(argv=None):

@@ -1,11 +1,16 @@
 #!/usr/bin/env python
-"""Evaluate a checkpoint on COCO or CrowdPose with the official protocols.
+"""Evaluate a checkpoint or an export on COCO or CrowdPose with the official protocols.
 
     python valid.py --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE xs.pth [--limit N] \
         [--save-vis N [--save-maps]] [--output-dir DIR] [--input-size N]
 
-Loads the release's checkpoints and ours, on CPU or GPU (DEVICE). Writes the results JSON and
+TEST.MODEL_FILE is a checkpoint (the release's or ours; run by PyTorch on CPU or GPU, DEVICE)
+or a model exported by tools/export.py or tools/quantize.py (ONNX, OpenVINO .xml, TFLite,
+ncnn .param, TorchScript .pt; run by its runtime on the CPU), told apart by suffix and
+content. Every one runs the same pre-processing, aggregation and grouping (litepose.runtime),
+with the config's test settings; an export's input size is the one it was made at unless
+--input-size says otherwise. Writes the results JSON and
 a Markdown table of the metrics (the release's columns) into the output folder (default
 OUTPUT_DIR/<dataset>/<model>/<cfg name>[-<arch name>]/, as training), prints the table and
 the milliseconds per image of the network and of grouping. --save-vis N draws the predictions
@@ -22,9 +27,7 @@ from litepose.utils.cli import POSITIVE, config_parser, input_size, int_range, l
 def main(argv=None):
     from litepose.data.coco_format import dataset_files
     from litepose.errors import ConfigError, DataError
-    from litepose.models.checkpoint import nonfinite_tensors
-    from litepose.inference import InferenceSettings
-    from litepose.models import build_model, load_checkpoint
+    from litepose.evaluation import pipeline_for
     from litepose.train.checkpoint import run_dirs
     from litepose.utils.device import resolve_device
     from litepose.utils.io import VALID_LOCK_NAME, ensure_writable_dir, lock_folder
@@ -36,23 +39,17 @@ def main(argv=None):
     parser.add_argument("--save-maps", action="store_true", help="with --save-vis: also save heatmaps and tag maps")
     parser.add_argument("--output-dir", metavar="DIR", help="where results go (default: the run's output folder)")
     parser.add_argument("--input-size", type=input_size, default=None, metavar="N",
-                        help="test input size (default: the architecture's img_size)")
+                        help="test input size (default: an export's own, else the architecture's img_size)")
     args = parse_args(parser, argv)
     if args.save_maps and not args.save_vis:
         parser.error("--save-maps saves the maps of the --save-vis images: give --save-vis N")
 
     cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:
-        raise ConfigError("no checkpoint to evaluate: give TEST.MODEL_FILE path/to/model.pth")
+        raise ConfigError("no model to evaluate: give TEST.MODEL_FILE path/to/model.pth (or an export)")
     device = resolve_device(cfg.DEVICE)
-    model = build_model(cfg, args.superconfig)
-    load_checkpoint(model, cfg.TEST.MODEL_FILE)
-    broken = nonfinite_tensors(model.state_dict())
-    if broken:
-        print(f"warning: {cfg.TEST.MODEL_FILE} holds NaN or infinite values in {len(broken)} tensors (first: "
-              f"{broken[0]}): the network's outputs will not be finite", file=sys.stderr)
-    arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
-    settings = InferenceSettings.from_config(cfg, model, args.input_size)
+    model, arch, size = open_model_file(cfg, args.superconfig, args.input_size)
+    estimator = pipeline_for(cfg, model, device=device, input_size=size)  # the pipeline evaluate runs
     ann_file, image_dir = dataset_files(cfg, "test")
     if not os.path.isfile(ann_file):
         raise DataError(f"annotation file not found: {ann_file}")
@@ -64,20 +61,39 @@ def main(argv=None):
     # not training's, so a checkpoint can be evaluated while its run goes on.
     with lock_folder(output_dir, what="output folder", name=VALID_LOCK_NAME,
                      instead="another --output-dir"):
-        return _evaluate_and_write(cfg, model, args, device, settings, arch, output_dir)
+        return _evaluate_and_write(cfg, estimator, args, device, arch, output_dir)
 
 
-def _evaluate_and_write(cfg, model, args, device, settings, arch, output_dir):
+def open_model_file(cfg, superconfig, size):
+    """``(model, arch, input size)`` for ``TEST.MODEL_FILE``: a checkpoint becomes the PyTorch
+    model (``load_model``: non-finite weights refused), an export its runtime network."""
+    from litepose.arch import default_input_size, model_arch
+    from litepose.evaluation.runner import export_input_size
+    from litepose.models import load_model
+    from litepose.models.builders import resolve_arch
+    from litepose.runtime.exported import detect_format, open_network
+
+    path = cfg.TEST.MODEL_FILE
+    if detect_format(path) is None:
+        model = load_model(cfg, superconfig, path)
+        return model, model_arch(model), size
+    network = open_network(path)
+    arch = resolve_arch(cfg, superconfig)
+    return network, arch, size or export_input_size(network) or default_input_size(cfg, arch)
+
+
+def _evaluate_and_write(cfg, estimator, args, device, arch, output_dir):
     from litepose.arch import describe_arch
     from litepose.errors import OutputError
     from litepose.evaluation import evaluate, summary_lines, write_outputs
 
+    settings = estimator.settings
     print(f"model: {cfg.MODEL.NAME}" + (f" ({describe_arch(arch)})" if arch else "") + f", {cfg.TEST.MODEL_FILE}")
-    print(f"test: input {settings.input_size}, scales {list(settings.scales)}, flip {settings.flip}, device {device}")
+    print(f"test: input {settings.input_size}, scales {list(settings.scales)}, flip {settings.flip}, "
+          f"backend {estimator.backend}" + (f" on {device}" if estimator.backend == "pytorch" else ""))
 
-    result = evaluate(cfg, model, limit=args.limit, device=device, input_size=args.input_size,
-                      output_dir=output_dir, save_vis=args.save_vis, save_maps=args.save_maps,
-                      arch_name=cfg.MODEL.NAME, write_files=False)
+    result = evaluate(cfg, estimator, limit=args.limit, output_dir=output_dir, save_vis=args.save_vis,
+                      save_maps=args.save_maps, arch_name=cfg.MODEL.NAME, write_files=False)
     for line in summary_lines(result, cfg.MODEL.NAME):  # printed first: a full disk cannot lose them
         print(line, file=sys.stderr if line.startswith("warning:") else sys.stdout)
     sys.stdout.flush()

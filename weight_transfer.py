@@ -18,9 +18,9 @@ TOLERANCE = 1e-4
 def main(argv=None):
     from litepose.arch import describe_arch, load_arch
     from litepose.errors import ConfigError
-    from litepose.models import build_model, load_checkpoint
+    from litepose.models import load_model
     from litepose.models.transfer import extract_subnet
-    from litepose.search.space import SearchSpace
+    from litepose.models.space import SearchSpace
     from litepose.utils.device import resolve_device
     from litepose.utils.io import atomic_torch_save, check_output_file
 
@@ -43,9 +43,7 @@ def main(argv=None):
     arch = SearchSpace.from_config(cfg).check(load_arch(args.superconfig), source=args.superconfig)
     device = resolve_device(cfg.DEVICE)
 
-    supernet = build_model(cfg)
-    load_checkpoint(supernet, cfg.TEST.MODEL_FILE)
-    supernet.to(device)
+    supernet = load_model(cfg, subnet=False).to(device)
 
     subnet, difference = extract_subnet(supernet, arch)
     print(f"extracted: {describe_arch(arch)}")

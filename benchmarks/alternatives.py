@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from litepose.deploy.export import _first_line
+from litepose.runtime.onnx_backend import onnx_session
 from litepose.errors import LitePoseError
 
 FRAME_WH = (640, 480)
@@ -288,7 +289,6 @@ class YoloRow(Row):
     ONNX Runtime session is replaced by one with ``threads`` intra-op threads."""
 
     def __init__(self, name, path, gmacs, threads, frames):
-        import onnxruntime as ort
         import torch
         from ultralytics.models.yolo.pose import PosePredictor
 
@@ -297,11 +297,8 @@ class YoloRow(Row):
         predictor = PosePredictor(overrides=dict(model=path, imgsz=640, conf=0.25, rect=True, batch=1, mode="predict",
                                                  verbose=False, save=False, device="cpu"))
         predictor(source=frames[0].image)  # sets up the model, image size, source type
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
-        options.log_severity_level = 3
         backend = predictor.model.backend
-        backend.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        backend.session = onnx_session(path, threads=int(threads))  # the project's one session builder
         self.predictor = predictor
         self.torch = torch
         self.drawn = {}
@@ -685,12 +682,7 @@ class RtmoRow(Row):
             warnings.simplefilter("ignore")
             torch.onnx.export(network, (torch.zeros(1, 3, size, size),), path, dynamo=False, opset_version=17,
                               input_names=["input"], do_constant_folding=True)
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = int(threads), 1
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(path, threads=int(threads))
         self.onnx_path = path
         self.model, self.torch, self.collate = model, torch, pseudo_collate
         self.pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)

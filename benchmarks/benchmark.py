@@ -144,16 +144,14 @@ def build_zoo_model(entry, dataset="crowd_pose", input_size=None):
     config for ``dataset``, the model (a supernet's active sub-network), random weights with a
     trained network's statistics (``realistic_weights_``) at ``input_size``, else the
     architecture's img_size, else the config's DATASET.INPUT_SIZE. On the CPU, in eval mode."""
+    from litepose.arch import default_input_size
     from litepose.config import load_config
     from litepose.deploy.latency import realistic_weights_
-    from litepose.models import build_model
+    from litepose.models import load_model
 
     cfg = load_config(_repo_path(entry.config.format(dataset=dataset)))
-    model = build_model(cfg, _repo_path(entry.arch) if entry.arch else None)
-    if hasattr(model, "get_active_subnet"):
-        model = model.get_active_subnet()
-    arch = getattr(model, "arch", None)
-    size = input_size or (arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
+    model = load_model(cfg, _repo_path(entry.arch) if entry.arch else None, required=False)  # random weights
+    size = default_input_size(cfg, model, input_size)
     return cfg, realistic_weights_(model, size), size
 
 

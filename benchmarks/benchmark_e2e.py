@@ -25,12 +25,12 @@ pass): the machine was busier in one pass than in another.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
 
 from litepose.utils.cli import SEED, THREADS, input_size, int_range
+from benchmarks.rows import kept_on_interrupt, write_rows
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGES = ("preprocess", "network", "aggregate", "grouping")
@@ -114,8 +114,9 @@ def _realistic_weights(model, size):
 
 def _models(args):
     """``(name, cfg, model)`` with random weights (or the checkpoint's)."""
+    from litepose.arch import default_input_size
     from litepose.config import load_config
-    from litepose.models import build_model, load_checkpoint
+    from litepose.models import build_model, load_model
 
     for name in args.models:
         if name.lower() == "none":
@@ -126,17 +127,13 @@ def _models(args):
         cfg = load_config(os.path.join(REPO_ROOT, "experiments", args.dataset, "mobilenet", "mobile.yaml"))
         arch = os.path.join(REPO_ROOT, "mobile_configs", MODELS[key] + ".json")
         model = build_model(cfg, arch)
-        size = args.input_size or model.arch["img_size"]
+        size = default_input_size(cfg, model, args.input_size)
         yield f"LitePose-{key} (random weights)", cfg, _realistic_weights(model, size)
     if args.checkpoint:
         if not args.cfg:
             raise SystemExit("--checkpoint needs --cfg (and --arch unless the config names MODEL.ARCH)")
         cfg = load_config(args.cfg)
-        model = build_model(cfg, args.arch)
-        load_checkpoint(model, args.checkpoint)
-        if hasattr(model, "get_active_subnet"):
-            model = model.get_active_subnet()
-        yield f"{os.path.basename(args.checkpoint)} (trained)", cfg, model.eval()
+        yield f"{os.path.basename(args.checkpoint)} (trained)", cfg, load_model(cfg, args.arch, args.checkpoint)
 
 
 def _estimator(backend, cfg, model, threads, args):
@@ -144,9 +141,9 @@ def _estimator(backend, cfg, model, threads, args):
 
     from litepose import PoseEstimator
     from litepose.deploy import export_onnx, fuse_bn
-    from litepose.inference.settings import model_input_size
+    from litepose.arch import default_input_size
 
-    size = args.input_size or model_input_size(model)
+    size = default_input_size(cfg, model, args.input_size)
     overrides = {}
     for key in ("max_people", "max_detections"):
         value = getattr(args, key)
@@ -207,8 +204,6 @@ def summarise(passes):
 
 
 def main(argv=None):
-    import cv2
-
     parser = _parser()
     args = parser.parse_args(argv)
     size = args.frame_size
@@ -231,7 +226,17 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown model {unknown[0]!r} (known: {', '.join(MODELS)})")
     frames = _frames(args.frames, size, args.seed)
-    rows = []
+    with kept_on_interrupt([], args.json) as rows:  # Ctrl-C: the finished rows are kept
+        _run(args, frames, size, rows)
+    print(f"(preset {args.preset}, {args.frames} frames x {args.repeat} passes, frames {size[0]}x{size[1]}, ms)")
+    write_rows(args.json, rows)
+    return rows
+
+
+def _run(args, frames, size, rows):
+    """Measure every configuration, appending its row to ``rows`` as soon as it is finished."""
+    import cv2
+
     header = (f"{'model':34} {'backend':11} {'thr':>3} {'fps':>6} | " +
               " | ".join(f"{s[:9]:>9} med/p99/max" for s in STAGES) + " | pre+post/network med, max")
     print(header)
@@ -255,13 +260,6 @@ def main(argv=None):
                       f"{100 * share['median']:5.1f} %, {100 * share['max']:5.1f} %", flush=True)
                 if summary["warning"]:
                     print(f"warning: {name} {backend} {threads} thread(s): {summary['warning']}", file=sys.stderr)
-    print(f"(preset {args.preset}, {args.frames} frames x {args.repeat} passes, frames {size[0]}x{size[1]}, ms)")
-    if args.json:
-        from litepose.utils.io import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(rows, indent=1) + "\n")
-    return rows
-
 
 if __name__ == "__main__":
     from litepose.utils.cli import run_cli

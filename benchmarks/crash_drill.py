@@ -10,7 +10,8 @@ final weights differ from the uninterrupted run's.
 It trains a tiny LitePose on a small synthetic dataset with ``dist_train.py`` in deterministic
 CPU mode (one thread, fixed seed) with a data-loading worker, validation every epoch and a
 checkpoint every ``--checkpoint-steps`` steps, so that kills land during steps, data loading,
-validation and checkpoint writes. From Python (tests/test_reliability.py loads this file by path):
+validation and checkpoint writes. From Python (``from benchmarks.crash_drill import run_crash_drill``, as
+tests/test_reliability.py does):
 
     report = run_crash_drill("/tmp/drill", kills=5, seed=0)
     print(report.table())

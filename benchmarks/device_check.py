@@ -350,14 +350,6 @@ def _relative_diff(reference, outputs):
     return diff / max(scale, 1e-12)
 
 
-def _onnx_session(data, providers):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(data, sess_options=options, providers=providers)
-
-
 def _iobinding_runner(session, x, device_index):
     """One ONNX Runtime call with input and outputs on the GPU (no host copies), and a
     function returning the last outputs."""
@@ -393,10 +385,12 @@ def latency_runner(backend, model, onnx_bytes, x, plan, workdir):
         return keep, lambda: last[0]
     import onnxruntime as ort
 
+    from litepose.runtime.onnx_backend import onnx_session as _onnx_session  # the one place sessions are built
+
     available = ort.get_available_providers()
     if backend == "onnxruntime":
         if device.type != "cuda":  # the dry run's stand-in: the same export and session on the CPU
-            session = _onnx_session(onnx_bytes, ["CPUExecutionProvider"])
+            session = _onnx_session(onnx_bytes, providers=["CPUExecutionProvider"])
             run = onnx_runner(session, x)
             last = []
 
@@ -407,7 +401,7 @@ def latency_runner(backend, model, onnx_bytes, x, plan, workdir):
         if "CUDAExecutionProvider" not in available:
             raise Unavailable(f"onnxruntime {ort.__version__} has no CUDAExecutionProvider "
                               "(pip install onnxruntime-gpu)")
-        session = _onnx_session(onnx_bytes, [("CUDAExecutionProvider", {"device_id": device.index or 0})])
+        session = _onnx_session(onnx_bytes, providers=[("CUDAExecutionProvider", {"device_id": device.index or 0})])
         if session.get_providers()[0] != "CUDAExecutionProvider":
             raise Unavailable(f"the CUDA execution provider did not load (session runs on {session.get_providers()})")
         return _iobinding_runner(session, x, device.index or 0)
@@ -421,7 +415,7 @@ def latency_runner(backend, model, onnx_bytes, x, plan, workdir):
         os.makedirs(cache, exist_ok=True)
         options = {"device_id": device.index or 0, "trt_fp16_enable": True, "trt_engine_cache_enable": True,
                    "trt_engine_cache_path": cache}
-        session = _onnx_session(onnx_bytes, [("TensorrtExecutionProvider", options),
+        session = _onnx_session(onnx_bytes, providers=[("TensorrtExecutionProvider", options),
                                              ("CUDAExecutionProvider", {"device_id": device.index or 0})])
         if session.get_providers()[0] != "TensorrtExecutionProvider":
             raise Unavailable("the TensorRT execution provider did not load "
@@ -454,7 +448,7 @@ def prepare_latency_model(name, plan, workdir, budget):
             if backend in ("onnxruntime", "tensorrt") and onnx_bytes is None:
                 if importlib.util.find_spec("onnxruntime") is None:
                     raise Unavailable("onnxruntime is not installed")
-                onnx_bytes = export_onnx(fuse_bn(model).cpu(), size)  # BN folded, as tools/export_onnx.py exports
+                onnx_bytes = export_onnx(fuse_bn(model).cpu(), size)  # BN folded, as tools/export.py exports
                 model.to(plan.device)
             run, outputs = latency_runner(backend, model, onnx_bytes, x, plan, workdir)
             run()  # the first call: cuDNN autotuning, ONNX Runtime's allocations, TensorRT's engine build

@@ -6,7 +6,8 @@
         [--limit N] [--input-size N] [--json OUT.json]
 
 Runs the checkpoint through ``litepose.PoseEstimator`` (PyTorch backend) over the config's test
-split, once per variant, and evaluates each with the dataset's protocol (as ``valid.py``):
+split, once per variant, and evaluates each with ``litepose.evaluation.evaluate`` (``valid.py``'s
+evaluation, given the estimator):
 
 - ``accurate``: the release's settings (``valid.py``'s), no cap: its AP is ``valid.py``'s;
 - ``accurate, max_people 20`` and ``accurate, max_people 20, max_detections 20``: the caps;
@@ -45,15 +46,11 @@ def main(argv=None):
     import os
 
     import numpy as np
-    from tqdm import tqdm
 
     from litepose import PoseEstimator
-    from litepose.data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
-    from litepose.errors import CheckpointError, DataError
-    from litepose.evaluation.keypoint_eval import evaluate_keypoints, protocol_for_dataset
-    from litepose.evaluation.results import image_results
-    from litepose.evaluation.runner import select_image_ids
-    from litepose.models import build_model, load_checkpoint
+    from litepose.data.coco_format import keypoint_info_from_config
+    from litepose.evaluation import evaluate
+    from litepose.models import load_model
     from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -81,28 +78,11 @@ def main(argv=None):
 
         check_output_file(args.json, what="--json", force_option=None)
     cfg = load_cli_config(args)
-    if not cfg.TEST.MODEL_FILE:
-        raise CheckpointError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
     info = keypoint_info_from_config(cfg, for_test=True)
-    ann_file, image_dir = dataset_files(cfg, "test")
-    annotations = KeypointAnnotations(ann_file, image_dir, info)
-    ids = select_image_ids(annotations, None, args.limit)
-    protocol = protocol_for_dataset(cfg.DATASET.DATASET_TEST)
     device = resolve_device(cfg.DEVICE)
-    model = build_model(cfg, args.superconfig)
-    load_checkpoint(model, cfg.TEST.MODEL_FILE)
-    if hasattr(model, "get_active_subnet"):
-        model = model.get_active_subnet()
-    images = {}
-    for image_id in ids:
-        try:
-            images[image_id] = read_image(annotations.image_path(image_id))
-        except DataError as exc:
-            print(f"warning: {exc} (evaluated without detections)")
-    category = (annotations.data.get("categories") or [{"id": 1}])[0]["id"]
+    model = load_model(cfg, args.superconfig)
     if args.sweep_filter:
-        rows = _sweep_filter(model, cfg, device, args, images, annotations, ids, protocol, info, category,
-                             min_scores, nms_values)
+        rows = _sweep_filter(model, cfg, device, args, info, min_scores, nms_values)
         _write_json(args.json, rows)
         return 0
     rows = []
@@ -110,27 +90,28 @@ def main(argv=None):
     for name, preset, overrides in VARIANTS:
         estimator = PoseEstimator.from_model(model, cfg, preset=preset, device=device, input_size=args.input_size,
                                              **overrides)
-        results, grouping, people = [], [], 0
-        for image_id, image in tqdm(images.items(), desc=name, unit="img", leave=False, dynamic_ncols=True):
-            found = estimator(image, color="rgb")
-            results.extend(image_results(image_id, found.keypoints, found.scores, category))
-            grouping.append(found.times["grouping"])
-            people += len(found.scores)
-        metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(), image_ids=ids,
-                                     source="predictions")
+        result = evaluate(cfg, estimator, limit=args.limit)
+        _warn_unreadable(result)
+        metrics, people = result.metrics, len(result.results)
+        grouping = [times["grouping"] for times in result.image_times] or [float("nan")]
         row = {"variant": name, "preset": preset, "max_people": estimator.limits.max_people,
                "max_detections": estimator.limits.max_detections,
                "fast_assignment": estimator.limits.fast_assignment, "min_person_score": estimator.person_filter.min_score,
-               "person_nms": estimator.person_filter.nms_oks, "images": len(ids), "people": people,
+               "person_nms": estimator.person_filter.nms_oks, "images": len(result.image_ids), "people": people,
                "metrics": dict(metrics), "grouping_ms_mean": 1000 * float(np.mean(grouping)),
                "grouping_ms_max": 1000 * float(np.max(grouping))}
         rows.append(row)
         print(f"{name:46} {metrics['AP']:6.3f} {metrics['Ap .5']:6.3f} {metrics['AR']:6.3f} {people:7d} "
               f"{row['grouping_ms_mean']:11.1f} / {row['grouping_ms_max']:6.1f}", flush=True)
-    print(f"({len(ids)} images of {os.path.basename(ann_file)}, {protocol} protocol, input size "
-          f"{estimator.settings.input_size})")
+    print(f"({len(result.image_ids)} images of {os.path.basename(result.ann_file)}, {result.protocol} protocol, "
+          f"input size {estimator.settings.input_size})")
     _write_json(args.json, rows)
     return 0
+
+
+def _warn_unreadable(result):
+    for _, reason in result.unreadable:
+        print(f"warning: {reason} (evaluated without detections)")
 
 
 def _thresholds(text, option):
@@ -156,27 +137,27 @@ def _write_json(path, rows):
         atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
 
 
-def _sweep_filter(model, cfg, device, args, images, annotations, ids, protocol, info, category, min_scores,
-                  nms_values):
+def _sweep_filter(model, cfg, device, args, info, min_scores, nms_values):
     """Each preset once, unfiltered; then every filter setting on its people (module doc)."""
     import numpy as np
-    from tqdm import tqdm
 
     from litepose import PoseEstimator
-    from litepose.evaluation.keypoint_eval import evaluate_keypoints
-    from litepose.evaluation.results import image_results
+    from litepose.evaluation import evaluate, evaluate_keypoints, image_results, load_ground_truth
     from litepose.runtime.people import PersonFilter
 
-    annotated = {image_id: sum(1 for a in annotations.data["annotations"]
-                               if a["image_id"] == image_id and a.get("num_keypoints", 0) > 0) for image_id in ids}
     rows = []
     print(f"{'preset':9} {'min score':>9} {'NMS OKS':>8} {'AP':>6} {'AP .5':>6} {'AR':>6} {'people/img':>10} "
           f"{'annotated/img':>13}")
     for preset in ("accurate", "realtime"):
         estimator = PoseEstimator.from_model(model, cfg, preset=preset, device=device, input_size=args.input_size,
                                              min_person_score=None, person_nms=None)
-        found = {image_id: estimator(image, color="rgb")
-                 for image_id, image in tqdm(images.items(), desc=preset, unit="img", leave=False, dynamic_ncols=True)}
+        result = evaluate(cfg, estimator, limit=args.limit, keep_people=True)
+        _warn_unreadable(result)
+        ground_truth = load_ground_truth(result.ann_file)
+        ids, found = result.image_ids, result.people
+        category = (ground_truth.get("categories") or [{"id": 1}])[0]["id"]
+        annotated = {image_id: sum(1 for a in ground_truth["annotations"]
+                                   if a["image_id"] == image_id and a.get("num_keypoints", 0) > 0) for image_id in ids}
         for min_score in min_scores:
             for nms in nms_values:
                 people_filter = PersonFilter(min_score=min_score, nms_oks=nms)
@@ -185,7 +166,7 @@ def _sweep_filter(model, cfg, device, args, images, annotations, ids, protocol, 
                     keep = people_filter.keep(people.keypoints, people.scores, info.sigmas)
                     results.extend(image_results(image_id, people.keypoints[keep], people.scores[keep], category))
                     counts.append(len(keep))
-                metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(),
+                metrics = evaluate_keypoints(ground_truth, results, result.protocol, sigmas=info.sigmas_array(),
                                              image_ids=ids, source="predictions") if results else \
                     {"AP": 0.0, "Ap .5": 0.0, "AR": 0.0}
                 row = {"preset": preset, "min_person_score": min_score, "person_nms": nms,

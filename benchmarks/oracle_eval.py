@@ -24,6 +24,7 @@ def main(argv=None):
 
     import torch
 
+    from litepose.arch import default_input_size
     from litepose.evaluation import metrics_table
     from litepose.evaluation.oracle import oracle_evaluate
 
@@ -60,7 +61,7 @@ def main(argv=None):
 
     started = time.time()
     result = oracle_evaluate(cfg, args.gt, args.input_size, args.limit, baseline=baseline, repeat=args.repeat)
-    size = args.input_size or cfg.DATASET.INPUT_SIZE
+    size = default_input_size(cfg, input_size=args.input_size)
     print(f"decoding ceiling of {os.path.basename(args.cfg)} on {args.gt}: {len(result.image_ids)} images, "
           f"input {size}, flip {bool(cfg.TEST.FLIP_TEST)}, project to image {bool(cfg.TEST.PROJECT2IMAGE)}")
     print(metrics_table(result.metrics, "ours"), end="")

@@ -15,11 +15,11 @@ mean joint error against the noise-free joints, and the tracker's time per frame
 """
 
 import argparse
-import json
 import time
 
 from litepose.tracking import MAX_LOST
 from litepose.utils.cli import SCORE, SEED, int_range
+from benchmarks.rows import kept_on_interrupt, write_rows
 
 SCENARIOS = {
     "easy": dict(noise_px=2.0, joint_dropout=0.1, person_dropout=0.03, dropout_frames=(2, 8), false_positives=0.05),
@@ -42,9 +42,6 @@ def _parser():
 
 
 def main(argv=None):
-
-    from litepose.tracking import PoseTracker, identity_metrics, joint_error, synthetic_sequence, track_sequence
-
     from litepose.utils.cli import parse_args
     from litepose.utils.io import check_output_file
 
@@ -61,9 +58,18 @@ def main(argv=None):
         "tracker + One-Euro": dict(base, smoothing=True),
     }
     scenarios = ("easy", "hard") if args.scenario == "both" else (args.scenario,)
-    report = []
     print(f"{'scenario':8} {'tracker':22} {'switches/100':>12} {'frags/100':>10} {'joint err px':>12} "
           f"{'ms/frame':>8}")
+    with kept_on_interrupt([], args.json) as report:  # Ctrl-C: the finished rows are kept
+        _measure(args, scenarios, variants, report)
+    write_rows(args.json, report)
+    return report
+
+
+def _measure(args, scenarios, variants, report):
+    """Every scenario and tracker variant, appending each finished row to ``report``."""
+    from litepose.tracking import PoseTracker, identity_metrics, joint_error, synthetic_sequence, track_sequence
+
     for scenario in scenarios:
         people = args.people or (6 if scenario == "easy" else 12)
         sequences = [synthetic_sequence(frames=args.frames, people=people, seed=seed, **SCENARIOS[scenario])
@@ -90,11 +96,6 @@ def main(argv=None):
                   f"{error:12.2f} {row['ms_per_frame']:8.2f}")
         print(f"{scenario:8} {'(detections, raw)':22} {'':12} {'':10} {raw_error:12.2f}   "
               f"[{people} people, {len(sequences)} x {args.frames} frames]")
-    if args.json:
-        from litepose.utils.io import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
-    return report
 
 
 if __name__ == "__main__":

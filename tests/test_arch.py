@@ -6,7 +6,7 @@ import pytest
 from conftest import ARCH_NAMES, arch_path
 from litepose.arch import describe_arch, load_arch, save_arch, validate_arch
 from litepose.errors import ArchError
-from litepose.search.space import ArchManager, SearchSpace
+from litepose.models.space import ArchManager, SearchSpace
 
 # litepose_facts.md: img_size, input_channel, stage channels, deconv_setting.
 RELEASED = {

@@ -79,3 +79,33 @@ def test_estimator_ap_tool_evaluates_every_variant(tiny_checkpoint, synthetic_ro
     # No filter is the unfiltered variant's AP; filters never return more people.
     assert grid[0]["metrics"]["AP"] == rows[0]["metrics"]["AP"]
     assert all(r["people_per_image"] <= grid[0]["people_per_image"] for r in grid[:4])
+
+
+def test_ctrl_c_exits_130_in_one_line_and_keeps_the_finished_rows(tiny_checkpoint, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "e2e.json"
+    configurations = 200  # short ones: the run is interrupted after the first, long before the last
+    argv = [sys.executable, "-m", "benchmarks.benchmark_e2e", "--models", "none", "--checkpoint", str(tiny_checkpoint),
+            "--cfg", "experiments/synthetic/quickstart.yaml", "--arch", "mobile_configs/quickstart.json",
+            "--input-size", "64", "--frame-size", "96x64", "--backends", "torch", "--frames", "3", "--repeat", "1",
+            "--no-progress", "--json", str(out), "--threads", *["1"] * configurations]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        header, first = process.stdout.readline(), process.stdout.readline()
+        assert first.startswith("tiny.pth"), process.stderr.read()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    printed = [first] + stdout.splitlines()
+    assert process.returncode == 130
+    assert stderr.strip().splitlines() == [f"interrupted: {len(printed)} finished row(s) written to {out}"]
+    rows = json.loads(out.read_text())
+    assert 1 <= len(rows) == len(printed) < configurations  # every printed row is kept, and only those
+    assert all(row["backend"] == "torch" and row["frames"] == 3 for row in rows)

@@ -1,5 +1,7 @@
-"""BN folding, ONNX / TorchScript export and the export tool."""
+"""BN folding, the ONNX and TorchScript exports of a full-size LitePose, and the export tool
+(``tools/export.py``; every format on a tiny model: tests/test_export_formats.py)."""
 
+import json
 import runpy
 import sys
 
@@ -10,8 +12,9 @@ import torch.nn as nn
 from conftest import REPO, arch_path
 from helpers import max_abs_diff, randomize_, run_script_in_process
 from litepose.config import load_config
-from litepose.deploy import (batchnorm_names, check_onnx, example_input, export_onnx, export_torchscript, fuse_bn,
-                        max_abs_diff_onnx, max_abs_diff_torchscript, onnx_session)
+from litepose.deploy import batchnorm_names, example_input, fuse_bn
+from litepose.deploy.formats import export_checked
+from litepose.errors import ModelFileError
 from litepose.models import build_model
 
 
@@ -131,35 +134,57 @@ def test_baselines_fold_every_batchnorm(config):
         assert relative_diff(model(x), fused(x)) < 1e-4
 
 
-def test_onnx_export_agrees_with_pytorch_through_onnxruntime(xs_and_fused):
-    model, fused = xs_and_fused
-    data = export_onnx(fused, 256, dynamic=True)
-    proto = check_onnx(data)
+def _agree(model, network, x):
+    with torch.no_grad():
+        expected = model(x)
+    return relative_diff(expected, [torch.from_numpy(o) for o in network(x.numpy())])
+
+
+def test_onnx_export_agrees_with_pytorch_through_onnxruntime(xs_and_fused, tmp_path):
+    import onnx
+
+    from litepose.runtime.exported import open_network
+
+    model, _ = xs_and_fused
+    out = tmp_path / "xs.onnx"
+    report = export_checked("onnx", model, out, 256)  # dynamic by default
+    assert report.dynamic and report.sizes == [(256, 256), (224, 320)] and report.difference < 1e-4
+    proto = onnx.load(str(out))
     assert [o.name for o in proto.graph.output] == ["output0", "output1"]
     assert not any(node.op_type == "BatchNormalization" for node in proto.graph.node)
-    session = onnx_session(data, threads=1)
-    assert max_abs_diff_onnx(model, session, example_input(256)) < 1e-4
+    network = open_network(out, threads=1)
+    assert network.fixed_hw is None and network.metadata is None  # no cfg given: no metadata
+    assert _agree(model, network, example_input(256)) < 1e-4
     # Dynamic axes: another batch size and a non-square input run and agree as well.
-    assert max_abs_diff_onnx(model, session, example_input((192, 320), batch_size=2)) < 1e-4
+    assert _agree(model, network, example_input((192, 320), batch_size=2)) < 1e-4
 
 
-def test_static_onnx_export_rejects_other_sizes(xs_and_fused):
-    _, fused = xs_and_fused
-    session = onnx_session(export_onnx(fused, 128))
-    assert session.run(None, {"input": example_input(128).numpy()})[1].shape == (1, 14, 64, 64)
-    from onnxruntime.capi.onnxruntime_pybind11_state import InvalidArgument
+def test_fixed_size_onnx_export_refuses_other_sizes_in_one_line(xs_and_fused, tmp_path):
+    from litepose.runtime.exported import open_network
 
-    with pytest.raises(InvalidArgument, match="dimensions"):
-        session.run(None, {"input": example_input(160).numpy()})
-
-
-def test_torchscript_export_agrees_with_pytorch(xs_and_fused):
-    model, fused = xs_and_fused
-    data = export_torchscript(fused, 128)
-    assert max_abs_diff_torchscript(model, data, example_input(128)) < 1e-4
+    model, _ = xs_and_fused
+    out = tmp_path / "xs128.onnx"
+    export_checked("onnx", model, out, 128, dynamic=False)
+    network = open_network(out)
+    assert network.fixed_hw == (128, 128)
+    assert network(example_input(128).numpy())[1].shape == (1, 14, 64, 64)
+    with pytest.raises(ModelFileError, match=r"^this onnx model takes 128x128 inputs only, got 160x160 "):
+        network(example_input(160).numpy())
 
 
-# ------------------------------------------------------------------ tools/export_onnx.py
+def test_torchscript_export_agrees_with_pytorch_at_any_size(xs_and_fused, tmp_path):
+    from litepose.runtime.exported import open_network
+
+    model, _ = xs_and_fused
+    out = tmp_path / "xs.torchscript.pt"
+    report = export_checked("torchscript", model, out, 128)
+    assert report.dynamic and report.difference < 1e-4
+    network = open_network(out)
+    assert _agree(model, network, example_input(128)) < 1e-4
+    assert _agree(model, network, example_input((96, 160))) < 1e-4
+
+
+# ------------------------------------------------------------------ tools/export.py
 
 @pytest.fixture(scope="module")
 def xs_checkpoint(tmp_path_factory):
@@ -170,26 +195,55 @@ def xs_checkpoint(tmp_path_factory):
 
 @pytest.fixture
 def export_cli(capsys):
-    """``python tools/export_onnx.py --cfg mobile.yaml ARGS`` in the repository, run in this process
-    (tests/helpers.py)."""
+    """``python tools/export.py --format onnx --cfg mobile.yaml ARGS`` in the repository, run in
+    this process (tests/helpers.py)."""
     return lambda *args: run_script_in_process(
-        "tools/export_onnx.py", ["--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml", *args], capsys)
+        "tools/export.py", ["--format", "onnx", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml", *args], capsys)
 
 
-def test_export_tool_writes_checked_onnx_and_torchscript(xs_checkpoint, tmp_path, export_cli):
-    out, script = tmp_path / "xs.onnx", tmp_path / "xs.pt"
+def test_export_tool_writes_a_checked_onnx_model_with_its_metadata(xs_checkpoint, tmp_path, export_cli):
+    import hashlib
+
+    from litepose.runtime.exported import open_network
+
+    out = tmp_path / "xs.onnx"
     result = export_cli("--superconfig", "mobile_configs/search-XS.json", "TEST.MODEL_FILE", str(xs_checkpoint),
-                        "--output", str(out), "--dynamic", "--input-size", "128", "--torchscript", str(script))
+                        "--output", str(out), "--input-size", "128")
     assert result.returncode == 0, result.stderr
-    assert "folded 112 BatchNorm layers (0 left)" in result.stdout
-    assert "max |ONNX Runtime - PyTorch| at input 192x96" in result.stdout
-    assert out.stat().st_size > 1e6 and script.is_file()
-    check_onnx(out.read_bytes())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["xs.onnx", "xs.pt"]  # no temporary files left
+    assert "folded 112 BatchNorm layers" in result.stdout
+    assert "input: dynamic (checked at 128x128 and 192x96)" in result.stdout
+    assert out.stat().st_size > 1e6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xs.onnx"]  # no temporary files left
+    meta = open_network(out).metadata
+    assert meta.dataset["name"] == "crowdpose" and meta.dataset["num_joints"] == 14
+    assert meta.input_size == 128 and meta.dynamic
+    digest = hashlib.sha256(xs_checkpoint.read_bytes()).hexdigest()
+    assert meta.checkpoint == {"path": str(xs_checkpoint), "sha256": digest}
+    assert meta.architecture == json.loads((REPO / "mobile_configs" / "search-XS.json").read_text())
 
     again = export_cli("--superconfig", "mobile_configs/search-XS.json", "TEST.MODEL_FILE", str(xs_checkpoint),
                        "--output", str(out))
-    assert again.returncode == 2 and again.stderr.strip() == f"error: --output {out} already exists (pass --force to overwrite it)"
+    assert again.returncode == 2
+    assert again.stderr.strip() == f"error: --output {out} already exists (pass --force to overwrite it)"
+
+
+def test_export_tool_names_its_output_after_the_checkpoint(xs_checkpoint, tmp_path, export_cli):
+    checkpoint = tmp_path / "xs.pth.tar"
+    checkpoint.write_bytes(xs_checkpoint.read_bytes())
+    result = export_cli("--superconfig", "mobile_configs/search-XS.json", "TEST.MODEL_FILE", str(checkpoint),
+                        "--input-size", "64", "--fixed")
+    assert result.returncode == 0, result.stderr
+    assert "input: fixed 64x64" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["xs.onnx", "xs.pth.tar"]
+
+
+def test_export_tool_refuses_a_huge_input_size_before_any_work(tmp_path, export_cli):
+    result = export_cli("TEST.MODEL_FILE", str(tmp_path / "none.pth"), "--output", str(tmp_path / "m.onnx"),
+                        "--input-size", "8192")
+    assert result.returncode == 2  # argparse's usage line, then its one error line
+    assert result.stderr.splitlines()[-1].endswith(
+        "error: argument --input-size: must be a multiple of 32 between 32 and 2048, got 8192")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint, tmp_path, export_cli):
@@ -202,16 +256,45 @@ def test_export_tool_rejects_a_checkpoint_of_another_architecture(xs_checkpoint,
 
 
 def test_export_tool_fails_and_writes_nothing_above_tolerance(xs_checkpoint, tmp_path, monkeypatch, capsys):
-    # Run as __main__ (runpy), the way `python tools/export_onnx.py` starts it: the script's entry point.
-    import litepose.deploy
+    # Run as __main__ (runpy), the way `python tools/export.py` starts it: the script's entry point.
+    from litepose.deploy import formats
 
-    monkeypatch.setattr(litepose.deploy, "max_abs_diff_onnx", lambda *args: 0.5)
-    monkeypatch.setattr(sys, "argv", ["export_onnx.py", "--cfg", "experiments/crowd_pose/mobilenet/mobile.yaml",
+    monkeypatch.setattr(formats, "relative_difference", lambda *args: 0.5)
+    monkeypatch.setattr(sys, "argv", ["export.py", "--format", "onnx", "--cfg",
+                                      "experiments/crowd_pose/mobilenet/mobile.yaml",
                                       "--superconfig", str(arch_path("XS")), "TEST.MODEL_FILE", str(xs_checkpoint),
                                       "--output", str(tmp_path / "xs.onnx"), "--input-size", "64"])
     monkeypatch.chdir(REPO)
     with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(REPO / "tools" / "export_onnx.py"), run_name="__main__")
+        runpy.run_path(str(REPO / "tools" / "export.py"), run_name="__main__")
     assert exit_info.value.code == 2
-    assert "differs from PyTorch by 0.5 (tolerance 0.001); nothing written" in capsys.readouterr().err
+    assert "differs from PyTorch by 0.5 relative to its largest output (tolerance 0.001); nothing written" in \
+        capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ tools/quantize.py
+@pytest.mark.skipif(__import__("importlib").util.find_spec("onnxruntime") is None, reason="onnxruntime absent")
+def test_quantize_interrupted_exits_130_and_keeps_the_int8_model_it_made(tmp_path, synthetic_root, monkeypatch,
+                                                                         capsys):
+    import litepose.deploy.quantize
+
+    torch.manual_seed(0)
+    cfg = load_config("experiments/synthetic/quickstart.yaml")
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(build_model(cfg, "mobile_configs/quickstart.json").state_dict(), checkpoint)
+
+    def interrupt(*args, **kwargs):  # Ctrl-C after the INT8 model is made, before AP and latency
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(litepose.deploy.quantize, "measure_errors", interrupt)
+    out = tmp_path / "int8"
+    done = run_script_in_process("tools/quantize.py", [
+        "--cfg", "experiments/synthetic/quickstart.yaml", "--superconfig", "mobile_configs/quickstart.json",
+        "DATASET.ROOT", str(synthetic_root), "TEST.MODEL_FILE", str(checkpoint), "--output-dir", str(out),
+        "--runtime", "onnx", "--calibration-images", "4"], capsys)
+    assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "interrupted", done.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["litepose-int8.onnx"]
+    from litepose.runtime.exported import open_network
+
+    assert open_network(out / "litepose-int8.onnx").format == "onnx"  # complete, not a partial file

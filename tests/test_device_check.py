@@ -3,6 +3,8 @@ section with real figures, a failed check makes the exit status non-zero, bad in
 
 import math
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -186,3 +188,16 @@ def test_help_shows_the_defaults(tool, capsys):
     for expected in ("--dry-run", "(default: 20; with --dry-run: 2)", "(default: 420)",
                      "(default: supernet XS S M L; with --dry-run: supernet XS)"):
         assert expected in text
+
+
+def test_tools_device_check_runs_the_benchmark_from_any_folder(tmp_path):
+    """``python tools/device_check.py``, the path the project brief names, is an alias of
+    ``python -m benchmarks.device_check``: same arguments, same one-line error and exit status."""
+    existing = tmp_path / "report.md"
+    existing.write_text("previous figures")
+    done = subprocess.run([sys.executable, str(REPO / "tools" / "device_check.py"), "--dry-run", "--output",
+                           "report.md"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stdout + done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last == "error: --output report.md already exists (pass --force to overwrite it)"
+    assert existing.read_text() == "previous figures"

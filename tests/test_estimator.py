@@ -63,7 +63,8 @@ def _assert_same_people(actual, expected, atol=E2E_TOLERANCE_PX):
 def test_accurate_preset_without_person_filter_is_valid_py_and_equals_predict(tiny):
     cfg, model, _, frame = tiny
     frame = np.ascontiguousarray(frame[:50, :50])  # one 64 x 64 input: half the work of the full frame
-    onnx, pytorch = _estimators(tiny, "accurate", max_people=40, min_person_score=None, person_nms=None)
+    onnx, pytorch = _estimators(tiny, "accurate", max_people=40, min_person_score=None, person_nms=None,
+                                hide_outside=False)
     settings = InferenceSettings.from_config(cfg, model, SIZE)
     assert onnx.settings == settings and pytorch.settings == settings
     assert onnx.limits.max_detections is None
@@ -92,6 +93,20 @@ def test_presets_filter_people_by_score_and_duplicates(tiny, preset):
     assert len(kept) == len(keep) > 0  # what the filter itself drops: tests/test_people_filter.py
     np.testing.assert_array_equal(kept.keypoints, everyone.keypoints[keep])
     assert (kept.scores >= pytorch.person_filter.min_score).all()
+
+
+def test_joints_placed_outside_the_frame_are_not_visible(tiny):
+    # 50 x 70 pixels: the network's input is padded on the right, where joints can peak.
+    frame = np.ascontiguousarray(tiny[3][:, :70])
+    for estimator, raw in zip(_estimators(tiny, "realtime"), _estimators(tiny, "realtime", hide_outside=False)):
+        assert estimator.person_filter.hide_outside
+        people, everyone = estimator(frame), raw(frame)
+        x, y = everyone.keypoints[..., 0], everyone.keypoints[..., 1]
+        outside = (x < -0.5) | (x > 69.5) | (y < -0.5) | (y > 49.5)
+        assert outside.any() and (everyone.keypoints[..., 2][outside] > 0).any()
+        np.testing.assert_array_equal(people.keypoints[..., :2], everyone.keypoints[..., :2])
+        np.testing.assert_array_equal(people.keypoints[..., 2], np.where(outside, 0.0, everyone.keypoints[..., 2]))
+        np.testing.assert_array_equal(people.scores, everyone.scores)
 
 
 def test_realtime_preset_single_pass_at_output_resolution(tiny):
@@ -151,19 +166,35 @@ def test_from_checkpoint_loads_the_weights(tiny, tmp_path):
     _assert_same_people(estimator(frame), expected(frame), atol=0)
 
 
-def test_fixed_size_onnx_model_takes_its_size_and_names_the_fix(tiny, tmp_path):
+def test_fixed_size_export_letterboxes_any_frame_as_if_padded(tiny, tmp_path):
+    """A fixed 64x64 export on a 640x480 frame finds the people a dynamic export finds on the
+    same frame padded with black below to 640x640 (the canvas the letterbox scales to 64x64),
+    in frame pixels: letterboxing is padding, then the export's own size."""
+    from litepose import PoseEstimator
+
+    _, model, dynamic_path, _ = tiny
+    frame = (np.random.default_rng(1).random((480, 640, 3)) * 255).astype(np.uint8)
+    fixed_path = tmp_path / "fixed.onnx"
+    fixed_path.write_bytes(export_onnx(fuse_bn(model), SIZE))
+    for preset in ("accurate", "realtime"):
+        # hide_outside off: joints below the frame lie inside the padded canvas
+        fixed = PoseEstimator.from_onnx(fixed_path, dataset="coco", preset=preset, max_people=20,
+                                        min_person_score=None, person_nms=None, hide_outside=False)
+        assert fixed.settings.input_size == SIZE and fixed.network.fixed_hw == (SIZE, SIZE)
+        dynamic = PoseEstimator.from_onnx(dynamic_path, dataset="coco", input_size=SIZE, preset=preset, max_people=20,
+                                          min_person_score=None, person_nms=None, hide_outside=False)
+        padded = np.zeros((640, 640, 3), np.uint8)
+        padded[:480] = frame
+        people = fixed(frame)
+        assert len(people) > 0
+        _assert_same_people(people, dynamic(padded))
+
+
+def test_from_onnx_names_what_is_missing_or_wrong(tiny, tmp_path):
     from litepose import PoseEstimator
     from litepose.errors import LitePoseError
 
-    _, model, _, frame = tiny
-    path = tmp_path / "fixed.onnx"
-    path.write_bytes(export_onnx(model, SIZE))
-    estimator = PoseEstimator.from_onnx(path, dataset="coco", preset="accurate", max_people=20)
-    assert estimator.settings.input_size == SIZE
-    assert len(estimator(np.ascontiguousarray(frame[:50, :50]))) > 0  # a square frame fits; flip runs as two calls of batch 1
-    with pytest.raises(LitePoseError, match="--dynamic"):
-        estimator(frame)
-    with pytest.raises(LitePoseError, match="input_size"):
+    with pytest.raises(LitePoseError, match="dynamic input size and no LitePose metadata: give input_size="):
         PoseEstimator.from_onnx(tiny[2], dataset="coco")
     with pytest.raises(LitePoseError, match="not found"):
         PoseEstimator.from_onnx(tmp_path / "missing.onnx", input_size=SIZE)
@@ -211,17 +242,42 @@ def test_import_litepose_stays_light():
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("fmt", ["openvino", "torchscript"])
-def test_exported_formats_run_through_the_estimator_as_pytorch_does(tiny, tmp_path, fmt):
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "ncnn", "torchscript"])
+def test_from_exported_needs_only_the_path_and_finds_pytorchs_people(tiny, tmp_path, fmt):
+    """Format from the file, dataset, joints, input size and test settings from the export's
+    metadata: ``from_exported(path)`` equals the PyTorch estimator built from the config."""
     from litepose import PoseEstimator
-    from litepose.deploy.formats import available, export_checked
+    from litepose.deploy.formats import SUFFIXES, available, export_checked
 
     if not available(fmt):
         pytest.skip(f"the {fmt} runtime is not installed (pip install -e .[export])")
-    _, model, _, frame = tiny
-    square = np.ascontiguousarray(frame[:50, :50])        # a fixed-size export takes its own size
-    output = tmp_path / ("tiny.xml" if fmt == "openvino" else "tiny.pt")
-    export_checked(fmt, model, str(output), SIZE)
-    estimator = PoseEstimator.from_exported(output, fmt, dataset="coco", input_size=SIZE, preset="realtime")
-    _, pytorch = _estimators(tiny, "realtime")
-    _assert_same_people(estimator(square), pytorch(square))
+    cfg, model, _, frame = tiny
+    output = tmp_path / f"tiny{SUFFIXES[fmt]}"
+    export_checked(fmt, model, output, SIZE, cfg=cfg)
+    for preset in ("accurate", "realtime"):
+        estimator = PoseEstimator.from_exported(output, preset=preset)
+        pytorch = PoseEstimator.from_model(model, cfg, preset=preset, device="cpu", input_size=SIZE)
+        assert estimator.backend == {"onnx": "onnxruntime"}.get(fmt, fmt)
+        assert estimator.settings == pytorch.settings and estimator.keypoint_info == pytorch.keypoint_info
+        assert estimator.limits == pytorch.limits and estimator.person_filter == pytorch.person_filter
+        _assert_same_people(estimator(frame), pytorch(frame))
+
+
+def test_from_exported_refuses_settings_that_contradict_the_metadata(tiny, tmp_path):
+    from litepose import PoseEstimator
+    from litepose.deploy.formats import export_checked
+    from litepose.errors import LitePoseError
+
+    cfg, model, _, _ = tiny
+    output = tmp_path / "tiny.onnx"
+    export_checked("onnx", model, output, SIZE, cfg=cfg, dynamic=False)
+    with pytest.raises(LitePoseError, match=r"is a coco model \(17 joints\), not crowdpose: leave dataset= out"):
+        PoseEstimator.from_exported(output, dataset="crowdpose")
+    with pytest.raises(LitePoseError, match=r"takes 64x64 inputs only \(fixed size\), not input_size=128"):
+        PoseEstimator.from_exported(output, input_size=128)
+    with pytest.raises(LitePoseError, match="format must be one of onnx, openvino, tflite, ncnn, torchscript, coreml, got 'keras'"):
+        PoseEstimator.from_exported(output, format="keras")
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(model.state_dict(), checkpoint)
+    with pytest.raises(LitePoseError, match="is not an exported model"):
+        PoseEstimator.from_exported(checkpoint)

@@ -334,29 +334,31 @@ def test_a_mid_epoch_checkpoint_refuses_another_process_count_or_batch(tmp_path,
 # ------------------------------------------------------------------------ 5. NaN weights
 def test_export_refuses_nan_weights_and_writes_nothing(tmp_path, nan_checkpoint, capsys):
     out = tmp_path / "nan.onnx"
-    code, _, lines = run_main("tools/export_onnx.py", ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE",
-                                                       nan_checkpoint, "--output", out], capsys)
+    code, _, lines = run_main("tools/export.py", ["--format", "onnx", "--cfg", CROWD_CFG, "--superconfig", XS,
+                                                  "TEST.MODEL_FILE", nan_checkpoint, "--output", out], capsys)
     assert code == 2
     assert one_error(lines).startswith(f"error: {nan_checkpoint} holds NaN or infinite values in ")
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
 def test_a_nan_difference_never_passes_the_export_tolerance():
-    from litepose.deploy.export import _max_diff
+    from litepose.deploy.formats import relative_difference
 
     nan = torch.full((1, 2), float("nan"))
-    assert _max_diff([nan], [nan.numpy()]) == float("inf")
+    assert relative_difference([nan], [nan.numpy()]) == float("inf")
 
 
 @needs_fixtures
-def test_valid_warns_about_nan_weights_and_outputs(tmp_path, nan_checkpoint, capsys):
+def test_valid_refuses_nan_weights_before_any_work(tmp_path, nan_checkpoint, capsys):
+    # models.load_model refuses them (one line, status 2); the outputs warning for a network
+    # that turns NaN anyway is tests/test_valid.py's.
     code, out, lines = run_main("valid.py", ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", nan_checkpoint,
                                              "DATASET.TEST_ANN_FILE", CROWD / "crowdpose_mini.json",
                                              "DATASET.TEST_IMAGE_DIR", CROWD / "images", "OUTPUT_DIR", tmp_path,
                                              "--limit", 1, "--input-size", 64], capsys)
-    assert code == 0
-    assert any(line.startswith(f"warning: {nan_checkpoint} holds NaN or infinite values") for line in lines)
-    assert "warning: the network's outputs were NaN or infinite on 1 of 1 images" in "\n".join(lines)
+    assert code == 2
+    assert one_error(lines).startswith(f"error: {nan_checkpoint} holds NaN or infinite values in ")
+    assert not list(tmp_path.iterdir())
 
 
 # ------------------------------------------------------------------------ 6. memory guards
@@ -498,7 +500,7 @@ def test_a_full_disk_in_valid_prints_the_metrics_then_one_line(tmp_path, xs_chec
 
 
 def test_a_full_disk_in_weight_transfer_is_one_line(tmp_path, capsys, full_disk):
-    from litepose.search import SearchSpace
+    from litepose.models.space import SearchSpace
 
     opts = [*TINY_SPACE, "MODEL.ARCH", ""]
     cfg = load_config(QUICKSTART, opts)
@@ -515,10 +517,10 @@ def test_a_full_disk_in_weight_transfer_is_one_line(tmp_path, capsys, full_disk)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("script", ["export_onnx", "eval_results"])
+@pytest.mark.parametrize("script", ["export", "eval_results"])
 def test_a_folder_or_read_only_output_is_one_line_before_any_work(tmp_path, capsys, monkeypatch, script):
-    if script == "export_onnx":
-        argv = ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", tmp_path / "none.pth"]
+    if script == "export":
+        argv = ["--format", "onnx", "--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", tmp_path / "none.pth"]
     else:
         argv = ["--gt", tmp_path / "none.json", "--results", tmp_path / "none.json", "--dataset", "coco"]
     code, _, lines = run_main(f"tools/{script}.py", argv + ["--output", tmp_path], capsys)
@@ -543,9 +545,9 @@ def test_eval_results_keeps_an_existing_table_unless_force(tmp_path, capsys):
 
 
 def test_export_opset_outside_the_exporter_range_is_one_line(tmp_path, capsys):
-    code, _, lines = run_main("tools/export_onnx.py", ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE",
-                                                       tmp_path / "none.pth", "--output", tmp_path / "m.onnx",
-                                                       "--opset", 1], capsys)
+    code, _, lines = run_main("tools/export.py", ["--format", "onnx", "--cfg", CROWD_CFG, "--superconfig", XS,
+                                                  "TEST.MODEL_FILE", tmp_path / "none.pth", "--output",
+                                                  tmp_path / "m.onnx", "--opset", 1], capsys)
     assert code == 2 and one_error(lines).startswith("error: --opset must be between 7 and ")
 
 
@@ -631,7 +633,8 @@ def test_results_with_an_image_id_of_the_wrong_type_are_one_line():
 
 @pytest.mark.parametrize("state", [[1, 2, 3], {"version": 1}, "text"])
 def test_a_search_state_that_is_not_one_is_one_line(tmp_path, state):
-    from litepose.search import EvolutionSearch, SearchSpace
+    from litepose.models.space import SearchSpace
+    from litepose.search import EvolutionSearch
     from litepose.search.evolution import SearchError
 
     path = tmp_path / "state.json"
@@ -641,7 +644,8 @@ def test_a_search_state_that_is_not_one_is_one_line(tmp_path, state):
 
 
 def test_a_damaged_search_state_of_the_right_settings_is_one_line(tmp_path):
-    from litepose.search import EvolutionSearch, SearchSpace
+    from litepose.models.space import SearchSpace
+    from litepose.search import EvolutionSearch
     from litepose.search.evolution import SearchError
 
     path = tmp_path / "state.json"
@@ -739,7 +743,7 @@ def _digest(path):
     return open(path, "rb").read()
 
 
-@pytest.mark.parametrize("tool", ["calibrate_bn", "export_onnx", "export", "eval_results", "quantize"])
+@pytest.mark.parametrize("tool", ["calibrate_bn", "export", "eval_results", "quantize"])
 def test_force_replaces_an_old_output_never_an_input_of_the_same_run(tmp_path, xs_checkpoint, capsys, tool):
     checkpoint = tmp_path / "model.pth"
     shutil.copy(xs_checkpoint, checkpoint)
@@ -747,7 +751,6 @@ def test_force_replaces_an_old_output_never_an_input_of_the_same_run(tmp_path, x
     results.write_text("[]")
     model = ["--cfg", CROWD_CFG, "--superconfig", XS, "TEST.MODEL_FILE", checkpoint]
     argv = {"calibrate_bn": model + ["--output", checkpoint, "--force"],
-            "export_onnx": model + ["--output", checkpoint, "--force"],
             "export": model + ["--format", "onnx", "--output", checkpoint, "--force"],
             "eval_results": ["--gt", results, "--results", results, "--dataset", "coco", "--output", results, "--force"],
             # the model file inside the output folder under an output's name: still an input

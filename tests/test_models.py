@@ -9,7 +9,7 @@ from litepose.arch import load_arch
 from litepose.config import load_config
 from litepose.errors import ArchError, CheckpointError, ConfigError
 from litepose.models import LitePose, SuperLitePose, build_model, load_checkpoint
-from litepose.search.space import SearchSpace
+from litepose.models.space import SearchSpace
 from litepose.utils.device import resolve_device
 from reference_litepose import reference_forward
 
@@ -195,7 +195,7 @@ def test_unreadable_checkpoint_is_one_clear_error(tmp_path):
     path = tmp_path / "garbage.pth"
     path.write_bytes(b"not a checkpoint at all")
     model = build_model(config(), str(arch_path("XS")))
-    with pytest.raises(CheckpointError, match=r"garbage\.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"garbage\.pth: not a PyTorch checkpoint \(it holds text"):
         load_checkpoint(model, path)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(model, tmp_path / "absent.pth")
@@ -223,3 +223,92 @@ def test_requesting_a_missing_gpu_is_a_clear_error():
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(ConfigError, match="no CUDA GPU is available"):
         resolve_device("cuda")
+
+
+# ------------------------------------------------------------------------- the one model loader
+def test_load_model_builds_loads_and_returns_the_active_subnetwork(tmp_path):
+    from litepose.models import load_model
+
+    cfg = config(supernet=True)
+    supernet = randomize_(build_model(cfg))
+    path = tmp_path / "supernet.pth"
+    torch.save({"state_dict": supernet.state_dict()}, path)
+    arch = load_arch(str(arch_path("XS")))
+    member = load_model(cfg, arch, path)
+    assert type(member) is LitePose and member.arch == arch and not member.training
+    supernet.set_active_arch(arch)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert max_abs_diff(member(x), supernet.eval()(x)) < 1e-5
+    kept = load_model(cfg, arch, path, subnet=False)  # weight transfer and search keep the supernet
+    assert type(kept) is SuperLitePose and kept.active_arch == arch
+    from_config = load_model(load_config("experiments/crowd_pose/mobilenet/supermobile.yaml",
+                                         ["TEST.MODEL_FILE", str(path)]), arch)  # TEST.MODEL_FILE: the default
+    with torch.no_grad():
+        assert max_abs_diff(from_config(x), member(x)) == 0
+
+
+def test_load_model_refuses_nan_weights_and_a_missing_checkpoint(tmp_path):
+    from litepose.estimator import PoseEstimator
+    from litepose.models import NonFiniteWeightsError, load_model
+
+    cfg = config()
+    model = build_model(cfg, str(arch_path("XS")))
+    state = model.state_dict()
+    state["final_refined.0.conv.0.weight"][0, 0] = float("nan")
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    with pytest.raises(NonFiniteWeightsError, match=rf"^{path} holds NaN or infinite values in 1 tensors "
+                                                    r"\(first: final_refined.0.conv.0.weight\)"):
+        load_model(cfg, str(arch_path("XS")), path)
+    assert issubclass(NonFiniteWeightsError, CheckpointError)
+    with pytest.raises(NonFiniteWeightsError):  # issue 24: the one-line API refuses them too
+        PoseEstimator.from_checkpoint(path, cfg, arch=str(arch_path("XS")))
+    with pytest.raises(CheckpointError, match="no checkpoint given: add TEST.MODEL_FILE"):
+        load_model(cfg, str(arch_path("XS")))
+    untrained = load_model(cfg, str(arch_path("XS")), required=False)  # measurements that need no weights
+    assert isinstance(untrained, LitePose)
+
+
+def test_the_default_input_size_is_explicit_then_the_architecture_then_the_config():
+    from litepose.arch import default_input_size
+
+    cfg = config()
+    xs = load_arch(str(arch_path("XS")))
+    model = build_model(cfg, xs)
+    assert default_input_size(cfg, model, 320) == 320
+    assert default_input_size(cfg, model) == xs["img_size"] == default_input_size(cfg, xs)
+    supernet = build_model(config(supernet=True), xs)  # a supernet: its active architecture
+    assert default_input_size(cfg, supernet) == xs["img_size"]
+    assert default_input_size(cfg) == cfg.DATASET.INPUT_SIZE == default_input_size(cfg, torch.nn.Conv2d(3, 3, 1))
+
+
+@pytest.mark.parametrize("script,options", [
+    ("valid.py", []),
+    ("tools/demo.py", ["--input", "{image}", "--output", "{tmp}/out"]),
+    ("tools/export.py", ["--format", "onnx", "--output", "{tmp}/m.onnx"]),
+    ("tools/quantize.py", ["--runtime", "onnx", "--output-dir", "{tmp}/int8"]),
+    ("benchmarks.estimator_ap", []),
+    ("tools/calibrate_bn.py", ["--output", "{tmp}/bn.pth"]),
+])
+def test_every_script_refuses_a_checkpoint_with_nan_weights_in_one_line(tmp_path, capsys, script, options):
+    import cv2
+    import numpy as np
+    from helpers import run_script_in_process
+
+    cfg_file = "experiments/crowd_pose/mobilenet/mobile.yaml"
+    model = build_model(load_config(cfg_file), str(arch_path("XS")))
+    state = model.state_dict()
+    state["final_refined.0.conv.0.weight"].fill_(float("nan"))
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.zeros((64, 64, 3), np.uint8))
+    done = run_script_in_process(script, ["--cfg", cfg_file, "--superconfig", str(arch_path("XS")),
+                                          "TEST.MODEL_FILE", str(path),
+                                          *[o.format(tmp=tmp_path, image=image) for o in options]], capsys)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (f"error: {path} holds NaN or infinite values in 1 tensors (first: "
+                                   "final_refined.0.conv.0.weight): refused, the network would give no finite output")
+    # Nothing written (an output folder may have been made empty by the early output check).
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["frame.png", "nan.pth"]

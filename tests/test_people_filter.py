@@ -5,7 +5,7 @@ import pytest
 
 from litepose.data.keypoints import COCO
 from litepose.errors import ConfigError
-from litepose.runtime.people import PersonFilter, oks_matrix
+from litepose.runtime.people import PersonFilter, hide_outside_frame, oks_matrix
 
 SIGMAS = COCO.sigmas
 
@@ -88,3 +88,14 @@ def test_off_keeps_everyone_and_bad_thresholds_are_one_line():
     for bad in ({"nms_oks": 0.0}, {"nms_oks": 1.5}, {"min_score": float("nan")}):
         with pytest.raises(ConfigError, match="person"):
             PersonFilter(**bad)
+
+
+def test_joints_outside_the_frame_get_score_zero_and_keep_their_place():
+    keypoints = np.array([[[10.0, 20.0, 0.8], [-0.4, 5.0, 0.7], [3.0, -42.0, 0.9], [99.4, 49.4, 0.6],
+                           [99.6, 10.0, 0.5], [50.0, 369.0, 0.4]]])
+    hidden = hide_outside_frame(keypoints, 100, 50)
+    np.testing.assert_array_equal(hidden[..., :2], keypoints[..., :2])
+    np.testing.assert_array_equal(hidden[0, :, 2], [0.8, 0.7, 0.0, 0.6, 0.0, 0.0])
+    assert keypoints[0, 2, 2] == 0.9  # the caller's array is not changed
+    inside = keypoints[:, [0, 1, 3]]
+    assert hide_outside_frame(inside, 100, 50) is inside

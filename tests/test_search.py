@@ -7,9 +7,10 @@ import torch
 from conftest import arch_path
 from litepose.arch import load_arch
 from litepose.models import LitePose
-from litepose.search import EvolutionSearch, LatencyTable, MacCounter, recalibrate_bn
+from litepose.models.bn import recalibrate_bn
+from litepose.models.space import SearchSpace
+from litepose.search import EvolutionSearch, LatencyTable, MacCounter
 from litepose.search.evolution import SearchError
-from litepose.search.space import SearchSpace
 
 WIDE = SearchSpace(kernel_sizes=(3, 5, 7), expansions=(3, 4, 6), stage_blocks=((4, 5, 6), (6, 8), (8, 10), (8, 10)))
 HEAD = dict(num_joints=14)
@@ -115,10 +116,25 @@ def test_unreachable_budget_is_a_clear_error(tmp_path):
         _toy_search(tmp_path, 100.0, max_tries=20).run()
 
 
-def test_latency_table_round_trip_and_prediction(tmp_path):
-    from litepose.errors import LitePoseError
+def _deterministic_ms(module, input_shape, device, repeats, warmup):
+    """A stand-in for timing one layer: its weights times its input's pixels, so that the
+    table's orderings do not depend on what else the machine runs (timings: benchmarks)."""
+    return 1e-6 * (1 + sum(p.numel() for p in module.parameters())) * input_shape[-1] * input_shape[-2]
 
-    # A small space keeps the timing short; the released M has layers it never timed.
+
+def test_layer_timing_is_a_positive_time():
+    from litepose.search.latency import _measure
+
+    ms = _measure(torch.nn.Conv2d(3, 8, 3), (1, 3, 16, 16), torch.device("cpu"), repeats=2, warmup=1)
+    assert 0 < ms < float("inf")
+
+
+def test_latency_table_round_trip_and_prediction(tmp_path, monkeypatch):
+    from litepose.errors import LitePoseError
+    from litepose.search import latency
+
+    monkeypatch.setattr(latency, "_measure", _deterministic_ms)
+    # A small space keeps the table short; the released M has layers it never timed.
     space = SearchSpace(img_sizes=(64, 128), input_channel=16, stage_channels=(16, 24, 32, 48),
                         stage_blocks=((1, 2), (1,), (1,), (1,)), deconv_channels=(16, 16, 16))
     table = LatencyTable.build(space, HEAD, torch.device("cpu"), samples=2, repeats=2, warmup=1, progress=False)

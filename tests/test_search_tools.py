@@ -12,8 +12,8 @@ from litepose.config import load_config
 from litepose.data.synthetic import generate_synthetic_dataset
 from litepose.models import build_model, load_checkpoint
 from litepose.models.builders import litepose_head_config
+from litepose.models.space import SearchSpace
 from litepose.search import MacCounter
-from litepose.search.space import SearchSpace
 
 SUPERNET_CFG = "experiments/synthetic/supernet.yaml"
 

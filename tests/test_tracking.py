@@ -107,3 +107,25 @@ def test_track_eval_tool_prints_the_figures(tmp_path, capsys):
 
     with pytest.raises(LitePoseError, match="already exists"):
         track_eval.main(["--frames", "10", "--json", str(out)])
+
+
+def test_track_eval_interrupted_keeps_the_finished_rows(tmp_path, monkeypatch, capsys):
+    from benchmarks import track_eval
+    from litepose import tracking
+    from litepose.errors import Interrupted
+
+    calls = []
+
+    def interrupted_third_time(*args, **kwargs):  # Ctrl-C while the third variant runs
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    real = tracking.track_sequence
+    monkeypatch.setattr(tracking, "track_sequence", interrupted_third_time)
+    out = tmp_path / "track.json"
+    with pytest.raises(Interrupted, match=f"^2 finished row\\(s\\) written to {out}$") as stopped:
+        track_eval.main(["--frames", "10", "--seeds", "0", "--scenario", "easy", "--json", str(out)])
+    assert stopped.value.exit_code == 130
+    assert [row["tracker"] for row in json.loads(out.read_text())] == ["tracker", "no lost-track memory"]

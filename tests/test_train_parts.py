@@ -14,7 +14,7 @@ from torch import nn
 
 from litepose.config import load_config
 from litepose.errors import CheckpointError, DataError
-from litepose.search.space import ArchManager
+from litepose.models.space import ArchManager
 from litepose.train.distributed import DistContext
 from litepose.train.faults import (NONFINITE, SIGNAL, UNREADABLE, NonFiniteLossError, StepGuard, StopSignals,
                                    UnreadableImages, interrupted_error, nonfinite_loss_error)
@@ -345,10 +345,9 @@ def test_only_the_people_the_realtime_filter_keeps_are_drawn(tmp_path, synthetic
     faint = np.tile([50.0, 10.0, 0.9], (17, 1)) + np.arange(17)[:, None] * [1.0, 4.0, 0.0]
     copy = strong + [0.5, 0.5, 0.0]  # the strong person found twice: suppressed
     threshold = DRAWN_FILTER.min_score
-    result = SimpleNamespace(image_ids=[first["id"]], unreadable=[], results=[
-        {"image_id": first["id"], "keypoints": strong.ravel().tolist(), "score": threshold + 0.2},
-        {"image_id": first["id"], "keypoints": faint.ravel().tolist(), "score": threshold / 2},
-        {"image_id": first["id"], "keypoints": copy.ravel().tolist(), "score": threshold + 0.1}])
+    people = SimpleNamespace(keypoints=np.stack([strong, faint, copy]),
+                             scores=np.array([threshold + 0.2, threshold / 2, threshold + 0.1]))
+    result = SimpleNamespace(image_ids=[first["id"]], unreadable=[], people={first["id"]: people})
     validation = ValidationAP(tiny_cfg(tmp_path, synthetic_root, tiny_arch), 1, drawn=1)
     [(image_id, picture)] = validation._draw(result)
     image = read_image(synthetic_root / "images" / "val" / first["file_name"])

@@ -110,3 +110,115 @@ def test_demo_draws_a_folder_of_images_and_a_video(tmp_path, xs_checkpoint, run)
     capture.release()
     done = run("tools/demo.py", *common, "--input", tmp_path / "missing.png")
     assert done.returncode == 2 and "input not found" in done.stderr
+
+
+# ------------------------------------------------------- one evaluation for every backend
+@pytest.fixture(scope="module")
+def trained_like(tmp_path_factory):
+    """``(cfg, model, checkpoint)``: an XS CrowdPose model whose random weights behave like
+    trained ones (deploy.latency.realistic_weights_), so its maps hold people to group."""
+    from litepose.deploy.latency import realistic_weights_
+
+    cfg = load_config(str(CROWD_CFG), DATA + ["DEVICE", "cpu", "TEST.DETECTION_THRESHOLD", "0.05"])
+    model = realistic_weights_(build_model(cfg, str(arch_path("XS"))), 128, seed=3)
+    path = tmp_path_factory.mktemp("ckpt") / "xs_realistic.pth"
+    torch.save(model.state_dict(), path)
+    return cfg, model, path
+
+
+def _people(results):
+    """``{image_id: [(score, keypoints), ...]}`` of evaluation results, in the order given."""
+    found = {}
+    for r in results:
+        found.setdefault(r["image_id"], []).append((r["score"], np.asarray(r["keypoints"]).reshape(-1, 3)))
+    return found
+
+
+@needs_fixtures
+def test_evaluate_returns_the_release_pipelines_people_image_for_image(trained_like):
+    from litepose.data.coco_format import read_image
+    from litepose.inference import InferenceSettings, predict
+
+    cfg, model, _ = trained_like
+    result = evaluate(cfg, model, input_size=128, progress=False)
+    settings = InferenceSettings.from_config(cfg, model, 128)
+    found = _people(result.results)
+    total = 0
+    for image_id in result.image_ids:
+        expected = predict(model.eval(), read_image(CROWD / "images" / f"{image_id}.jpg"), settings, "cpu")
+        people = found.get(image_id, [])
+        assert len(people) == len(expected.scores)
+        for (score, keypoints), want_score, want in zip(people, expected.scores, expected.keypoints):
+            assert score == pytest.approx(want_score, abs=1e-6)
+            np.testing.assert_allclose(keypoints[:, :2], want[:, :2], atol=1e-4, rtol=0)
+            np.testing.assert_allclose(keypoints[:, 2], want[:, 2], atol=1e-6, rtol=0)
+        total += len(people)
+    assert total > 0  # people were found, so the comparison compared something
+    assert result.backend == "pytorch" and result.nonfinite == 0
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("onnxruntime") is None, reason="onnxruntime absent")
+@needs_fixtures
+def test_an_onnx_export_evaluates_to_the_checkpoints_results(trained_like, tmp_path, run):
+    from litepose.deploy import export_onnx, fuse_bn
+    from litepose.runtime.exported import open_network
+
+    cfg, model, checkpoint = trained_like
+    onnx_file = tmp_path / "xs.onnx"
+    onnx_file.write_bytes(export_onnx(fuse_bn(model), 128, dynamic=True))
+    expected = evaluate(cfg, model, input_size=128, progress=False)
+    exported = evaluate(cfg, open_network(onnx_file), input_size=128, progress=False)
+    assert exported.backend == "onnxruntime"
+    assert abs(exported.ap - expected.ap) <= 1e-3
+    assert [len(p) for p in _people(exported.results).values()] == [len(p) for p in _people(expected.results).values()]
+    # valid.py takes the export as TEST.MODEL_FILE (told apart from a checkpoint by its content)
+    # and gives the checkpoint's table.
+    tables = {}
+    for name, model_file in (("checkpoint", checkpoint), ("export", onnx_file)):
+        done = run("valid.py", "--cfg", CROWD_CFG, "--superconfig", arch_path("XS"), "TEST.MODEL_FILE", model_file,
+                   *DATA, "TEST.DETECTION_THRESHOLD", "0.05", "--input-size", 128, "--output-dir", tmp_path / name)
+        assert done.returncode == 0, done.stderr
+        tables[name] = next(line for line in done.stdout.splitlines() if line.startswith("| pose_mobilenet"))
+    assert "backend onnxruntime" in done.stdout
+    assert tables["export"] == tables["checkpoint"]
+
+
+@needs_fixtures
+def test_evaluate_counts_the_images_on_which_a_network_gives_nan(trained_like):
+    from litepose.runtime.network import Network
+
+    class Broken(Network):
+        name = "broken"
+
+        def __call__(self, batch):
+            height, width = batch.shape[2] // 4, batch.shape[3] // 4
+            return [np.full((len(batch), 28, height, width), np.nan, np.float32),
+                    np.full((len(batch), 14, 2 * height, 2 * width), np.nan, np.float32)]
+
+    cfg, _, _ = trained_like
+    result = evaluate(cfg, Broken(), input_size=128, progress=False)
+    assert result.nonfinite == 2 and result.results == [] and result.backend == "broken"
+    from litepose.evaluation import summary_lines
+
+    assert any(line.startswith("warning: the network's outputs were NaN or infinite on 2 of 2 images")
+               for line in summary_lines(result))
+    with pytest.raises(Exception, match="cannot evaluate a str"):
+        evaluate(cfg, "model.onnx", progress=False)
+
+
+@needs_fixtures
+def test_an_export_of_another_dataset_is_one_error_before_any_image(trained_like):
+    import types
+
+    from litepose.errors import LitePoseError
+    from litepose.runtime.network import Network
+
+    class CocoExport(Network):
+        metadata = types.SimpleNamespace(dataset={"num_joints": 17, "name": "coco"}, input_size=128)
+
+        def __call__(self, batch):
+            raise AssertionError("no image may run")
+
+    cfg, _, _ = trained_like  # CrowdPose: 14 joints
+    with pytest.raises(LitePoseError, match=r"^the export predicts 17 joints \(coco\), the config's test set has 14"):
+        evaluate(cfg, CocoExport(), progress=False)

@@ -17,10 +17,10 @@ from litepose.utils.cli import SEED, config_parser, int_range, load_cli_config, 
 
 
 def main(argv=None):
-    from litepose.arch import describe_arch, load_arch
+    from litepose.arch import default_input_size, describe_arch
     from litepose.errors import ConfigError
     from litepose.evaluation.runner import evaluate
-    from litepose.models import build_model, load_checkpoint
+    from litepose.models import load_model
     from litepose.search.scoring import calibrate_network
     from litepose.utils.device import resolve_device
     from litepose.utils.io import atomic_torch_save, check_output_file
@@ -48,16 +48,9 @@ def main(argv=None):
     check_output_file(args.output, args.force, "--output", inputs=run_inputs(args, cfg))
     device = resolve_device(cfg.DEVICE)
 
-    if cfg.MODEL.NAME == "pose_supermobilenet":
-        supernet = build_model(cfg)
-        load_checkpoint(supernet, cfg.TEST.MODEL_FILE)
-        supernet.set_active_arch(load_arch(args.superconfig))
-        model = supernet.get_active_subnet()
-    else:
-        model = build_model(cfg, args.superconfig)
-        load_checkpoint(model, cfg.TEST.MODEL_FILE)
+    model = load_model(cfg, args.superconfig)  # a supernet: its member of that architecture
     arch = getattr(model, "arch", None)
-    size = arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE
+    size = default_input_size(cfg, model)
     if arch:
         print(f"network: {describe_arch(arch)}")
 

@@ -1,17 +1,27 @@
 #!/usr/bin/env python
-"""Export a trained model to an edge runtime's format, checked against PyTorch on real images.
+"""Export a trained model to a runtime's format, with its metadata, checked against PyTorch on real images.
 
     python tools/export.py --format onnx|openvino|tflite|ncnn|coreml|torchscript \
         --cfg experiments/coco/mobilenet/mobile.yaml --superconfig mobile_configs/search-XS.json \
-        TEST.MODEL_FILE xs.pth --output litepose-xs.onnx [--input-size 256] [--fp16] [--dynamic] [--force]
+        TEST.MODEL_FILE xs.pth [--output litepose-xs.onnx] [--input-size 256] [--fixed] [--fp16] [--force]
 
-Outputs by format: M.onnx; M.xml + M.bin (OpenVINO IR); M.tflite (LiteRT); M.param + M.bin
-(ncnn); M.mlpackage (Core ML ML program, a folder); M.pt (TorchScript). BatchNorm is folded
-into the convolutions first. The export runs in its own runtime on real images (shared
-coco_mini, else synthetic ones) against the unfolded PyTorch model; above --tolerance (largest
-difference relative to the largest PyTorch output) nothing is written. Core ML cannot run on
-Linux and is checked structurally. Files are written atomically, never over an existing
-one without --force. INT8: tools/quantize.py.
+Outputs by format (default: beside the checkpoint, its name with these endings, so that no two
+formats share a file): M.onnx; M.xml + M.bin (OpenVINO IR); M.tflite + M.litepose.json (LiteRT);
+M.ncnn.param + M.ncnn.bin + M.ncnn.litepose.json (ncnn); M.mlpackage (Core ML ML program, a
+folder); M.torchscript.pt (TorchScript). Every export carries its metadata (dataset, joints,
+input size, normalisation, test settings, architecture, checkpoint and its sha256), so that
+``PoseEstimator.from_exported(path)`` needs nothing else.
+
+Input size: dynamic (any size; checked at --input-size and a second, non-square size) for onnx,
+openvino, ncnn and torchscript; --fixed fixes it to --input-size (tflite and coreml are always
+fixed). --input-size defaults to the architecture's img_size or DATASET.INPUT_SIZE, and is the
+size the estimator runs a dynamic export at.
+
+BatchNorm is folded into the convolutions first. The export runs in its own runtime on real
+images (shared coco_mini, else synthetic ones) against the unfolded PyTorch model; above
+--tolerance (largest difference relative to the largest PyTorch output) nothing is written.
+Core ML cannot run on Linux and is checked structurally. Files are written atomically, never
+over an existing one without --force. INT8: tools/quantize.py.
 """
 
 import os
@@ -23,24 +33,32 @@ from litepose.utils.cli import (THREADS, DefaultsShown, config_parser, input_siz
 SHARED_IMAGES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                              "coco_mini", "images")
 
-FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
-
 
 def main(argv=None):
-    from litepose.deploy.formats import default_input_size, export_checked, load_trained_model, require, versions
-    from litepose.errors import ConfigError
+    from litepose.arch import default_input_size
+    from litepose.deploy.export import MAX_OPSET, MIN_OPSET, ExportError
+    from litepose.deploy.formats import (DYNAMIC_FORMATS, FORMATS, check_outputs, default_output, export_checked,
+                                         require, versions)
+    from litepose.errors import CheckpointError, LitePoseError
+    from litepose.models import load_model
+    from litepose.utils.limits import input_size_problem
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.formatter_class = DefaultsShown
     parser.add_argument("--format", required=True, choices=FORMATS, help="target runtime's format")
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
-    parser.add_argument("--output", required=True, metavar="PATH",
-                        help="file to write (.onnx, .xml, .tflite, .param, .mlpackage, .pt)")
+    parser.add_argument("--output", metavar="PATH", default=None,
+                        help="file to write (default: the checkpoint's name with the format's ending)")
     parser.add_argument("--input-size", type=input_size, default=None,
                         help="square input size (default: the architecture's img_size or DATASET.INPUT_SIZE)")
+    size_kind = parser.add_mutually_exclusive_group()
+    size_kind.add_argument("--fixed", action="store_true",
+                           help="fix the input to --input-size (frames are then letterboxed to it)")
+    size_kind.add_argument("--dynamic", action="store_true",
+                           help=f"any input size: the default for {', '.join(DYNAMIC_FORMATS)}")
     parser.add_argument("--fp16", action="store_true", help="float16 model (onnx, openvino, ncnn, coreml)")
-    parser.add_argument("--dynamic", action="store_true", help="dynamic batch, height and width (onnx, openvino)")
-    parser.add_argument("--opset", type=int_range(1, 100), default=17, help="ONNX opset (onnx)")
+    parser.add_argument("--opset", type=int_range(1, 100), default=17,
+                        help=f"ONNX opset (onnx; {MIN_OPSET} to {MAX_OPSET})")
     parser.add_argument("--tolerance", type=number_range(0), default=None,
                         help="largest accepted |export - PyTorch| / max |PyTorch| (default 1e-3, 3e-2 with --fp16)")
     parser.add_argument("--images", metavar="DIR", default=None,
@@ -51,24 +69,38 @@ def main(argv=None):
     parser.add_argument("--threads", type=THREADS, nargs="+", default=[1, 2], help="intra-op threads of --time")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
+    # Every argument is checked before any work (the model is not even built yet): ranges by the
+    # argparse types above, the rest here, one line each.
     if args.time and args.format == "coreml":
-        parser.error("--time: Core ML models run only on macOS")
+        raise LitePoseError("--time: Core ML models run only on macOS")
+    if args.dynamic and args.format not in DYNAMIC_FORMATS:
+        raise LitePoseError(f"--dynamic is not available for {args.format} (its input size is fixed; dynamic: "
+                            f"{', '.join(DYNAMIC_FORMATS)})")
+    if args.format == "onnx" and not MIN_OPSET <= args.opset <= MAX_OPSET:
+        raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
+                          f"got {args.opset}")
+    dynamic = args.format in DYNAMIC_FORMATS and not args.fixed
 
-    require(args.format)  # a missing package is one line before any work
     cfg = load_cli_config(args)
-    model = load_trained_model(cfg, args.superconfig)
-    size = args.input_size or default_input_size(model, cfg)
-    if size <= 0 or size % 32:
-        raise ConfigError(f"--input-size must be a positive multiple of 32, got {size}")
+    if not cfg.TEST.MODEL_FILE:
+        raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
+    output = args.output or default_output(args.format, cfg.TEST.MODEL_FILE)
+    check_outputs(args.format, output, args.force, inputs=run_inputs(args, cfg))
+    require(args.format)  # a missing package is one line before any work
+    model = load_model(cfg, args.superconfig)
+    size = default_input_size(cfg, model, args.input_size)
+    if input_size_problem(size):
+        raise ExportError(input_size_problem(size, "the input size (architecture img_size or DATASET.INPUT_SIZE)"))
     images = args.images
     if images is None and os.path.isdir(SHARED_IMAGES):
         images = SHARED_IMAGES
-    report = export_checked(args.format, model, args.output, size, half=args.fp16, dynamic=args.dynamic,
-                            opset=args.opset, tolerance=args.tolerance, force=args.force, image_dir=images,
-                            num_images=args.num_images, inputs=run_inputs(args, cfg))
+    report = export_checked(args.format, model, output, size, cfg=cfg, checkpoint=cfg.TEST.MODEL_FILE,
+                            half=args.fp16, dynamic=dynamic, opset=args.opset, tolerance=args.tolerance,
+                            force=args.force, image_dir=images, num_images=args.num_images,
+                            inputs=run_inputs(args, cfg))
     found = versions()
     print(f"{args.format}{' (float16)' if args.fp16 else ''}, input 1x3x{size}x{size}"
-          f"{' (dynamic)' if args.dynamic else ''}; torch {found.get('torch')}")
+          f"{' (dynamic)' if dynamic else ' (fixed)'}; torch {found.get('torch')}")
     for line in report.lines():
         print(line)
     if args.time:
@@ -76,7 +108,7 @@ def main(argv=None):
 
         label = f"{args.format}{' fp16' if args.fp16 else ''}"
         print("\n| runtime | threads | ms (p90) | x PyTorch eager |\n|---|---|---|---|")
-        for threads, timings in time_export(args.format, args.output, model, size, args.threads, args.time,
+        for threads, timings in time_export(args.format, output, model, size, args.threads, args.time,
                                             args.fp16).items():
             eager, exported = timings["pytorch"], timings[args.format]
             print(f"| PyTorch eager | {threads} | {eager.median_ms:.2f} ({eager.p90_ms:.2f}) | 1.00 |")

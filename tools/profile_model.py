@@ -12,7 +12,7 @@ from litepose.utils.cli import config_parser, input_size, load_cli_config, parse
 
 
 def main(argv=None):
-    from litepose.arch import describe_arch
+    from litepose.arch import default_input_size, describe_arch, model_arch
     from litepose.models import build_model, profile_model
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -21,8 +21,8 @@ def main(argv=None):
     args = parse_args(parser, argv)
     cfg = load_cli_config(args)
     model = build_model(cfg, args.superconfig)
-    arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
-    size = args.input_size or (arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
+    arch = model_arch(model)
+    size = default_input_size(cfg, model, args.input_size)
     if size <= 0 or size % 32:
         parser.error(f"--input-size must be a positive multiple of 32, got {size}")
     profile = profile_model(model, size)

@@ -11,9 +11,13 @@ BatchNorm is folded first. Calibration runs on training images preprocessed as i
 ONNX Runtime: static QDQ (uint8 activations, int8 per-channel weights); OpenVINO: NNCF. Writes
 int8/litepose-int8.onnx and int8/litepose-int8.xml + .bin (and with --fp16
 litepose-fp16.onnx), then int8/report.md and report.json: for PyTorch eager and each runtime in
-float32, INT8 (and float16 / bfloat16 with --fp16), the AP of valid.py's evaluation (the
-config's test split and settings), the largest output difference relative to PyTorch, and
-the network's median and p90 latency on a 1x3xSxS input, all variants interleaved round by round.
+float32, INT8 (and float16 / bfloat16 with --fp16), the AP of valid.py's evaluation
+(litepose.evaluation.evaluate, the config's test split and settings: the same AP valid.py gives
+the written files), the largest output difference relative to PyTorch, and the network's median
+and p90 latency on a 1x3xSxS input, all variants interleaved round by round.
+
+Each INT8 (and float16) model is checked against PyTorch and written as soon as it is made;
+Ctrl-C then stops the run with one line and exit status 130, keeping the models written.
 """
 
 import argparse
@@ -32,10 +36,12 @@ def main(argv=None):
     import json
     import platform
 
+    from litepose.arch import default_input_size
     from litepose.deploy.export import ExportError
-    from litepose.deploy.formats import check_images, default_input_size, load_trained_model, require, versions
-    from litepose.deploy.quantize import (build_variants, calibration_images, measure_ap, measure_errors,
-                                          measure_latency, report_table)
+    from litepose.deploy.formats import check_images, require, versions
+    from litepose.deploy.quantize import (build_variants, calibration_images, measure_errors, measure_latency,
+                                          onnx_runner, openvino_runner, relative_error, report_table)
+    from litepose.models import load_model
     from litepose.utils.io import atomic_write_bytes, atomic_write_text, check_output_file
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -82,31 +88,46 @@ def main(argv=None):
         except Exception as exc:
             raise ExportError(f"OpenVINO quantisation needs the nncf package ({exc}): pip install nncf") from None
 
-    model = load_trained_model(cfg, args.superconfig)
-    size = default_input_size(model, cfg)
+    model = load_model(cfg, args.superconfig)
+    size = default_input_size(cfg, model)
     sizes = args.latency_size or [size]
     held = args.calibration_images * 3 * size * size * 4
     if held > MAX_CALIBRATION_BYTES:
         raise ExportError(f"--calibration-images {args.calibration_images} at {size}x{size} would hold "
                           f"{held / 2**30:.1f} GiB of images in memory (limit {MAX_CALIBRATION_BYTES / 2**30:.0f} GiB); "
                           "give fewer")
-    print(f"calibration: {args.calibration_images} training images at {size}x{size}")
-    images = calibration_images(cfg, size, args.calibration_images)
-    variants, artefacts = build_variants(model, images, args.runtime, args.fp16, args.exclude_op_types,
-                                         args.exclude_nodes, args.ignored_types, args.ignored_names,
-                                         exclude_patterns=args.exclude_patterns,
-                                         ignored_patterns=args.ignored_patterns)
     shared = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                           "coco_mini", "images")
     check, source = check_images(size, 4, shared if os.path.isdir(shared) else None)
+    print(f"calibration: {args.calibration_images} training images at {size}x{size}")
+    images = calibration_images(cfg, size, args.calibration_images)
+    os.makedirs(args.output_dir, exist_ok=True)
+    written = []
+
+    def keep(key, artefact):
+        """Check a quantised model against PyTorch, then write it at once (an interruption keeps it)."""
+        run = openvino_runner(artefact) if key.startswith("openvino") else onnx_runner(artefact)
+        error = relative_error(model, run, check.numpy())
+        if not error < 1.0:
+            raise ExportError(f"the {key.replace('_', ' ')} model differs from PyTorch by {error:.3g} of its largest "
+                              f"output (a broken quantisation); it was not written")
+        name = {"onnx_int8": "litepose-int8.onnx", "onnx_fp16": "litepose-fp16.onnx"}.get(key)
+        if name:
+            atomic_write_bytes(os.path.join(args.output_dir, name), artefact)
+            written.append(name)
+        else:
+            written.extend(save_openvino(artefact, args.output_dir, "litepose-int8"))
+        print(f"wrote {', '.join(os.path.join(args.output_dir, n) for n in written[-2 if name is None else -1:])}")
+
+    variants, artefacts = build_variants(model, images, args.runtime, args.fp16, args.exclude_op_types,
+                                         args.exclude_nodes, args.ignored_types, args.ignored_names,
+                                         exclude_patterns=args.exclude_patterns,
+                                         ignored_patterns=args.ignored_patterns, built=keep)
     measure_errors(model, variants, check.numpy())
     for variant in variants:
         print(f"max |{variant.label} {variant.precision} - PyTorch| / max |PyTorch| on {source}: {variant.error:.3g}")
-        if not variant.error < 1.0:
-            raise ExportError(f"{variant.label} {variant.precision} differs from PyTorch by {variant.error:.3g} of its "
-                              f"largest output (NaN, or a broken quantisation); nothing written")
     if args.evaluate:
-        measure_ap(cfg, variants, args.limit, threads=max(args.threads))
+        measure_ap(cfg, variants, size, args.limit, threads=max(args.threads))
     keys = []
     for threads in args.threads:
         for latency_size in sizes:
@@ -114,17 +135,6 @@ def main(argv=None):
                   f"{args.repeats} rounds")
             measure_latency(variants, latency_size, threads, args.repeats)
             keys.append((latency_size, threads))
-
-    os.makedirs(args.output_dir, exist_ok=True)
-    written = []
-    if "onnx_int8" in artefacts:
-        atomic_write_bytes(os.path.join(args.output_dir, "litepose-int8.onnx"), artefacts["onnx_int8"])
-        written.append("litepose-int8.onnx")
-    if "onnx_fp16" in artefacts:
-        atomic_write_bytes(os.path.join(args.output_dir, "litepose-fp16.onnx"), artefacts["onnx_fp16"])
-        written.append("litepose-fp16.onnx")
-    if "openvino_int8" in artefacts:
-        written += save_openvino(artefacts["openvino_int8"], args.output_dir, "litepose-int8")
 
     found = versions()
     header = [f"# INT8 and float16 against float32: {cfg.MODEL.NAME}, {cfg.TEST.MODEL_FILE}", "",
@@ -151,8 +161,28 @@ def main(argv=None):
                                for k in keys]} for v in variants]}
     atomic_write_text(os.path.join(args.output_dir, "report.json"), json.dumps(record, indent=1) + "\n")
     print(table)
-    print(f"wrote {', '.join(os.path.join(args.output_dir, n) for n in written + ['report.md', 'report.json'])}")
+    print(f"wrote {', '.join(os.path.join(args.output_dir, n) for n in ['report.md', 'report.json'])}")
     return 0
+
+
+def measure_ap(cfg, variants, input_size, limit=None, threads=None, log=print, progress=True):
+    """valid.py's AP of each variant (``litepose.evaluation.evaluate`` at ``input_size``, the
+    config's test settings). PyTorch runs with ``threads`` intra-op threads; the caller's thread
+    count is put back."""
+    import torch
+
+    from litepose.evaluation import evaluate
+
+    previous = torch.get_num_threads()
+    try:
+        for variant in variants:
+            network = variant.make(threads)
+            torch.set_num_threads(threads if variant.runtime == "pytorch" and threads else previous)
+            result = evaluate(cfg, network, limit=limit, device="cpu", input_size=input_size, progress=progress)
+            variant.ap = float(result.ap)
+            log(f"AP {variant.label} {variant.precision}: {variant.ap:.4f}")
+    finally:
+        torch.set_num_threads(previous)
 
 
 def save_openvino(ov_model, directory, stem):

@@ -55,13 +55,13 @@ def dataset_fingerprint(cfg):
 def main(argv=None):
     from litepose.arch import describe_arch, save_arch
     from litepose.errors import ConfigError
-    from litepose.models import build_model, load_checkpoint
+    from litepose.models import load_model
     from litepose.models.builders import litepose_head_config
     from litepose.search import EvolutionSearch, LatencyTable, MacCounter
     from litepose.search.evolution import SearchError
     from litepose.utils.io import check_output_file, file_sha256
     from litepose.search.scoring import SubnetScorer
-    from litepose.search.space import SearchSpace
+    from litepose.models.space import SearchSpace
     from litepose.utils.device import resolve_device
 
     parser = config_parser(__doc__.splitlines()[0])
@@ -153,8 +153,7 @@ def main(argv=None):
     if args.max_latency_ms is not None and latency.predict(smallest) > args.max_latency_ms:
         raise SearchError(f"even the smallest architecture is predicted at {latency.predict(smallest):.1f} ms, above "
                           f"--max-latency-ms {args.max_latency_ms:g} ms: the budget is below what the search space can reach")
-    supernet = build_model(cfg)
-    load_checkpoint(supernet, cfg.TEST.MODEL_FILE)
+    supernet = load_model(cfg, subnet=False)
     scorer = SubnetScorer(cfg, supernet, args.val_images, args.calib_images, args.batch_size, device, args.seed)
 
     def describe(candidate):

@@ -5,8 +5,8 @@ Subpackages and modules:
 - ``config``: yacs defaults, loading with strict keys, value ranges;
 - ``arch``: architecture files (the release's JSON schema) and their validation;
 - ``models``: LitePose, the weight-sharing supernet and the baselines, behind a registry;
-  checkpoints and weight transfer;
-- ``search``: the search space and its sampler, BN recalibration, cost models, evolution;
+  checkpoints and weight transfer; the supernet's search space and its sampler, BN recalibration;
+- ``search``: architecture search: cost models, evolution, scoring;
 - ``data``: COCO-format datasets, the release's augmentation and training targets;
 - ``loss``: heatmap and associative-embedding losses;
 - ``train``: the training loop, distributed setup, checkpoints;

@@ -9,7 +9,7 @@ An architecture is a plain dict::
 ``block_setting`` holds ``[expansion, kernel]`` per block. ``load_arch`` validates a
 file and rejects anything a LitePose model cannot be built from with one line naming
 the field; whether the architecture also lies in a supernet's search space is the
-search space's question (``litepose.search.space``).
+search space's question (``litepose.models.space``).
 
 Upper limits keep a hostile file from exhausting memory when the model is built: ``img_size``
 at most ``MAX_IMG_SIZE`` (2048; the released architectures use 256 to 512), widths at most
@@ -158,3 +158,22 @@ def describe_arch(arch):
         f"deconv {'/'.join(str(d) for d in arch['deconv_setting'])}, "
         f"kernel {'/'.join(map(str, kernels))}, expansion {'/'.join(str(e) for e in expansions)}"
     )
+
+
+def model_arch(model):
+    """The architecture a model runs: a supernet's active one, a LitePose model's own, else None."""
+    arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
+    return arch if isinstance(arch, dict) else None
+
+
+def default_input_size(cfg, model=None, input_size=None):
+    """The input size of a model at test time, export and calibration (the one rule): an
+    explicit ``input_size``, else the architecture's ``img_size`` (``model`` a LitePose model,
+    a supernet with an active architecture, or an architecture dict), else the config's
+    ``DATASET.INPUT_SIZE`` (the baselines, and networks without an architecture)."""
+    if input_size:
+        return int(input_size)
+    arch = model if isinstance(model, dict) else model_arch(model)
+    if arch is not None and "img_size" in arch:
+        return int(arch["img_size"])
+    return int(cfg.DATASET.INPUT_SIZE)

@@ -45,3 +45,15 @@ class UnreadableImageError(DataError):
 class OutputError(LitePoseError):
     """A file or folder that cannot be written: a full disk, a read-only folder, a folder where a
     file should go, an input that would be overwritten, or an output folder another run holds."""
+
+
+class Interrupted(LitePoseError):
+    """Ctrl-C in a long tool after the work finished so far was kept (rows written, models
+    saved): the message says what was kept; the scripts print it on one line and exit 130."""
+    label = "interrupted"
+    exit_code = 130
+
+
+class ModelFileError(LitePoseError):
+    """An exported model (ONNX, OpenVINO, TFLite, ncnn, TorchScript) that is missing, of unknown
+    format, unreadable, holds non-finite weights, or cannot take the input it was given."""

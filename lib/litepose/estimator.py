@@ -1,12 +1,13 @@
 """Multi-person pose in one call: ``PoseEstimator``.
 
     from litepose import PoseEstimator
-    estimator = PoseEstimator.from_onnx("litepose-xs.onnx", dataset="coco", input_size=256, preset="realtime")
+    estimator = PoseEstimator.from_exported("litepose-xs.onnx", preset="realtime")
     people = estimator(frame)          # frame: [H, W, 3] uint8, BGR as OpenCV reads it (color="rgb" otherwise)
     people.keypoints, people.scores    # [P, J, 3] x, y, score in frame pixels; [P]
 
-Two backends: ONNX Runtime (``from_onnx``; this module and everything it runs then import no
-PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the network
+Backends: any export of ``tools/export.py`` (``from_exported(path)``: ONNX Runtime, OpenVINO,
+TFLite, ncnn, TorchScript, chosen by the file, settings from the export's metadata; ONNX imports
+no PyTorch) and PyTorch (``from_checkpoint`` / ``from_model``). Both run the network
 (``litepose.runtime``) then the one NumPy / OpenCV decoder (``litepose.inference``: aggregation,
 grouping), the one ``litepose.inference.predict`` runs too: the same people before the person
 filter.
@@ -16,7 +17,8 @@ Presets:
 - ``accurate``: ``valid.py``'s settings, as ``InferenceSettings.from_config`` resolves them
   (the release's: flip test, maps projected to the input size before grouping), then the
   person filter (``runtime.people.PersonFilter``: people scoring under 0.1 and duplicates above
-  OKS 0.9 removed; ``min_person_score=None, person_nms=None`` return valid.py's people).
+  OKS 0.9 removed; ``min_person_score=None, person_nms=None, hide_outside=False`` return
+  valid.py's people).
 - ``realtime``: one pass without flip, grouping at the finest output's resolution
   (``project_to_image`` False), and the decoding caps of ``inference.DecodeLimits``:
   ``max_people=20`` (only the 20 best people are refined and returned; 20 is what COCO /
@@ -33,7 +35,8 @@ set (people per image 35 -> 4.7 for ``accurate``, 19 -> 2.3 for ``realtime``, 2.
 
 Any preset setting can be overridden: ``flip=``, ``project_to_image=``, ``max_people=``,
 ``max_detections=`` (None = no cap), ``fast_assignment=``, ``min_person_score=``, ``person_nms=``
-(None = off), ``input_size=``.
+(None = off), ``hide_outside=`` (both presets: True, joints placed outside the frame get score 0;
+their x, y are kept), ``input_size=``.
 """
 
 import dataclasses
@@ -45,7 +48,7 @@ import numpy as np
 
 from .errors import ArgumentError, LitePoseError
 from .inference import DecodeLimits, People, compute_maps, decode
-from .runtime.people import NO_FILTER, PersonFilter
+from .runtime.people import NO_FILTER, PersonFilter, hide_outside_frame
 from .utils.args import check_choice, check_number
 
 __all__ = ["FrameError", "People", "PoseEstimator", "check_frame", "preset_settings", "release_test_config"]
@@ -57,8 +60,9 @@ REALTIME_MAX_DETECTIONS = 20
 # Person filter per preset (runtime.people): the highest person-score thresholds that cost under
 # 0.001 AP on the quickstart's validation set, and duplicate suppression above OKS 0.9, which
 # cost nothing there (python -m benchmarks.estimator_ap --sweep-filter; BENCHMARKS.md "Person filter").
-PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9),
-                  "realtime": PersonFilter(min_score=0.2, nms_oks=0.9)}
+# Joints placed outside the frame are reported with score 0 (runtime.people: why not clipped).
+PRESET_FILTERS = {"accurate": PersonFilter(min_score=0.1, nms_oks=0.9, hide_outside=True),
+                  "realtime": PersonFilter(min_score=0.2, nms_oks=0.9, hide_outside=True)}
 # The release's test-time settings (experiments/{coco,crowd_pose}/mobilenet/mobile.yaml, TEST.*)
 # for an ONNX model that comes without a config; a test checks them against those files.
 _RELEASE_TEST_OPTS = ("TEST.FLIP_TEST", "True", "TEST.SCALE_FACTOR", "[1]", "TEST.DETECTION_THRESHOLD", "0.1",
@@ -142,7 +146,7 @@ def release_test_config(dataset="coco"):
 
 def preset_settings(settings, preset, flip=None, project_to_image=None, max_people="preset",
                     max_detections="preset", min_person_score="preset", person_nms="preset",
-                    fast_assignment="preset"):
+                    fast_assignment="preset", hide_outside="preset"):
     """``(InferenceSettings, DecodeLimits, PersonFilter)`` of ``preset`` on top of ``settings``
     (the config's)."""
     if preset not in PRESETS:
@@ -168,6 +172,8 @@ def preset_settings(settings, preset, flip=None, project_to_image=None, max_peop
         people = dataclasses.replace(people, min_score=min_person_score)
     if person_nms != "preset":
         people = dataclasses.replace(people, nms_oks=person_nms)
+    if hide_outside != "preset":
+        people = dataclasses.replace(people, hide_outside=bool(hide_outside))
     return settings, DecodeLimits(max_people=cap, max_detections=detections, fast_assignment=fast), people
 
 
@@ -203,65 +209,90 @@ class PoseEstimator:
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
-    def from_onnx(cls, path, dataset="coco", input_size=None, preset="accurate", threads=None, device="cpu",
-                  cfg=None, **overrides):
-        """An estimator on ONNX Runtime (no PyTorch): ``path`` an exported model (file or
-        bytes), ``dataset`` its joints (coco: 17, crowdpose: 14) with the release's test
-        settings, or ``cfg`` (a config or YAML path) for other settings. ``input_size``: the
-        short side of the network input (default: a fixed-size model's own size)."""
-        check_options(input_size, threads, device, preset, dataset, cfg, overrides)
-        from .data.coco_format import keypoint_info_from_config
-        from .inference.settings import InferenceSettings
-        from .runtime.onnx_backend import OnnxNetwork
+    def from_exported(cls, path, format=None, dataset=None, input_size=None, preset="accurate", threads=None,
+                      device="cpu", cfg=None, **overrides):
+        """An estimator on an export of ``tools/export.py`` (ONNX, OpenVINO, TFLite, ncnn,
+        TorchScript; Core ML only on macOS), each run by its own runtime
+        (``litepose.runtime.exported.open_network``; ONNX imports no PyTorch).
 
-        cfg = _as_config(cfg) if cfg is not None else release_test_config(dataset)
-        network = OnnxNetwork(path, threads=threads, device=device)
-        if input_size is None:
-            if network.fixed_hw is None:
-                raise LitePoseError("this ONNX model has a dynamic input size: give input_size= (e.g. 256 for XS)")
-            input_size = min(network.fixed_hw)
+        ``path`` is all it needs: the format comes from the file (``format`` overrides), the
+        dataset, joints, input size and test settings from the export's metadata. ``input_size``
+        changes the size a dynamic export runs at; ``dataset`` (coco, crowdpose) or ``cfg`` (a
+        config or YAML path) give the settings of an export without metadata (older exports,
+        ``export_onnx`` bytes), and must agree with the metadata otherwise. A fixed-size export
+        takes any frame: it is letterboxed to the export's size (``letterbox``)."""
+        check_options(input_size, threads, device, preset, dataset, cfg, overrides, format=format)
+        from .runtime.exported import open_network
+
+        network = open_network(path, format, threads=threads, device=device)
+        meta = network.metadata
+        label = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "the ONNX model"
+        if meta is not None:
+            if dataset is not None and _DATASETS.get(str(dataset).lower(), (None,))[0] != \
+                    _DATASETS.get(meta.dataset["name"], (meta.dataset["name"],))[0]:
+                raise ArgumentError(f"{label} is a {meta.dataset['name']} model ({meta.dataset['num_joints']} joints), "
+                                    f"not {dataset}: leave dataset= out, the export knows its own")
+            if cfg is None:
+                cfg = meta.to_config()
+                info = meta.keypoint_info()
+            else:
+                cfg = _as_config(cfg)
+                info = None
+        else:
+            cfg = _as_config(cfg) if cfg is not None else release_test_config(dataset or "coco")
+            info = None
+        if info is None:
+            from .data.coco_format import keypoint_info_from_config
+
+            info = keypoint_info_from_config(cfg, for_test=True)
+        if meta is not None and info.num_joints != meta.dataset["num_joints"]:
+            raise ArgumentError(f"{label} has {meta.dataset['num_joints']} joints, the config "
+                                f"{info.num_joints}: give the config it was exported with, or none")
+        fixed = network.fixed_hw
+        if fixed is not None:
+            if input_size is not None and int(input_size) != min(fixed):
+                raise ArgumentError(f"{label} takes {fixed[1]}x{fixed[0]} inputs only (fixed size), not input_size="
+                                    f"{input_size}: leave input_size out (frames are letterboxed to it), or "
+                                    f"export it without --fixed")
+            input_size = min(fixed)
+        elif input_size is None:
+            if meta is None:
+                raise ArgumentError(f"{label} has a dynamic input size and no LitePose metadata: give input_size= "
+                                    f"(e.g. 256 for XS), or export it again with tools/export.py")
+            input_size = meta.input_size
+        from .inference.settings import InferenceSettings
+
         settings = InferenceSettings.from_config(cfg, None, input_size)
         settings, limits, people = preset_settings(settings, preset, **overrides)
+        if fixed is not None and len(settings.scales) > 1:
+            raise ArgumentError(f"{label} has a fixed input size: it runs one scale, not TEST.SCALE_FACTOR "
+                                f"{list(settings.scales)}")
         check_network_outputs(network, settings, path)
-        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
+        return cls(network, settings, limits, info, preset, people)
 
     @classmethod
-    def from_exported(cls, path, format, dataset="coco", input_size=None, preset="accurate", threads=None,
-                      cfg=None, **overrides):
-        """An estimator on a model exported by ``tools/export.py``: ``format`` one of onnx,
-        openvino, tflite, ncnn, torchscript (each runs in its own runtime on the CPU; Core ML
-        only on macOS). Exports of a fixed size take frames of that size: give ``input_size``
-        (the export's side). ONNX goes through ``from_onnx`` (no PyTorch)."""
-        check_options(input_size, threads, None, preset, dataset, cfg, overrides, format=format)
-        if format == "onnx":
-            return cls.from_onnx(path, dataset=dataset, input_size=input_size, preset=preset, threads=threads,
-                                 cfg=cfg, **overrides)
-        from .data.coco_format import keypoint_info_from_config
-        from .inference.settings import InferenceSettings
-        from .runtime.exported import ExportedNetwork
-
-        if input_size is None:
-            raise LitePoseError(f"give input_size= for a {format} model (the side it was exported at)")
-        cfg = _as_config(cfg) if cfg is not None else release_test_config(dataset)
-        network = ExportedNetwork(format, path, threads=threads)
-        settings = InferenceSettings.from_config(cfg, None, input_size)
-        settings, limits, people = preset_settings(settings, preset, **overrides)
-        return cls(network, settings, limits, keypoint_info_from_config(cfg, for_test=True), preset, people)
+    def from_onnx(cls, path, dataset=None, input_size=None, preset="accurate", threads=None, device="cpu", cfg=None,
+                  **overrides):
+        """``from_exported`` of an ONNX model (a path, or ONNX bytes): no PyTorch is imported."""
+        return cls.from_exported(path, "onnx", dataset=dataset, input_size=input_size, preset=preset, threads=threads,
+                                 device=device, cfg=cfg, **overrides)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint, cfg, arch=None, preset="accurate", device=None, input_size=None,
+    def from_checkpoint(cls, checkpoint, cfg=None, arch=None, preset="accurate", device=None, input_size=None,
                         **overrides):
         """An estimator on PyTorch: ``cfg`` (a config or YAML path: the dataset and test
         settings), ``arch`` (architecture JSON path or dict; default ``MODEL.ARCH``),
-        ``checkpoint`` (the release's format or ours)."""
-        check_options(input_size, None, device, preset, None, cfg, overrides, cfg_required=True)
-        from .models import build_model, load_checkpoint
+        ``checkpoint`` (the release's format or ours; ``models.load_model``: NaN or infinite
+        weights are refused with ``NonFiniteWeightsError``). Without ``cfg``, ``checkpoint`` must
+        be named as a released model (``litepose-xs-coco.pth``, ``litepose.released.RELEASED``),
+        whose config and architecture the package ships."""
+        check_options(input_size, None, device, preset, None, cfg, overrides)
+        from .models import load_model
 
+        if cfg is None:
+            cfg, arch = _released_config(checkpoint, arch)
         cfg = _as_config(cfg)
-        model = build_model(cfg, arch)
-        load_checkpoint(model, os.fspath(checkpoint))
-        if hasattr(model, "get_active_subnet"):
-            model = model.get_active_subnet()
+        model = load_model(cfg, arch, os.fspath(checkpoint))
         return cls.from_model(model, cfg, preset=preset, device=device, input_size=input_size, **overrides)
 
     @classmethod
@@ -287,12 +318,14 @@ class PoseEstimator:
         """People in ``frame`` (``[H, W, 3]`` uint8; ``color`` "bgr" as OpenCV gives frames,
         or "rgb"): a ``People`` (``litepose.inference.People``)."""
         check_frame(frame, color)
+        fixed = getattr(self.network, "fixed_hw", None)
         key = (frame.shape[1], frame.shape[0], self.settings.input_size, self.settings.scales)
-        if key not in self._fitting_sizes:  # a video's frames share one size: checked once
+        if fixed is None and key not in self._fitting_sizes:  # a video's frames share one size: checked once
+            # (a fixed-size network's input is its own size, whatever the frame: nothing to check)
             check_frame(frame, color, self.settings)
             self._fitting_sizes = (self._fitting_sizes if len(self._fitting_sizes) < 64 else frozenset()) | {key}
-        forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr")
-        maps = compute_maps(forward, (frame.shape[1], frame.shape[0]), self.settings)
+        forward = self.network.forward_fn(frame, self.settings.flip, bgr=color == "bgr", input_hw=fixed)
+        maps = compute_maps(forward, letterbox(frame.shape[1], frame.shape[0], fixed), self.settings)
         people = decode(maps, self.settings, self.limits, keep_maps=keep_maps)
         if self.person_filter.active:
             start = time.perf_counter()
@@ -300,7 +333,23 @@ class PoseEstimator:
                                            self.keypoint_info.sigmas if self.keypoint_info else None)
             people = dataclasses.replace(people, keypoints=people.keypoints[keep], scores=people.scores[keep])
             people.times["grouping"] += time.perf_counter() - start
+        if self.person_filter.hide_outside:
+            people = dataclasses.replace(people, keypoints=hide_outside_frame(people.keypoints, frame.shape[1],
+                                                                              frame.shape[0]))
         return people
+
+
+def letterbox(width, height, fixed_hw=None):
+    """The image size the pipeline sees for a ``width`` x ``height`` frame: the frame itself, or,
+    for a fixed-size network of ``fixed_hw = (h, w)``, the smallest canvas of the network's
+    aspect ratio holding the frame at its top-left corner. The pipeline's geometry then maps
+    that canvas (the frame plus black padding right or below) onto the network input, and
+    people back onto it in frame pixels: letterboxing, with nothing to undo afterwards."""
+    if fixed_hw is None:
+        return width, height
+    fixed_h, fixed_w = fixed_hw
+    scale = max(width / fixed_w, height / fixed_h)
+    return max(width, int(round(fixed_w * scale))), max(height, int(round(fixed_h * scale)))
 
 
 def check_network_outputs(network, settings, source):
@@ -347,6 +396,17 @@ def check_frame(frame, color="bgr", settings=None):
         problem = network_input_problem((frame.shape[1], frame.shape[0]), settings.input_size, settings.scales)
         if problem:
             raise FrameError(problem)
+
+
+def _released_config(checkpoint, arch):
+    from .released import RELEASED, released_model
+
+    model = released_model(checkpoint)
+    if model is None:
+        known = ", ".join(m.filename for m in RELEASED.values())
+        raise LitePoseError(f"{os.fspath(checkpoint)}: not named as a released model ({known}); "
+                            "give cfg= (and arch=) for another checkpoint")
+    return model.config_file, arch if arch is not None else model.arch_file
 
 
 def _as_config(cfg):

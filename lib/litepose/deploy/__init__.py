@@ -1,10 +1,10 @@
-"""Deployment: BN folding, ONNX / TorchScript export checked against PyTorch, latency.
+"""Deployment: BN folding, the checked export to every format, latency.
 
-    from litepose.deploy import fuse_bn, export_onnx, check_onnx, onnx_session, max_abs_diff_onnx
+    from litepose.deploy import fuse_bn, export_onnx
+    from litepose.deploy.formats import export_checked
     fused = fuse_bn(model)                       # a folded copy; model is untouched
-    data = export_onnx(fused, 512, dynamic=True)  # ONNX bytes
-    check_onnx(data)
-    diff = max_abs_diff_onnx(model, onnx_session(data), example_input(512))
+    data = export_onnx(fused, 512, dynamic=True)  # ONNX bytes, unchecked
+    report = export_checked("onnx", model, "m.onnx", 512, cfg=cfg)   # folded, checked, with metadata
 
 Latency: ``time_interleaved`` times runners (``torch_runner``, ``onnx_runner``,
 ``end_to_end_runner``) round-robin; ``realistic_weights_`` gives random weights a trained
@@ -12,8 +12,8 @@ network's statistics. The comparison with the baselines (model zoo, tables, plot
 ``python -m benchmarks.benchmark``.
 """
 
-from .export import (ExportError, check_onnx, example_input, export_onnx, export_torchscript, max_abs_diff_onnx,
-                     max_abs_diff_torchscript, onnx_session)
+from ..runtime.onnx_backend import onnx_session
+from .export import ExportError, example_input, export_onnx
 from .fuse import batchnorm_names, find_bn_fusions, fold_bn, fuse_bn
 from .latency import Timing, end_to_end_runner, onnx_runner, realistic_weights_, time_interleaved, torch_runner
 
@@ -21,16 +21,12 @@ __all__ = [
     "ExportError",
     "Timing",
     "batchnorm_names",
-    "check_onnx",
     "end_to_end_runner",
     "example_input",
     "export_onnx",
-    "export_torchscript",
     "find_bn_fusions",
     "fold_bn",
     "fuse_bn",
-    "max_abs_diff_onnx",
-    "max_abs_diff_torchscript",
     "onnx_runner",
     "onnx_session",
     "realistic_weights_",

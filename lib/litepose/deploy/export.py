@@ -1,14 +1,14 @@
-"""ONNX and TorchScript export, each checked against PyTorch before anything is written.
+"""The ONNX converter and what every exporter shares (``ExportError``, input and output names).
 
-Exports go to bytes in memory; the caller writes them (atomically) only after the
-checks pass. ONNX uses PyTorch's TorchScript-based exporter (``dynamo=False``): it needs
-no extra package and handles every model here, including dynamic input sizes.
+``export_onnx`` gives ONNX bytes; the checked export, with metadata, a numerical check in ONNX
+Runtime and an atomic write, is ``litepose.deploy.formats.export_checked`` (``tools/export.py``).
+ONNX uses PyTorch's TorchScript-based exporter (``dynamo=False``): it needs no extra package and
+handles every model here, including dynamic input sizes.
 """
 
 import io
 import warnings
 
-import numpy as np
 import torch
 
 from ..errors import LitePoseError
@@ -83,86 +83,6 @@ def export_onnx(model, input_size, dynamic=False, opset=DEFAULT_OPSET):
         except Exception as exc:  # the exporter raises many types; report one line
             raise ExportError(f"ONNX export of {type(model).__name__} failed: {_first_line(exc)}") from exc
     return buffer.getvalue()
-
-
-def check_onnx(data):
-    """Validate ONNX bytes with ``onnx.checker``; returns the loaded ``onnx.ModelProto``."""
-    import onnx
-
-    try:
-        proto = onnx.load_from_string(data)
-        onnx.checker.check_model(proto)
-    except Exception as exc:
-        raise ExportError(f"the exported ONNX model is invalid: {_first_line(exc)}") from exc
-    return proto
-
-
-def onnx_session(data, threads=None, device="cpu"):
-    """An ONNX Runtime session for ONNX bytes, on CPU (``threads`` intra-op threads) or
-    CUDA when ``device`` is a CUDA device and ONNX Runtime has its CUDA provider."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if str(device).startswith("cuda"):
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise ExportError("ONNX Runtime has no CUDA provider here (install onnxruntime-gpu)")
-        providers.insert(0, "CUDAExecutionProvider")
-    try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
-    except Exception as exc:  # e.g. an operator version ONNX Runtime does not implement (a very old opset)
-        raise ExportError(f"ONNX Runtime cannot run the exported model: {_first_line(exc)}") from exc
-
-
-@torch.no_grad()
-def max_abs_diff_onnx(model, session, x):
-    """Largest absolute difference over all outputs between ``model(x)`` and ONNX Runtime."""
-    expected = _as_tuple(model.eval()(x))
-    actual = session.run(None, {INPUT_NAME: x.detach().cpu().numpy()})
-    if len(actual) != len(expected):
-        raise ExportError(f"ONNX model has {len(actual)} outputs, PyTorch {len(expected)}")
-    return _max_diff(expected, actual)
-
-
-@torch.no_grad()
-def export_torchscript(model, input_size):
-    """TorchScript bytes of ``model`` traced on a ``[1, 3, H, W]`` input (outputs as a tuple)."""
-    model = model.eval()
-    x = example_input(input_size, device=next(model.parameters()).device)
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit.trace announces its deprecation
-        try:
-            traced = torch.jit.trace(_TupleOutputs(model), (x,), check_trace=False)
-            torch.jit.save(traced, buffer)
-        except Exception as exc:
-            raise ExportError(f"TorchScript export of {type(model).__name__} failed: {_first_line(exc)}") from exc
-    return buffer.getvalue()
-
-
-@torch.no_grad()
-def max_abs_diff_torchscript(model, data, x):
-    """Largest absolute difference between ``model(x)`` and the TorchScript bytes ``data``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loaded = torch.jit.load(io.BytesIO(data), map_location=x.device)
-    return _max_diff(_as_tuple(model.eval()(x)), _as_tuple(loaded(x)))
-
-
-def _max_diff(expected, actual):
-    diffs = []
-    for e, a in zip(expected, actual):
-        a = np.asarray(a.detach().cpu() if torch.is_tensor(a) else a)
-        e = e.detach().cpu().numpy()
-        if e.shape != a.shape:
-            raise ExportError(f"exported output shape {list(a.shape)} differs from PyTorch {list(e.shape)}")
-        diff = float(np.abs(e - a).max()) if e.size else 0.0
-        diffs.append(diff if np.isfinite(diff) else float("inf"))  # NaN must never pass a tolerance
-    return max(diffs)
 
 
 def _first_line(exc):

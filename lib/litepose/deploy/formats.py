@@ -1,21 +1,28 @@
-"""Every edge runtime from one place: export, numerical check, atomic write, and a runner.
+"""The one exporter: every format from one place, with its metadata, a numerical check in its
+own runtime, and an atomic write (``tools/export.py`` is its command line).
 
     from litepose.deploy.formats import export_checked
-    report = export_checked("openvino", model, "litepose.xml", 448)   # folded, checked, written
+    report = export_checked("openvino", model, "litepose.xml", 448, cfg=cfg)   # folded, checked, written
 
-Formats (``FORMATS``) and what checks them here:
+Formats (``FORMATS``) and what checks them here (the runtime is ``litepose.runtime.exported.
+open_network``, the one that runs the export afterwards):
 
-========== ========================= ================================ ===========================
-format     files                     converter (package)              checked with
-========== ========================= ================================ ===========================
-onnx       M.onnx                    torch.onnx (TorchScript-based)   ONNX Runtime
-openvino   M.xml + M.bin             openvino.convert_model           OpenVINO CPU (f32 hint)
-tflite     M.tflite                  litert_torch.convert             LiteRT interpreter
-ncnn       M.param + M.bin           pnnx (TorchScript -> ncnn)       ncnn's Python binding
-coreml     M.mlpackage (folder)      coremltools (ML program)         structure only (no runtime
-                                                                      on Linux)
-torchscript M.pt                     torch.jit.trace                  torch.jit.load
-========== ========================= ================================ ===========================
+=========== ============================ ============================== ========== ================
+format      files (default suffixes)     converter (package)            input      metadata
+=========== ============================ ============================== ========== ================
+onnx        M.onnx                       torch.onnx (TorchScript-based) dynamic    metadata_props
+openvino    M.xml + M.bin                openvino.convert_model         dynamic    rt_info
+tflite      M.tflite                     litert_torch.convert           fixed      sidecar JSON
+ncnn        M.ncnn.param + M.ncnn.bin    pnnx (TorchScript -> ncnn)     dynamic    sidecar JSON
+coreml      M.mlpackage (folder)         coremltools (ML program)       fixed      user_defined
+torchscript M.torchscript.pt             torch.jit.trace                dynamic    _extra_files
+=========== ============================ ============================== ========== ================
+
+"dynamic": any input size (a second, non-square size is checked too); ``dynamic=False`` fixes
+the size (``PoseEstimator`` then letterboxes frames to it). TFLite (the converter fixes the
+shape) and Core ML (not runnable here) are fixed-size only. The metadata
+(``litepose.runtime.metadata``) is written when ``cfg`` is given, and read back from the
+written files by the check.
 
 Every export folds BatchNorm first (``fuse_bn``), is written into a temporary folder beside
 the output, runs there on real images against the *unfolded* PyTorch model, and only when the
@@ -39,9 +46,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import LitePoseError
+
+from ..runtime.exported import ncnn_bin_path, open_network, openvino_core
+from ..runtime.metadata import EXTRA_FILE, KEY, build_metadata, sidecar_path
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
-from .quantize import onnx_runner, openvino_runner
 
 FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
 # Packages each format needs (import name, PyPI name); pyproject's ``export`` extra installs them.
@@ -53,9 +63,11 @@ PACKAGES = {
     "coreml": [("coremltools", "coremltools")],
     "torchscript": [],
 }
-SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "ncnn": ".param", "coreml": ".mlpackage",
-            "torchscript": ".pt"}
+# Default suffixes: no two formats write the same file name (OpenVINO's M.bin, ncnn's M.ncnn.bin).
+SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "ncnn": ".ncnn.param", "coreml": ".mlpackage",
+            "torchscript": ".torchscript.pt"}
 HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
+DYNAMIC_FORMATS = ("onnx", "openvino", "ncnn", "torchscript")
 # Largest |runtime - PyTorch| / max |PyTorch| accepted by default: float32 runtimes agree to
 # ~1e-6 (reordered sums); float16 and bfloat16 to ~1e-3 to 1e-2.
 DEFAULT_TOLERANCE = {False: 1e-3, True: 3e-2}
@@ -83,13 +95,57 @@ def available(fmt):
 
 
 def output_files(fmt, output):
-    """The paths an export of ``fmt`` to ``output`` writes (the main file first)."""
+    """The paths an export of ``fmt`` to ``output`` writes (the main file first; ncnn and
+    TFLite keep their metadata in a sidecar JSON)."""
     output = os.fspath(output)
     if fmt == "openvino":
         return [output, os.path.splitext(output)[0] + ".bin"]
     if fmt == "ncnn":
-        return [output, os.path.splitext(output)[0] + ".bin"]
+        return [output, ncnn_bin_path(output), sidecar_path(output)]
+    if fmt == "tflite":
+        return [output, sidecar_path(output)]
     return [output]
+
+
+def default_output(fmt, checkpoint):
+    """``M<suffix>`` beside the checkpoint ``M.pth`` / ``M.pth.tar`` / ``M.pt``."""
+    checkpoint = os.fspath(checkpoint)
+    stem = checkpoint
+    for ending in (".tar", ".pth", ".pt", ".ckpt"):
+        if stem.lower().endswith(ending):
+            stem = stem[:-len(ending)]
+    return stem + SUFFIXES[fmt]
+
+
+def check_outputs(fmt, output, force=False, metadata=True, inputs=()):
+    """Before any work: every file an export of ``fmt`` to ``output`` writes can be written
+    (``check_output_file``: none exists unless ``force``), and none is another model's
+    (``.bin`` shared by ``M.xml`` and ``M.param``). Returns the files (without the sidecar when
+    there is no ``metadata``). ``inputs``: the files the run reads, which no output may be,
+    even with ``force``."""
+    from ..utils.io import check_output_file
+
+    files = output_files(fmt, output)
+    if not metadata:
+        files = [p for p in files if not p.endswith(sidecar_path(""))]
+    for index, path in enumerate(files):  # an .mlpackage is a folder
+        check_output_file(path, force=force, what="--output" if index == 0 else f"{fmt} output",
+                          folder=fmt == "coreml", inputs=inputs)
+    _check_no_collision(fmt, files)
+    return files
+
+
+def _check_no_collision(fmt, files):
+    """An ncnn export must not take the ``.bin`` of an OpenVINO IR beside it, nor the reverse
+    (``M.param`` and ``M.xml`` would share ``M.bin``): one line naming the other model."""
+    other = {"ncnn": ".xml", "openvino": ".param"}.get(fmt)
+    if other is None:
+        return
+    weights = files[1]
+    owner = os.path.splitext(weights)[0] + other
+    if os.path.exists(owner):
+        raise ExportError(f"{weights} holds the weights of {owner}; exporting {fmt} there would break it: "
+                          f"name the output {os.path.splitext(weights)[0]}{SUFFIXES[fmt]}")
 
 
 # ---------------------------------------------------------------------------------- check inputs
@@ -142,16 +198,20 @@ def _quiet():
 
 
 def _export_onnx(model, x, path, half, dynamic, opset):
-    data = export_onnx(model, tuple(x.shape[2:]), dynamic=dynamic, opset=opset)
+    import onnx
+
+    proto = onnx.load_from_string(export_onnx(model, tuple(x.shape[2:]), dynamic=dynamic, opset=opset))
+    try:  # the converter's graph (the float16 rewrite leaves its casts unsorted, which ONNX Runtime takes)
+        onnx.checker.check_model(proto)
+    except Exception as exc:
+        raise ExportError(f"the exported ONNX model is invalid: {_first_line(exc)}") from exc
     if half:
-        import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         with _quiet():
-            proto = convert_float_to_float16(onnx.load_from_string(data), keep_io_types=True)
-        data = proto.SerializeToString()
+            proto = convert_float_to_float16(proto, keep_io_types=True)
     with open(path, "wb") as handle:
-        handle.write(data)
+        handle.write(proto.SerializeToString())
 
 
 def _export_openvino(model, x, path, half, dynamic, opset):
@@ -181,7 +241,7 @@ def _export_ncnn(model, x, path, half, dynamic, opset):
     stem = os.path.join(work, "pnnx_work")
     with _quiet():
         pnnx.export(_TupleOutputs(model).eval(), stem + ".pt", (x[:1],), check_trace=False, fp16=half,
-                    ncnnparam=path, ncnnbin=os.path.splitext(path)[0] + ".bin", ncnnpy=stem + "_ncnn.py",
+                    ncnnparam=path, ncnnbin=ncnn_bin_path(path), ncnnpy=stem + "_ncnn.py",
                     pnnxparam=stem + ".pnnx.param", pnnxbin=stem + ".pnnx.bin", pnnxpy=stem + "_pnnx.py",
                     pnnxonnx=stem + ".pnnx.onnx")
     if not os.path.isfile(path):
@@ -209,6 +269,48 @@ def _export_torchscript(model, x, path, half, dynamic, opset):
     with _quiet():
         traced = torch.jit.trace(_TupleOutputs(model).eval(), (x[:1],), check_trace=False)
         torch.jit.save(traced, path)
+
+
+def embed_metadata(fmt, path, meta):
+    """Write ``meta`` (an ``ExportMetadata``) into the export of ``fmt`` at ``path``, where the
+    format keeps it (module doc): the one place metadata is written, by ``export_checked`` and
+    by ``tools/quantize.py`` for its INT8 models. ``path`` is rewritten in place: call it on
+    files not yet moved into place."""
+    text = meta.to_json()
+    path = os.fspath(path)
+    with _quiet():
+        if fmt == "onnx":
+            import onnx
+
+            proto = onnx.load(path)
+            onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, KEY: text})
+            onnx.save(proto, path)
+        elif fmt == "openvino":
+            import openvino as ov
+
+            model = openvino_core().read_model(path)
+            model.set_rt_info(text, KEY)
+            stem = os.path.splitext(path)[0]
+            ov.save_model(model, stem + ".meta.xml", compress_to_fp16=False)  # the weights as they are
+            del model
+            os.replace(stem + ".meta.bin", stem + ".bin")
+            os.replace(stem + ".meta.xml", path)
+        elif fmt == "torchscript":
+            module = torch.jit.load(path, map_location="cpu")
+            torch.jit.save(module, path, _extra_files={EXTRA_FILE: text})
+        elif fmt == "coreml":
+            import coremltools as ct
+
+            model = ct.models.MLModel(path, skip_model_load=True)
+            model.user_defined_metadata[KEY] = text
+            model.save(path + ".meta.mlpackage")  # the package's weights are read while it is saved
+            shutil.rmtree(path)
+            os.replace(path + ".meta.mlpackage", path)
+        elif fmt in ("ncnn", "tflite"):
+            with open(sidecar_path(path), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
 _EXPORTERS = {"onnx": _export_onnx, "openvino": _export_openvino, "tflite": _export_tflite, "ncnn": _export_ncnn,
@@ -246,87 +348,12 @@ def _silence_fd():
 
 # --------------------------------------------------------------------------------------- runners
 
-def load_runner(fmt, path, threads=None, half=False, precision=None):
-    """``run(x) -> [np.ndarray, ...]`` for the exported model at ``path`` on the CPU, ``x`` an
-    ``[N, 3, H, W]`` float32 array (fixed-size formats run the batch one image at a time).
-
-    ``threads``: intra-op threads (None: the runtime's default). ``precision``: OpenVINO's
-    inference precision hint (default f32, or f16 for ``half``: OpenVINO otherwise picks
-    bfloat16 on CPUs that have it)."""
-    require(fmt, "running")
-    if fmt == "onnx":
-        with open(path, "rb") as handle:
-            return onnx_runner(handle.read(), threads)
-    if fmt == "openvino":
-        return openvino_runner(path, threads, precision or ("f16" if half else "f32"))
-    if fmt == "tflite":
-        from ai_edge_litert.interpreter import Interpreter
-
-        interpreter = Interpreter(model_path=path, num_threads=threads or None)
-        interpreter.allocate_tensors()
-        input_index = interpreter.get_input_details()[0]["index"]
-        output_indices = [d["index"] for d in _ordered_outputs(interpreter.get_output_details())]
-
-        def run_tflite(x):
-            results = []
-            for item in np.ascontiguousarray(x, np.float32):
-                interpreter.set_tensor(input_index, item[None])
-                interpreter.invoke()
-                results.append([interpreter.get_tensor(i).copy() for i in output_indices])
-            return [np.concatenate(parts) for parts in zip(*results)]
-
-        return run_tflite
-    if fmt == "ncnn":
-        import ncnn
-
-        net = ncnn.Net()
-        net.opt.use_fp16_packed = net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = bool(half)
-        net.opt.use_bf16_storage = False
-        if threads:
-            net.opt.num_threads = int(threads)
-        if net.load_param(path) or net.load_model(os.path.splitext(path)[0] + ".bin"):
-            raise ExportError(f"ncnn cannot load {path}")
-        names = [n for n in net.output_names()]
-
-        def run_ncnn(x):
-            results = []
-            for item in np.ascontiguousarray(x, np.float32):
-                with net.create_extractor() as extractor:
-                    extractor.input(net.input_names()[0], ncnn.Mat(item).clone())
-                    results.append([np.array(extractor.extract(name)[1])[None] for name in names])
-            return [np.concatenate(parts) for parts in zip(*results)]
-
-        return run_ncnn
-    if fmt == "torchscript":
-        with _quiet():
-            module = torch.jit.load(path, map_location="cpu").eval()
-
-        def run_torchscript(x):
-            with torch.inference_mode():
-                return [o.numpy() for o in _as_tuple(module(torch.from_numpy(np.ascontiguousarray(x, np.float32))))]
-
-        return run_torchscript
-    if fmt == "coreml":
-        raise ExportError("Core ML models run only on macOS (coremltools cannot run them on Linux)")
-    raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-
-
-def _ordered_outputs(details):
-    """TFLite output details in the model's output order (``output0``, ``output1``, ...), which
-    converters name ``..._0``, ``..._1`` or ``Identity``, ``Identity_1``."""
-    def key(detail):
-        name = detail["name"]
-        tail = name.rsplit("_", 1)[-1].rsplit(":", 1)[-1]
-        return (int(tail) if tail.isdigit() else -1, name)
-
-    return sorted(details, key=key)
-
-
 # ---------------------------------------------------------------------------------------- checks
 
 def relative_difference(expected, actual):
-    """Largest ``|actual - expected| / max |expected|`` over the outputs (inf for NaN, wrong count
-    or shape raise ``ExportError``)."""
+    """Largest ``|actual - expected| / max |expected|`` over the outputs (inf where either is
+    NaN or infinite: a NaN never passes a tolerance); a wrong count or shape raises
+    ``ExportError``."""
     if len(actual) != len(expected):
         raise ExportError(f"the exported model has {len(actual)} outputs, PyTorch {len(expected)}")
     worst = 0.0
@@ -340,6 +367,12 @@ def relative_difference(expected, actual):
         diff = float(np.abs(e - a).max() / max(float(np.abs(e).max()), 1e-12))
         worst = max(worst, diff if np.isfinite(diff) else float("inf"))
     return worst
+
+
+def nonfinite_weights(model):
+    """Names of the parameters and floating-point buffers of ``model`` holding NaN or inf."""
+    return [name for name, tensor in list(model.named_parameters()) + list(model.named_buffers())
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())]
 
 
 def check_coreml(path, model, x, half):
@@ -385,6 +418,8 @@ class ExportReport:
     inputs: str = ""
     folded: int = 0
     sizes: list = field(default_factory=list)
+    metadata: object = None
+    dynamic: bool = False
 
     def lines(self):
         text = [f"folded {self.folded} BatchNorm layers"]
@@ -393,44 +428,71 @@ class ExportReport:
                         f"(tolerance {self.tolerance:g})")
         else:
             text.append(f"checked: {self.check}")
+        checked = " and ".join(f"{w}x{h}" for h, w in self.sizes)
+        text.append(f"input: {'dynamic (checked at ' + checked + ')' if self.dynamic else 'fixed ' + checked}")
+        if self.metadata is not None:
+            meta = self.metadata
+            source = f", from {meta.checkpoint['path']} (sha256 {meta.checkpoint['sha256'][:12]})" \
+                if meta.checkpoint else ""
+            text.append(f"metadata: {meta.dataset['name']} ({meta.dataset['num_joints']} joints), input size "
+                        f"{meta.input_size}{' dynamic' if meta.dynamic else ' fixed'}{source}")
+        else:
+            text.append("metadata: none (no config given)")
         sizes = ", ".join(f"{os.path.getsize(p) / 1e6:.2f} MB" if os.path.isfile(p) else "folder" for p in self.files)
         text.append(f"wrote {', '.join(self.files)} ({sizes})")
         return text
 
 
-def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False, opset=17, tolerance=None,
-                   force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=()):
+def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None, half=False, dynamic=None, opset=17,
+                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=()):
     """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
 
-    BN is folded (``fold``); the export is written into a temporary folder beside ``output``,
-    run by its runtime on ``num_images`` real images against ``model``, and moved into place
-    only if the relative difference is within ``tolerance`` (``DEFAULT_TOLERANCE``). ``dynamic``
-    (ONNX, OpenVINO): dynamic batch, height and width, then a second, non-square size is checked
-    too. ``checker(fmt, path, model, x, half) -> difference`` replaces the runtime check (tests).
-    ``inputs``: the files the run reads, which no output may be (``check_output_file``).
-    Returns an ``ExportReport``; raises ``ExportError`` (nothing written) otherwise.
+    ``cfg``: the model's config; with it the export carries its metadata
+    (``litepose.runtime.metadata``: dataset, joints, input size, test settings, architecture,
+    and ``checkpoint`` (path) with its sha256). ``dynamic``: any input size (default where the
+    format has it, ``DYNAMIC_FORMATS``); False fixes the input to ``input_size``. ``inputs``:
+    the files the run reads, which no output may be (``check_output_file``).
+
+    Non-finite weights are refused first, naming them. BN is folded (``fold``); the export is
+    written into a temporary folder beside ``output``, opened by its runtime
+    (``open_network``: the weights it holds checked finite, the metadata read back), run on
+    ``num_images`` real images against ``model``, and moved into place only if the relative
+    difference is within ``tolerance`` (``DEFAULT_TOLERANCE``); a dynamic export is checked at
+    a second, non-square size too. ``checker(fmt, path, model, x, half) -> difference``
+    replaces the runtime check (tests). ``inputs``: the files the run reads, which no output
+    may be (``check_output_file``). Returns an ``ExportReport``; raises ``ExportError``
+    (nothing written) otherwise.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if half and fmt not in HALF_FORMATS:
         raise ExportError(f"--fp16 is not available for {fmt} (only {', '.join(HALF_FORMATS)})")
-    if dynamic and fmt not in ("onnx", "openvino"):
-        raise ExportError(f"--dynamic is only available for onnx and openvino, not {fmt}")
-    from ..utils.io import check_output_file
-
-    files = output_files(fmt, output)
-    for path in files:  # an .mlpackage is a folder
-        check_output_file(path, force=force, what=f"{fmt} output", folder=fmt == "coreml", inputs=inputs)
+    if dynamic is None:
+        dynamic = fmt in DYNAMIC_FORMATS
+    if dynamic and fmt not in DYNAMIC_FORMATS:
+        raise ExportError(f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: "
+                          f"{', '.join(DYNAMIC_FORMATS)})")
+    files = check_outputs(fmt, output, force, metadata=cfg is not None, inputs=inputs)
     require(fmt)
     tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
     height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
     model = model.cpu().eval()
+    broken = nonfinite_weights(model)
+    if broken:
+        source = os.fspath(checkpoint) if checkpoint else "the model"
+        raise ExportError(f"{source} holds NaN or infinite values in {len(broken)} tensors (first: {broken[0]}); "
+                          f"nothing written")
     deployed = fuse_bn(model) if fold else model
     folded = len(batchnorm_names(model)) - len(batchnorm_names(deployed))
     x, source = check_images((height, width), num_images, image_dir)
     sizes = [(height, width)]
     if dynamic and height > 32:
         sizes.append((height - 32, width + 64))
+    with torch.no_grad():
+        count = len(_as_tuple(model(x[:1])))
+    meta = None
+    if cfg is not None:
+        meta = export_metadata(cfg, fmt, (height, width), dynamic, half, count, model, checkpoint)
 
     final_dir = os.path.dirname(os.path.abspath(files[0]))
     os.makedirs(final_dir, exist_ok=True)
@@ -440,6 +502,8 @@ def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False,
         try:
             with torch.no_grad(), _silence_fd():
                 _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset)
+                if meta is not None:
+                    embed_metadata(fmt, temp_files[0], meta)
         except ExportError:
             raise
         except Exception as exc:  # converters raise anything; report one line
@@ -447,14 +511,15 @@ def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False,
         missing = [p for p in temp_files if not os.path.exists(p)]
         if missing:
             raise ExportError(f"{fmt} export wrote no {os.path.basename(missing[0])}")
-        report = ExportReport(fmt, files, tolerance=tolerance, inputs=source, folded=folded, sizes=sizes)
+        report = ExportReport(fmt, files, tolerance=tolerance, inputs=source, folded=folded, sizes=sizes,
+                              metadata=meta, dynamic=dynamic)
         if checker is not None:
             report.difference = checker(fmt, temp_files[0], model, x, half)
         elif fmt == "coreml":
             with torch.no_grad():
                 report.check = check_coreml(temp_files[0], deployed, x, half)
         else:
-            report.difference = _check_runtime(fmt, temp_files[0], model, x, half, sizes, image_dir)
+            report.difference = _check_runtime(fmt, temp_files[0], model, x, half, sizes, image_dir, meta)
         if report.difference is not None and not report.difference <= tolerance:
             raise ExportError(f"{fmt} differs from PyTorch by {report.difference:.3g} relative to its largest output "
                               f"(tolerance {tolerance:g}); nothing written")
@@ -465,25 +530,60 @@ def export_checked(fmt, model, output, input_size, *, half=False, dynamic=False,
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _check_runtime(fmt, path, model, x, half, sizes, image_dir):
+def export_metadata(cfg, fmt, input_hw, dynamic, half, output_count, model=None, checkpoint=None):
+    """The ``ExportMetadata`` an export of ``model`` (of ``cfg``, from ``checkpoint``) carries."""
+    import hashlib
+
+    from .. import __version__
+    from .export import output_names
+
+    source = None
+    if checkpoint:
+        digest = hashlib.sha256()
+        with open(checkpoint, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        source = {"path": os.path.abspath(os.fspath(checkpoint)), "sha256": digest.hexdigest()}
+    arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
+    producer = {"litepose": __version__}
+    producer.update({k: v for k, v in versions().items() if k == "torch" or k in dict(PACKAGES[fmt]).values()})
+    return build_metadata(cfg, fmt, input_hw, dynamic, half, output_names(output_count),
+                          architecture=dict(arch) if isinstance(arch, dict) else None, checkpoint=source,
+                          producer=producer)
+
+
+def _check_runtime(fmt, path, model, x, half, sizes, image_dir, meta):
     try:
-        run = load_runner(fmt, path, half=half)
+        network = open_network(path, fmt, half=half)
     except ExportError:
         raise
+    except LitePoseError as exc:  # non-finite weights in the export (a float16 overflow), unreadable metadata
+        raise ExportError(f"the {fmt} export cannot be used: {exc}; nothing written") from None
     except Exception as exc:
         raise ExportError(f"the {fmt} runtime cannot load the export: {_first_line(exc)}") from exc
+    if meta is not None and network.metadata != meta:
+        raise ExportError(f"the {fmt} export does not give back the metadata written into it; nothing written")
     worst = 0.0
     for index, size in enumerate(sizes):
         batch = x if index == 0 else check_images(size, len(x), image_dir)[0]
         with torch.no_grad():
             expected = _as_tuple(model(batch))
+        if not all(bool(torch.isfinite(e).all()) for e in expected):
+            raise ExportError(f"the model's own outputs are NaN or infinite on the check images ({source_of(x)}); "
+                              f"nothing written")
         try:  # one image at a time: static exports have batch 1
-            parts = [run(image[None]) for image in batch.numpy()]
-            actual = [np.concatenate(outputs) for outputs in zip(*parts)]
+            actual = [np.concatenate(outputs) for outputs in zip(*[network(image[None]) for image in batch.numpy()])]
         except Exception as exc:
             raise ExportError(f"the {fmt} runtime failed on the export: {_first_line(exc)}") from exc
+        if not all(np.isfinite(a).all() for a in actual):
+            raise ExportError(f"the {fmt} export gives NaN or infinite outputs where PyTorch does not"
+                              f"{' (a float16 overflow?)' if half else ''}; nothing written")
         worst = max(worst, relative_difference(expected, actual))
     return worst
+
+
+def source_of(x):
+    return f"{len(x)} images of {x.shape[3]}x{x.shape[2]}"
 
 
 def _move_into_place(temp, final):
@@ -501,28 +601,6 @@ def _move_into_place(temp, final):
         return
     os.chmod(temp, 0o644)
     os.replace(temp, final)
-
-
-def load_trained_model(cfg, superconfig=None):
-    """The model of ``cfg`` (``superconfig``: a LitePose architecture JSON) with the weights of
-    ``TEST.MODEL_FILE``, as a plain network on the CPU in eval mode (a supernet becomes its
-    active sub-network). ``CheckpointError`` without a checkpoint."""
-    from ..errors import CheckpointError
-    from ..models import build_model, load_checkpoint
-
-    if not cfg.TEST.MODEL_FILE:
-        raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
-    model = build_model(cfg, superconfig)
-    load_checkpoint(model, cfg.TEST.MODEL_FILE)
-    if hasattr(model, "get_active_subnet"):
-        model = model.get_active_subnet()
-    return model.cpu().eval()
-
-
-def default_input_size(model, cfg):
-    """The architecture's ``img_size``, else ``DATASET.INPUT_SIZE``."""
-    arch = getattr(model, "arch", None)
-    return int(arch["img_size"] if arch else cfg.DATASET.INPUT_SIZE)
 
 
 def versions():
@@ -553,7 +631,7 @@ def time_export(fmt, path, model, input_size, threads=(1, 2), repeats=50, half=F
     try:
         for count in threads:
             torch.set_num_threads(count)
-            run = load_runner(fmt, path, threads=count, half=half)
+            run = open_network(path, fmt, threads=count, half=half)
 
             def eager():
                 with torch.inference_mode():

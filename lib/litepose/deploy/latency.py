@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from ..search.bn import recalibrate_bn
+from ..models.bn import recalibrate_bn
 
 
 @dataclass
@@ -73,21 +73,26 @@ def onnx_runner(session, x):
 
 
 def end_to_end_runner(model, cfg, size, device):
-    """A runner for the time per image of the whole test-time pipeline of ``litepose.inference``
-    (``predict``): resize and normalise a ``size`` x ``size`` RGB image, the network, map
-    aggregation and associative-embedding grouping, as deployed (one scale, no flip test).
-    The runner keeps the per-stage times of every call in ``runner.stage_times``."""
-    from ..inference import InferenceSettings, predict
+    """A runner for the time per image of the whole test-time pipeline, ``PoseEstimator``'s (the
+    one ``evaluate`` and ``benchmarks/benchmark_e2e.py`` run): resize and normalise a ``size`` x
+    ``size`` RGB image, the network, map aggregation and associative-embedding grouping, as
+    deployed (one scale, no flip test, no cap or person filter). The runner keeps the per-stage
+    times of every call in ``runner.stage_times`` (network, with pre-processing as in
+    ``evaluate``'s ``ms_per_image``; aggregate; grouping)."""
+    from ..estimator import PoseEstimator
 
-    settings = InferenceSettings.from_config(cfg, model, input_size=size)
-    settings = dataclasses.replace(settings, flip=False, scales=(1.0,))
+    estimator = PoseEstimator.from_model(model, cfg, device=device, input_size=size, flip=False, max_people=None,
+                                         max_detections=None, min_person_score=None, person_nms=None)
+    estimator.settings = dataclasses.replace(estimator.settings, scales=(1.0,))
     image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     stage_times = []
 
     def run():
-        prediction = predict(model, image, settings, device=device)
-        stage_times.append(prediction.times)
-        return prediction
+        people = estimator(image, color="rgb")
+        times = people.times
+        stage_times.append({"network": times["preprocess"] + times["network"], "aggregate": times["aggregate"],
+                            "grouping": times["grouping"]})
+        return people
 
     run.stage_times = stage_times
     return run

@@ -1,10 +1,10 @@
-"""Post-training INT8 quantisation (ONNX Runtime, OpenVINO/NNCF), float16, and exported models as
-PyTorch-like modules so ``litepose.evaluation.evaluate`` measures their AP.
+"""Post-training INT8 quantisation (ONNX Runtime, OpenVINO/NNCF) and float16, and the quantised
+models as runtime networks, which ``litepose.evaluation.evaluate`` scores as it scores any export.
 
-    from litepose.deploy.quantize import calibration_images, quantize_onnx, RuntimeModule
+    from litepose.deploy.quantize import calibration_images, quantize_onnx
     images = calibration_images(cfg, 128, 300)               # preprocessed training images
     int8 = quantize_onnx(model, images)                        # QDQ ONNX bytes, BN folded first
-    ap = evaluate(cfg, RuntimeModule.onnx(int8, model)).ap     # valid.py's AP with ONNX Runtime
+    ap = evaluate(cfg, onnx_runner(int8), input_size=128).ap   # valid.py's AP with ONNX Runtime
 
 ONNX Runtime: static QDQ quantisation (``quantize_static``) of the folded model exported with
 dynamic batch, height and width, activations uint8 and weights int8 per output channel (the
@@ -29,7 +29,7 @@ def calibration_images(cfg, input_size, count=300, seed=0, augment=True):
     from ..data.build import training_batches
 
     images, total = [], 0
-    for batch in training_batches(cfg, input_size, num_batches=None, augment=augment, seed=seed, batch_size=16,
+    for batch in training_batches(cfg, input_size, num_batches=None, augment=augment, seed=seed, batch_size=min(16, count),
                                   workers=0, with_targets=False):
         images.append(batch.images.cpu().numpy().astype(np.float32))
         total += len(images[-1])
@@ -180,58 +180,19 @@ def openvino_op_types(ov_model):
 
 
 def onnx_runner(data, threads=None):
-    """``run(x) -> [np.ndarray]`` for ONNX bytes on ONNX Runtime's CPU provider."""
-    from .export import onnx_session
+    """``run(x) -> [np.ndarray]`` for ONNX bytes on ONNX Runtime's CPU provider (the runtime's
+    ``OnnxNetwork``; weights unchecked: quantisation reports them itself)."""
+    from ..runtime.onnx_backend import OnnxNetwork
 
-    session = onnx_session(data, threads=threads)
-    return lambda x: session.run(None, {INPUT_NAME: np.ascontiguousarray(x, np.float32)})
+    return OnnxNetwork(data, threads=threads, check_weights=False)
 
 
 def openvino_runner(ov_model, threads=None, precision="f32"):
     """``run(x) -> [np.ndarray]`` for an ``openvino.Model`` (or IR path) compiled for the CPU with
     the inference precision hint ``precision`` (f32, f16, bf16; INT8 layers stay INT8)."""
-    import openvino as ov
+    from ..runtime.exported import OpenVinoNetwork
 
-    config = {"INFERENCE_PRECISION_HINT": precision}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = int(threads)
-    compiled = ov.Core().compile_model(ov_model, "CPU", config)
-    request = compiled.create_infer_request()
-    outputs = list(compiled.outputs)
-
-    def run(x):
-        request.infer({0: np.ascontiguousarray(x, np.float32)})
-        return [request.get_tensor(o).data.copy() for o in outputs]
-
-    return run
-
-
-class RuntimeModule(torch.nn.Module):
-    """An exported model behind the ``nn.Module`` interface the evaluation expects: ``forward``
-    takes a float tensor ``[N, 3, H, W]`` and returns the network's outputs as CPU tensors.
-    ``arch`` is copied from the source model so the test input size is the same."""
-
-    def __init__(self, run, source=None, name="runtime"):
-        super().__init__()
-        self.run = run
-        self.name = name
-        self.register_buffer("_device_probe", torch.zeros(1), persistent=False)
-        self._probe = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
-        for attribute in ("arch", "active_arch"):
-            if getattr(source, attribute, None) is not None:
-                setattr(self, attribute, getattr(source, attribute))
-
-    def forward(self, x):
-        outputs = self.run(x.detach().cpu().numpy())
-        return [torch.from_numpy(np.asarray(o, np.float32)) for o in outputs]
-
-    @classmethod
-    def onnx(cls, data, source=None, threads=None, name="onnx"):
-        return cls(onnx_runner(data, threads), source, name)
-
-    @classmethod
-    def openvino(cls, ov_model, source=None, threads=None, precision="f32", name="openvino"):
-        return cls(openvino_runner(ov_model, threads, precision), source, name)
+    return OpenVinoNetwork(ov_model, threads=threads, precision=precision, check_weights=False)
 
 
 @torch.no_grad()
@@ -250,7 +211,7 @@ def relative_error(model, run, images):
 
 class Variant:
     """One model to compare: ``label``, ``runtime`` (pytorch, onnx, openvino), ``precision``
-    (float32, int8, float16, bfloat16) and ``make(threads) -> RuntimeModule or nn.Module``."""
+    (float32, int8, float16, bfloat16) and ``make(threads) -> a runtime network or an nn.Module``."""
 
     def __init__(self, label, runtime, precision, make):
         self.label, self.runtime, self.precision, self.make = label, runtime, precision, make
@@ -260,11 +221,15 @@ class Variant:
 
 
 def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exclude_op_types=(), exclude_nodes=(),
-                   ignored_types=(), ignored_names=(), log=print, exclude_patterns=(), ignored_patterns=()):
+                   ignored_types=(), ignored_names=(), log=print, exclude_patterns=(), ignored_patterns=(),
+                   built=None):
     """PyTorch eager, then per runtime float32, INT8 and (``half``) float16 / bfloat16 variants of
     ``model``, quantised on ``images``. Returns ``(variants, artefacts)`` where ``artefacts`` holds
     the float and quantised models (``onnx_float``, ``onnx_int8``, ``onnx_fp16``, ``openvino_float``,
-    ``openvino_int8``)."""
+    ``openvino_int8``). ``built(key, artefact)``, when given, is called as soon as each artefact
+    exists (``tools/quantize.py`` checks and saves the INT8 models there, so an interruption
+    keeps those already made)."""
+    built = built or (lambda key, artefact: None)
     variants = [Variant("PyTorch eager", "pytorch", "float32", lambda threads: model)]
     artefacts = {}
     if "onnx" in runtimes:
@@ -272,29 +237,32 @@ def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exc
         log("quantising for ONNX Runtime (QDQ, u8 activations, s8 per-channel weights)")
         artefacts["onnx_int8"] = quantize_onnx(artefacts["onnx_float"], images, exclude_op_types, exclude_nodes,
                                               exclude_patterns)
+        built("onnx_int8", artefacts["onnx_int8"])
         variants.append(Variant("ONNX Runtime", "onnx", "float32",
-                                lambda t: RuntimeModule.onnx(artefacts["onnx_float"], model, t)))
+                                lambda t: onnx_runner(artefacts["onnx_float"], t)))
         variants.append(Variant("ONNX Runtime", "onnx", "int8",
-                                lambda t: RuntimeModule.onnx(artefacts["onnx_int8"], model, t)))
+                                lambda t: onnx_runner(artefacts["onnx_int8"], t)))
         if half:
             artefacts["onnx_fp16"] = onnx_half(artefacts["onnx_float"])
+            built("onnx_fp16", artefacts["onnx_fp16"])
             variants.append(Variant("ONNX Runtime", "onnx", "float16",
-                                    lambda t: RuntimeModule.onnx(artefacts["onnx_fp16"], model, t)))
+                                    lambda t: onnx_runner(artefacts["onnx_fp16"], t)))
     if "openvino" in runtimes:
         artefacts["openvino_float"] = openvino_float(model, int(images.shape[-1]))
         log("quantising for OpenVINO (NNCF)")
         artefacts["openvino_int8"] = quantize_openvino(artefacts["openvino_float"], images, ignored_types,
                                                        ignored_names, ignored_patterns)
+        built("openvino_int8", artefacts["openvino_int8"])
         variants.append(Variant("OpenVINO", "openvino", "float32",
-                                lambda t: RuntimeModule.openvino(artefacts["openvino_float"], model, t, "f32")))
+                                lambda t: openvino_runner(artefacts["openvino_float"], t, "f32")))
         variants.append(Variant("OpenVINO", "openvino", "int8",
-                                lambda t: RuntimeModule.openvino(artefacts["openvino_int8"], model, t, "f32")))
+                                lambda t: openvino_runner(artefacts["openvino_int8"], t, "f32")))
         if half:
             for precision, hint in (("float16", "f16"), ("bfloat16", "bf16")):
                 if _openvino_supports(hint):
                     variants.append(Variant("OpenVINO", "openvino", precision,
-                                            (lambda h: lambda t: RuntimeModule.openvino(
-                                                artefacts["openvino_float"], model, t, h))(hint)))
+                                            (lambda h: lambda t: openvino_runner(
+                                                artefacts["openvino_float"], t, h))(hint)))
     return variants, artefacts
 
 
@@ -312,24 +280,7 @@ def measure_errors(model, variants, images):
             variant.error = 0.0
             continue
         module = variant.make(None)
-        variant.error = relative_error(model, module.run, images)
-
-
-def measure_ap(cfg, variants, limit=None, threads=None, log=print, progress=True):
-    """valid.py's AP of each variant (``litepose.evaluation.evaluate``, the config's test settings).
-    PyTorch runs with ``threads`` intra-op threads; the caller's thread count is put back."""
-    from ..evaluation import evaluate
-
-    previous = torch.get_num_threads()
-    try:
-        for variant in variants:
-            module = variant.make(threads)
-            torch.set_num_threads(threads if variant.runtime == "pytorch" and threads else previous)
-            result = evaluate(cfg, module, limit=limit, device="cpu", progress=progress)
-            variant.ap = float(result.ap)
-            log(f"AP {variant.label} {variant.precision}: {variant.ap:.4f}")
-    finally:
-        torch.set_num_threads(previous)
+        variant.error = relative_error(model, module, images)
 
 
 def measure_latency(variants, input_size, threads, repeats, warmup=3, progress=True):
@@ -344,9 +295,9 @@ def measure_latency(variants, input_size, threads, repeats, warmup=3, progress=T
     try:
         for index, variant in enumerate(variants):
             module = variant.make(threads)
-            if isinstance(module, RuntimeModule):
+            if not isinstance(module, torch.nn.Module):  # a runtime network
                 array = x.numpy()
-                runners[index] = (lambda run: lambda: run(array))(module.run)
+                runners[index] = (lambda run: lambda: run(array))(module)
             else:
                 runners[index] = (lambda net: lambda: _torch_forward(net, x))(module.eval())
         timings = time_interleaved(runners, repeats, warmup=warmup, progress=progress)

@@ -1,6 +1,15 @@
 """Evaluate a model on a dataset's test split: the loop behind ``valid.py``, callable in-process
-(architecture search evaluates sub-networks on a subset of images with it)."""
+(architecture search evaluates sub-networks on a subset of images with it).
 
+Every backend runs the same pipeline, ``litepose.PoseEstimator``'s (the NumPy / OpenCV
+pre-processing, aggregation and grouping of ``litepose.runtime`` around the network): a PyTorch
+model, a runtime network (an ONNX, OpenVINO, TFLite, ncnn or TorchScript export opened by
+``litepose.runtime``), or an estimator as it stands (its preset, caps and person filter:
+``benchmarks/estimator_ap.py``). For a model or a network the settings are ``valid.py``'s, the
+release's: the config's ``TEST.*``, no decoding cap, no person filter.
+"""
+
+import copy
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -8,9 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
+from ..arch import default_input_size
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
-from ..errors import DataError, OutputError
-from ..inference import InferenceSettings, predict
+from ..errors import DataError, LitePoseError, OutputError
+from ..estimator import PRESET_FILTERS, PoseEstimator
+from ..inference import DecodeLimits, InferenceSettings
+from ..runtime.network import Network
+from ..runtime.people import NO_FILTER
 from ..utils.device import resolve_device
 from ..utils.io import atomic_write_text
 from ..utils.limits import network_input_problem
@@ -39,6 +52,10 @@ class EvalResult:
     nonfinite: int = 0
     ann_file: str = ""
     vis_error: str = ""
+    backend: str = ""
+    input_size: int = 0
+    image_times: list = field(default_factory=list)
+    people: dict = field(default_factory=dict)
 
     @property
     def ap(self):
@@ -65,23 +82,27 @@ def select_image_ids(annotations, image_ids=None, limit=None):
 
 
 def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=None, output_dir=None,
-             save_vis=0, save_maps=False, progress=True, arch_name=None, write_files=True):
+             save_vis=0, save_maps=False, progress=True, arch_name=None, write_files=True, keep_people=False):
     """Run ``model`` over the test split of ``cfg``'s dataset and evaluate it.
 
     Args:
         cfg: a loaded config (dataset files from ``DATASET.TEST_ANN_FILE`` / ``TEST_IMAGE_DIR``
             or ``DATASET.ROOT``; test-time settings from ``TEST.*``).
-        model: a built model with its weights; put in eval mode for the run, restored after.
+        model: what ``PoseEstimator`` runs (module doc): a PyTorch model with its weights (put
+            in eval mode for the run, its mode restored after), a ``litepose.runtime`` network
+            (an export), or a ``PoseEstimator`` (evaluated with its own settings).
         image_ids, limit: evaluate only these images / the first ``limit`` of them; metrics are
             computed over exactly the evaluated images.
-        device: defaults to ``resolve_device(cfg.DEVICE)``.
-        input_size: override of the test input size (default: the model's ``img_size``).
+        device: of a PyTorch model; defaults to ``resolve_device(cfg.DEVICE)``.
+        input_size: override of the test input size (default: ``litepose.arch.default_input_size``,
+            for an export the size it was exported at when it has one).
         output_dir: where the results JSON, the metrics table and pictures go (nothing is
             written without it). ``write_files=False`` leaves the results JSON and the table to
             ``write_outputs`` (``valid.py`` prints the metrics first, so a full disk loses none).
         save_vis: draw the predictions on the first ``save_vis`` images (needs output_dir);
             ``save_maps`` also saves their heatmaps and tag maps.
         progress: show a tqdm progress bar.
+        keep_people: keep each image's people (``result.people[image_id]``, a ``People``).
 
     Returns:
         ``EvalResult``; ``result.ap`` is the AP.
@@ -91,27 +112,22 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
     annotations = KeypointAnnotations(ann_file, image_dir, info)
     ids = select_image_ids(annotations, image_ids, limit)
     protocol = protocol_for_dataset(cfg.DATASET.DATASET_TEST)
-    device = resolve_device(cfg.DEVICE) if device is None else device
-    settings = InferenceSettings.from_config(cfg, model, input_size)
     if save_vis and not output_dir:
         raise DataError("saving pictures needs an output folder")
     vis_dir = os.path.join(output_dir, "vis") if output_dir else None
     category = (annotations.data.get("categories") or [{"id": PERSON_CATEGORY}])[0]["id"]
 
-    was_training = model.training
-    model.to(device).eval()
-    results, unreadable = [], []
-    totals = dict.fromkeys(TIMED_STAGES, 0.0)
-    timed = 0
-    nonfinite = {"images": 0, "this image": False}
+    torch_model = _torch_module(model)
+    was_training = torch_model.training if torch_model is not None else None
+    estimator = pipeline_for(cfg, model, device=device, input_size=input_size)
+    watch = _FiniteWatch(estimator.network)
+    estimator = copy.copy(estimator)
+    estimator.network = watch
+    settings = estimator.settings
+    results, unreadable, people = [], [], {}
+    image_times = []
+    nonfinite = 0
     vis_error = ""
-
-    def watch_outputs(module, inputs, outputs):
-        tensors = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        if not all(bool(t.isfinite().all()) for t in tensors if hasattr(t, "isfinite")):
-            nonfinite["this image"] = True
-
-    hook = model.register_forward_hook(watch_outputs)
     try:
         bar = tqdm(ids, desc="evaluating", unit="img", disable=not progress, dynamic_ncols=True)
         for position, image_id in enumerate(bar):
@@ -126,34 +142,115 @@ def evaluate(cfg, model, image_ids=None, limit=None, device=None, input_size=Non
                 bar.set_postfix(unreadable=len(unreadable))
                 continue
             keep_maps = save_maps and position < save_vis
-            nonfinite["this image"] = False
-            prediction = predict(model, image, settings, device, keep_maps=keep_maps)
-            nonfinite["images"] += nonfinite["this image"]
-            results.extend(image_results(image_id, prediction.keypoints, prediction.scores, category))
-            for stage in TIMED_STAGES:
-                totals[stage] += prediction.times[stage]
-            timed += 1
+            watch.finite = True
+            found = estimator(image, color="rgb", keep_maps=keep_maps)
+            nonfinite += not watch.finite
+            results.extend(image_results(image_id, found.keypoints, found.scores, category))
+            image_times.append({"network": found.times.get("preprocess", 0.0) + found.times["network"],
+                                "aggregate": found.times["aggregate"], "grouping": found.times["grouping"]})
+            if keep_people:
+                people[image_id] = found
             if vis_dir and position < save_vis and not vis_error:
                 try:
-                    _save_pictures(vis_dir, image_id, image, prediction, info, keep_maps)
+                    _save_pictures(vis_dir, image_id, image, found, info, keep_maps)
                 except OutputError as exc:  # a full disk: the evaluation goes on, the pictures stop
                     vis_error = str(exc)
     finally:
-        hook.remove()
-        model.train(was_training)
+        if torch_model is not None:
+            torch_model.train(was_training)
 
     metrics = evaluate_keypoints(annotations.data, results, protocol, sigmas=info.sigmas_array(), image_ids=ids,
                                  source="predictions")
-    ms = {stage: 1000.0 * totals[stage] / timed if timed else float("nan") for stage in TIMED_STAGES}
-    outcome = EvalResult(metrics, protocol, results, ids, unreadable, ms, nonfinite=nonfinite["images"],
-                         ann_file=ann_file, vis_error=vis_error)
+    ms = {stage: 1000.0 * sum(t[stage] for t in image_times) / len(image_times) if image_times else float("nan")
+          for stage in TIMED_STAGES}
+    outcome = EvalResult(metrics, protocol, results, ids, unreadable, ms, nonfinite=nonfinite, ann_file=ann_file,
+                         vis_error=vis_error, backend=estimator.backend, input_size=settings.input_size,
+                         image_times=image_times, people=people)
     if output_dir and write_files:
         outcome.files = write_outputs(output_dir, cfg, outcome, arch_name)
     return outcome
 
 
+def pipeline_for(cfg, model, device=None, input_size=None):
+    """The ``PoseEstimator`` that ``evaluate`` runs for ``model`` (module doc): an estimator as
+    given; a PyTorch model or a runtime network with ``cfg``'s test settings, uncapped and
+    unfiltered (``valid.py``'s people, the release's)."""
+    if isinstance(model, PoseEstimator):
+        if input_size is not None:
+            raise LitePoseError("give input_size when the estimator is built, not to evaluate()")
+        return model
+    unfiltered = {"min_person_score": None, "person_nms": None, "max_people": None, "max_detections": None,
+                  "hide_outside": False}
+    if _torch_module(model) is not None:
+        device = resolve_device(cfg.DEVICE) if device is None else device
+        return PoseEstimator.from_model(model, cfg, preset="accurate", device=device, input_size=input_size,
+                                        **unfiltered)
+    if isinstance(model, Network):
+        metadata = getattr(model, "metadata", None)
+        if metadata is not None and int(metadata.dataset["num_joints"]) != cfg.DATASET.NUM_JOINTS:
+            raise LitePoseError(f"the export predicts {metadata.dataset['num_joints']} joints "
+                                f"({metadata.dataset['name']}), the config's test set has {cfg.DATASET.NUM_JOINTS} "
+                                f"({cfg.DATASET.DATASET_TEST}): evaluate it with its dataset's config")
+        size = input_size or export_input_size(model) or default_input_size(cfg)
+        settings = InferenceSettings.from_config(cfg, None, size)
+        return PoseEstimator(model, settings, DecodeLimits(), keypoint_info_from_config(cfg, for_test=True),
+                             "accurate", NO_FILTER)
+    raise LitePoseError(f"cannot evaluate a {type(model).__name__}: give a PyTorch model, a litepose.runtime "
+                        "network (an export) or a PoseEstimator")
+
+
+def export_input_size(network):
+    """The side an export was made at, when it says (its metadata, or a fixed input), else None."""
+    metadata = getattr(network, "metadata", None)
+    if metadata is not None:
+        return int(metadata.input_size)
+    fixed = getattr(network, "fixed_hw", None)
+    return int(min(fixed)) if fixed else None
+
+
+def _torch_module(model):
+    """``model`` when it is a PyTorch module (without importing PyTorch otherwise), else None."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return model if torch is not None and isinstance(model, torch.nn.Module) else None
+
+
+class _FiniteWatch(Network):
+    """A network that notes (``finite`` False) when its outputs hold NaN or infinite values:
+    broken weights, which would otherwise show only as an AP of zero."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = getattr(inner, "name", type(inner).__name__)
+        self.finite = True
+
+    def __getattr__(self, name):
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def __call__(self, batch):
+        outputs = self.inner(batch)
+        self._check(outputs)
+        return outputs
+
+    def forward_fn(self, *args, **kwargs):
+        forward = self.inner.forward_fn(*args, **kwargs)
+
+        def watched(geometry):
+            produced = forward(geometry)
+            self._check(produced[0] if isinstance(produced, tuple) else produced)
+            return produced
+
+        return watched
+
+    def _check(self, outputs):
+        if self.finite and not all(np.isfinite(np.asarray(o)).all() for o in outputs):
+            self.finite = False
+
+
 def _save_pictures(vis_dir, image_id, image, prediction, info, with_maps):
-    from ..estimator import PRESET_FILTERS
     from ..utils.vis import draw_people, heatmap_grid, tagmap_grid, write_image
 
     # The picture shows the people PoseEstimator would return (its accurate preset's person

@@ -21,7 +21,7 @@ Importing this package does not import PyTorch: ``predict`` and ``run_model`` (m
 from .aggregate import Maps, compute_maps, resize_maps
 from .decode import People, decode
 from .group import NO_LIMITS, DecodeLimits, GroupingParams, group_keypoints, joint_order
-from .settings import InferenceSettings, model_input_size
+from .settings import InferenceSettings
 from .transforms import ResizeGeometry, resize_geometry, warp_image
 
 _TORCH = ("predict", "run_model")
@@ -47,7 +47,6 @@ __all__ = [
     "decode",
     "group_keypoints",
     "joint_order",
-    "model_input_size",
     "predict",
     "resize_geometry",
     "resize_maps",

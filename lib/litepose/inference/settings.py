@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from ..arch import default_input_size
 from ..data.coco_format import keypoint_info_from_config
 from ..errors import ConfigError
 from .group import GroupingParams
@@ -24,9 +25,9 @@ class InferenceSettings:
 
     @classmethod
     def from_config(cls, cfg, model=None, input_size=None):
-        """``input_size``: explicit > the LitePose model's architecture (``img_size``) >
-        ``DATASET.INPUT_SIZE``."""
-        size = int(input_size or model_input_size(model) or cfg.DATASET.INPUT_SIZE)
+        """``input_size``: ``litepose.arch.default_input_size`` (explicit > the LitePose
+        model's architecture > ``DATASET.INPUT_SIZE``)."""
+        size = default_input_size(cfg, model, input_size)
         if size <= 0:
             raise ConfigError(f"test input size must be positive, got {size}")
         scales = tuple(float(s) for s in cfg.TEST.SCALE_FACTOR)
@@ -49,8 +50,3 @@ class InferenceSettings:
                    tag_per_joint=bool(cfg.MODEL.TAG_PER_JOINT), project_to_image=bool(cfg.TEST.PROJECT2IMAGE),
                    grouping=GroupingParams.from_config(cfg))
 
-
-def model_input_size(model):
-    """A LitePose model's input size (its active architecture's ``img_size``), else None."""
-    arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
-    return int(arch["img_size"]) if isinstance(arch, dict) and "img_size" in arch else None

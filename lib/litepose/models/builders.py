@@ -4,7 +4,7 @@ import os
 
 from ..arch import load_arch, validate_arch
 from ..errors import ConfigError
-from ..search.space import SearchSpace
+from .space import SearchSpace
 from .litepose import LitePose, SuperLitePose
 from .registry import register_model
 

@@ -4,6 +4,9 @@ Accepted: a plain ``state_dict`` (the released models), a dict holding it under
 ``state_dict`` (the release's and our training checkpoints, with optimizer state beside
 it), keys prefixed by ``module.`` (DataParallel / DDP) or ``1.`` (the release's FP16
 wrapper). Files are read with ``weights_only=True``: a checkpoint never runs code.
+
+``load_model`` is the one way from a config and a checkpoint to a network: build, load, refuse
+non-finite weights, take a supernet's active sub-network.
 """
 
 import os
@@ -14,6 +17,11 @@ import torch
 
 from ..errors import CheckpointError
 from ..utils.io import path_problem
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """A checkpoint whose weights hold NaN or infinite values: the network would give no finite
+    output, so it is refused when loaded."""
 
 WRAPPER_PREFIXES = ("module.", "1.")
 _SHOWN = 3  # mismatches listed by name before the rest are counted
@@ -191,3 +199,46 @@ def load_checkpoint(model, checkpoint, strict=True, skip=None):
     state = extract_state_dict(checkpoint, source)
     load_state_dict_checked(model, state, strict=strict, source=source, skip=skip)
     return checkpoint
+
+
+def check_finite(model, source="checkpoint"):
+    """``NonFiniteWeightsError`` naming the first broken tensor when ``model``'s weights or
+    buffers hold NaN or infinite values."""
+    broken = nonfinite_tensors(model.state_dict())
+    if broken:
+        raise NonFiniteWeightsError(f"{source} holds NaN or infinite values in {len(broken)} tensors (first: "
+                                    f"{broken[0]}): refused, the network would give no finite output")
+
+
+def load_model(cfg, arch=None, checkpoint=None, subnet=True, required=True, strict=True):
+    """The network of ``cfg`` with its trained weights, on the CPU in eval mode: the one loader
+    of every script, tool and ``PoseEstimator.from_checkpoint``.
+
+    Args:
+        cfg: a loaded config (``MODEL.NAME``, and ``TEST.MODEL_FILE`` when ``checkpoint`` is None).
+        arch: a LitePose architecture (dict or JSON path; default ``MODEL.ARCH``, else the
+            search space's widest); for the supernet, the one made active.
+        checkpoint: a path or a loaded checkpoint object (default ``cfg.TEST.MODEL_FILE``).
+        subnet: a supernet comes back as its active sub-network (a plain ``LitePose``);
+            ``False`` keeps the supernet (weight transfer, search).
+        required: without a checkpoint, ``CheckpointError`` (``False``: the freshly initialised
+            model, for measurements that do not depend on the weights).
+        strict: every key must fit (``load_checkpoint``).
+
+    Raises ``CheckpointError`` (unreadable, unsafe, made for another model) and its subclass
+    ``NonFiniteWeightsError`` (NaN or infinite weights).
+    """
+    from .registry import build_model
+
+    if checkpoint is None:
+        checkpoint = cfg.TEST.MODEL_FILE or None
+    if checkpoint is None and required:
+        raise CheckpointError("no checkpoint given: add TEST.MODEL_FILE path/to/checkpoint.pth")
+    model = build_model(cfg, arch)
+    if checkpoint is not None:
+        source = os.fspath(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) else "checkpoint"
+        load_checkpoint(model, checkpoint, strict=strict)
+        check_finite(model, source)
+    if subnet and hasattr(model, "get_active_subnet"):
+        model = model.get_active_subnet()
+    return model.cpu().eval()

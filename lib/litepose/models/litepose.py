@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..arch import stage_channels, validate_arch
 from ..errors import ArchError
-from ..search.space import SearchSpace
+from .space import SearchSpace
 from .elastic import (ElasticBatchNorm2d, ElasticConv2d, ElasticConvTranspose2d, ElasticInvertedResidual,
                       ElasticSepConv, load_static_weights)
 from .layers import InvertedResidual, SepConv, conv_bn_relu6

@@ -2,8 +2,8 @@
 edge exports, or, when chosen, PyTorch) whose outputs ``litepose.inference`` turns into people.
 
     from litepose.inference import DecodeLimits, compute_maps, decode
-    from litepose.runtime import OnnxNetwork
-    network = OnnxNetwork("litepose-xs.onnx", threads=1)
+    from litepose.runtime import open_network
+    network = open_network("litepose-xs.onnx", threads=1)   # any export: .onnx, .xml, .ncnn.param, ...
     maps = compute_maps(network.forward_fn(rgb_image, settings.flip), (width, height), settings)
     people = decode(maps, settings, DecodeLimits(max_people=20))
 
@@ -13,7 +13,8 @@ the PyTorch backend.
 
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, network_input, normalize_image
 
-_LAZY = {"OnnxNetwork": ".onnx_backend", "TorchNetwork": ".torch_backend"}
+_LAZY = {"OnnxNetwork": ".onnx_backend", "TorchNetwork": ".torch_backend", "open_network": ".exported",
+         "detect_format": ".exported", "ExportMetadata": ".metadata"}
 
 
 def __getattr__(name):
@@ -24,4 +25,5 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "OnnxNetwork", "TorchNetwork", "network_input", "normalize_image"]
+__all__ = ["ExportMetadata", "IMAGENET_MEAN", "IMAGENET_STD", "OnnxNetwork", "TorchNetwork", "detect_format",
+           "network_input", "normalize_image", "open_network"]

@@ -16,6 +16,14 @@ does. ``PersonFilter`` removes them after grouping, in two steps:
 Both off (None) keep every person: ``valid.py`` never filters, so its results stay the
 release's. The defaults of ``litepose.PoseEstimator``'s presets were chosen by AP on the
 quickstart's validation set (``python -m benchmarks.estimator_ap --sweep-filter``, BENCHMARKS.md).
+
+``hide_outside``: joints placed outside the frame get score 0 (``hide_outside_frame``). The
+network sees the frame padded to its input's shape, and the decoder places a joint wherever its
+heatmap peaks, padding included (y = -42 on a 306-pixel-high photo). Such a joint has no evidence
+in the picture, so it is reported as not visible rather than clipped to the border: clipping
+would invent a position the network never gave, and a border joint looks like a real one in a
+drawing or a tracker. Its x, y are kept (where the network put it) and the person's score is
+not changed, so the same people are kept as without it.
 """
 
 from dataclasses import dataclass
@@ -59,10 +67,11 @@ class PersonFilter:
     """People kept after grouping (module doc). ``min_score``: lowest person score kept (None:
     no threshold); ``nms_oks``: OKS above which a weaker person is a duplicate of a stronger
     one (None: no suppression); ``visible_score``: joints scoring above it count for OKS and
-    boxes."""
+    boxes; ``hide_outside``: joints outside the frame get score 0 (``hide_outside_frame``)."""
     min_score: float = None
     nms_oks: float = None
     visible_score: float = 0.0
+    hide_outside: bool = False
 
     def __post_init__(self):
         if self.min_score is not None and not np.isfinite(self.min_score):
@@ -95,3 +104,16 @@ class PersonFilter:
 
 
 NO_FILTER = PersonFilter()
+
+
+def hide_outside_frame(keypoints, width, height):
+    """``keypoints [P, J, 3]`` with score 0 for the joints outside a ``width`` x ``height``
+    frame (x, y beyond half a pixel past the outermost pixel centres); x, y unchanged. A new array
+    when any joint is outside, else ``keypoints`` itself."""
+    x, y = keypoints[..., 0], keypoints[..., 1]
+    outside = (x < -0.5) | (y < -0.5) | (x > width - 0.5) | (y > height - 0.5)
+    if not outside.any():
+        return keypoints
+    keypoints = keypoints.copy()
+    keypoints[..., 2][outside] = 0.0
+    return keypoints

@@ -6,16 +6,14 @@ RGB scaled to [0, 1], then ImageNet mean and standard deviation, in float32 exac
 ``litepose.data.normalize.image_to_tensor`` computes it (bit for bit: a per-channel lookup table
 of the same float32 arithmetic).
 
-``IMAGENET_MEAN`` / ``IMAGENET_STD`` are defined here, in a module free of PyTorch;
-``litepose.data.normalize`` holds the same numbers (a test checks that they agree).
+``IMAGENET_MEAN`` / ``IMAGENET_STD`` are ``litepose.data.normalize``'s (which imports PyTorch
+only inside its tensor functions).
 """
 
 import numpy as np
 
+from ..data.normalize import IMAGENET_MEAN, IMAGENET_STD
 from ..inference.transforms import warp_image
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _lookup_tables():

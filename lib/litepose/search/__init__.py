@@ -1,21 +1,12 @@
-"""The supernet's search space and the workflow beyond training: BN recalibration, cost models
-and architecture search.
+"""Architecture search, the workflow beyond training: cost models (MACs, a latency table),
+evolution, and the scoring of candidates by validation AP.
 
-``litepose.search.space`` (the search space and its sampler) is imported by the models, so this
-package imports its other modules only when one of their names is first used."""
+The search space itself and BN recalibration are the models' (``litepose.models.space``,
+``litepose.models.bn``): the models and deployment use them, and nothing below this package
+imports it."""
 
-import importlib
+from .cost import MacCounter
+from .evolution import Candidate, EvolutionSearch
+from .latency import LatencyTable
 
-_EXPORTS = {
-    "SearchSpace": "space", "ArchManager": "space",
-    "recalibrate_bn": "bn", "MacCounter": "cost", "Candidate": "evolution", "EvolutionSearch": "evolution",
-    "LatencyTable": "latency",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'litepose.search' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+__all__ = ["Candidate", "EvolutionSearch", "LatencyTable", "MacCounter"]

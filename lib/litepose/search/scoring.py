@@ -6,7 +6,7 @@ import math
 from ..data.build import training_batches
 from ..evaluation.runner import evaluate
 from ..utils.device import resolve_device
-from .bn import recalibrate_bn
+from ..models.bn import recalibrate_bn
 
 
 def calibrate_network(cfg, model, input_size, images, batch_size=None, device=None, seed=0, progress=False):

@@ -33,7 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from ..arch import describe_arch, load_arch
+from ..arch import default_input_size, describe_arch, load_arch
 from ..data.build import (build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
                           set_loader_epoch)
 from ..data.targets import TargetConfig, prepare_batch
@@ -41,7 +41,7 @@ from ..errors import CheckpointError, ConfigError, LitePoseError
 from ..loss import PoseLoss, total
 from ..models import LitePose, SuperLitePose, build_model, load_checkpoint
 from ..models.checkpoint import extract_state_dict, load_state_dict_checked, read_checkpoint
-from ..search.space import ArchManager
+from ..models.space import ArchManager
 from ..utils.io import ensure_writable_dir, lock_folder, path_problem, remove_stale_temporaries
 from .checkpoint import BEST_NAME, CHECKPOINT_NAME, FINAL_NAME, load_training_checkpoint, run_dirs, save_checkpoint
 from .distributed import setup_distributed
@@ -257,8 +257,7 @@ class Trainer:
         else:
             self.model = build_model(cfg, superconfig)
             self.arch = getattr(self.model, "arch", None)
-            default = self.arch["img_size"] if self.arch else cfg.DATASET.INPUT_SIZE
-            self.data_size = cfg.TRAIN.INPUT_SIZE or default
+            self.data_size = default_input_size(cfg, self.model, cfg.TRAIN.INPUT_SIZE)
         if self.arch is not None and not self.is_supernet:
             self.logger.info(f"model: {cfg.MODEL.NAME} ({describe_arch(self.arch)})")
         elif self.is_supernet and self.arch is None:

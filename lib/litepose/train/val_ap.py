@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 import cv2
-import numpy as np
 
 from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info_from_config, read_image
 from ..errors import DataError
@@ -72,7 +71,7 @@ class ValidationAP:
                 model.set_active_arch(arch)
             start = time.perf_counter()
             result = evaluate(self.cfg, model, limit=self.images, device=device, input_size=self.input_size,
-                              progress=False, write_files=False)
+                              progress=False, write_files=False, keep_people=self.drawn > 0)
             seconds = time.perf_counter() - start
             drawn = self._draw(result)
         finally:
@@ -89,24 +88,15 @@ class ValidationAP:
         if self._annotations is None:
             ann_file, image_dir = dataset_files(self.cfg, "test")
             self._annotations = KeypointAnnotations(ann_file, image_dir, self.info)
-        unreadable = {image_id for image_id, _ in result.unreadable}
-        people = {}
-        for entry in result.results:
-            people.setdefault(entry["image_id"], []).append(entry)
         drawn = []
-        for image_id in result.image_ids:
+        for image_id, people in result.people.items():  # the evaluated images, in order
             if len(drawn) == self.drawn:
                 break
-            if image_id in unreadable:
-                continue
             try:
                 image = read_image(self._annotations.image_path(image_id))
             except DataError:  # gone since the evaluation read it: nothing to draw on
                 continue
-            entries = people.get(image_id, [])
-            keypoints = np.asarray([e["keypoints"] for e in entries], np.float64).reshape(-1, self.info.num_joints, 3)
-            scores = np.asarray([e["score"] for e in entries], np.float64)
-            keypoints = keypoints[DRAWN_FILTER.keep(keypoints, scores, self.info.sigmas)]
+            keypoints = people.keypoints[DRAWN_FILTER.keep(people.keypoints, people.scores, self.info.sigmas)]
             drawn.append((image_id, _shrunk(draw_people(image, keypoints, self.info.skeleton))))
         return drawn
 

@@ -1,0 +1,289 @@
+"""Exports as runtime networks (litepose.runtime.exported): the format found from the file, the
+metadata read back without PyTorch, non-finite weights refused in every format, and fixed-size
+networks letterboxed so that people land where they are in the frame."""
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO
+from litepose.config import load_config
+from litepose.deploy import formats
+from litepose.deploy.formats import SUFFIXES, export_checked
+from litepose.errors import LitePoseError, ModelFileError
+from litepose.runtime.exported import detect_format, open_network
+from litepose.runtime.metadata import ExportMetadata, build_metadata
+from litepose.runtime.network import Network
+
+CFG = REPO / "experiments" / "synthetic" / "quickstart.yaml"
+ARCH = REPO / "mobile_configs" / "quickstart.json"
+SIZE = 64
+RUNNABLE = ("onnx", "openvino", "ncnn", "torchscript", "tflite")
+
+
+def needs(fmt):
+    import importlib.util
+
+    missing = [package for module, package in formats.PACKAGES[fmt] if importlib.util.find_spec(module) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed (pip install -e '.[export]')")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from helpers import randomize_
+    from litepose.models import build_model
+
+    torch.manual_seed(0)
+    cfg = load_config(str(CFG))
+    return cfg, randomize_(build_model(cfg, str(ARCH)), 0).eval()
+
+
+@pytest.fixture(scope="module")
+def exports(tiny, tmp_path_factory):
+    """Each runnable format's export of the tiny model (with metadata), made once; a format whose
+    packages are missing (or whose conversion takes long: TFLite) is absent."""
+    import importlib.util
+
+    cfg, model = tiny
+    folder = tmp_path_factory.mktemp("exports")
+    made = {}
+    for fmt in ("onnx", "openvino", "ncnn", "torchscript"):
+        if all(importlib.util.find_spec(module) for module, _ in formats.PACKAGES[fmt]):
+            made[fmt] = folder / f"tiny{SUFFIXES[fmt]}"
+            export_checked(fmt, model, made[fmt], SIZE, cfg=cfg)
+    return made
+
+
+def export_of(exports, fmt):
+    if fmt not in exports:
+        pytest.skip(f"no {fmt} export here (its packages are not installed, or it is slow: tests/test_export_formats)")
+    return exports[fmt]
+
+
+# ----------------------------------------------------------------------------------- format
+
+def test_the_format_comes_from_the_suffix_or_else_the_content(exports, tmp_path):
+    for fmt, path in exports.items():
+        assert detect_format(path) == fmt
+        renamed = tmp_path / f"model_{fmt}"  # no telling suffix: the first bytes decide
+        renamed.write_bytes(path.read_bytes())
+        assert detect_format(renamed) == fmt
+    checkpoint = tmp_path / "model.pt"
+    torch.save({"state_dict": {}}, checkpoint)
+    assert detect_format(checkpoint) is None  # a torch.save archive is no TorchScript
+    (tmp_path / "notes.txt").write_text("hello")
+    assert detect_format(tmp_path / "notes.txt") is None
+    with pytest.raises(ModelFileError, match=r"notes.txt is not an exported model \(onnx, openvino"):
+        open_network(tmp_path / "notes.txt")
+    with pytest.raises(ModelFileError, match="model not found: "):
+        open_network(tmp_path / "missing.onnx")
+    with pytest.raises(LitePoseError, match="format must be one of onnx, openvino, tflite, ncnn, torchscript, coreml, got 'keras'"):
+        open_network(checkpoint, format="keras")
+    with pytest.raises(LitePoseError, match="threads must be between 1 and 1024, got -3"):
+        open_network(checkpoint, threads=-3)
+
+
+# --------------------------------------------------------------------------------- metadata
+
+def test_metadata_round_trips_and_rejects_what_is_not_its_schema(tiny):
+    cfg, model = tiny
+    meta = build_metadata(cfg, "onnx", (SIZE, SIZE), True, output_names=["output0", "output1"],
+                          architecture=model.arch, checkpoint={"path": "/m.pth", "sha256": "0" * 64})
+    data = json.loads(meta.to_json())
+    assert data["litepose_metadata_version"] == 1
+    assert ExportMetadata.from_json(meta.to_json()) == meta
+    # It rebuilds the test-time settings and joints of the config it came from.
+    from litepose.data.coco_format import keypoint_info_from_config
+    from litepose.inference import InferenceSettings
+
+    assert InferenceSettings.from_config(meta.to_config(), None, SIZE) == InferenceSettings.from_config(cfg, None, SIZE)
+    assert meta.keypoint_info() == keypoint_info_from_config(cfg, for_test=True)
+    for broken, message in [({**data, "litepose_metadata_version": 2}, "version 2 is not supported"),
+                            ({k: v for k, v in data.items() if k != "dataset"}, "lacks dataset"),
+                            ({**data, "input": {"size": "big"}}, "malformed"),
+                            ({**data, "test": {"TEST.EVAL": True}}, "unknown test key TEST.EVAL")]:
+        with pytest.raises(ModelFileError, match=message):
+            ExportMetadata.from_json(json.dumps(broken), "m.onnx")
+    with pytest.raises(ModelFileError, match="m.onnx: its LitePose metadata is not JSON"):
+        ExportMetadata.from_json("{", "m.onnx")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "ncnn"])
+def test_metadata_and_people_need_no_pytorch(exports, fmt, tmp_path):
+    """In an interpreter where importing torch fails: the export opens, its metadata reads, and
+    ``from_exported(path)`` finds people (TorchScript is the one runtime that is PyTorch)."""
+    path = export_of(exports, fmt)
+    script = textwrap.dedent(f"""
+        import sys, importlib.abc
+
+        class NoTorch(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch."):
+                    raise ImportError("torch is blocked in this test")
+
+        sys.meta_path.insert(0, NoTorch())
+        import numpy as np
+        from litepose import PoseEstimator
+
+        estimator = PoseEstimator.from_exported({str(path)!r}, threads=1)
+        people = estimator(np.full((48, 80, 3), 128, np.uint8))
+        meta = estimator.network.metadata
+        print(meta.format, meta.input_size, meta.dataset["name"], estimator.settings.input_size, len(people) >= 0)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [fmt, str(SIZE), "coco", str(SIZE), "True"]
+
+
+# --------------------------------------------------------------------------- non-finite weights
+
+def _poison_onnx(path):
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    for index, tensor in enumerate(proto.graph.initializer):
+        array = numpy_helper.to_array(tensor)
+        if array.dtype == np.float32 and array.size > 1:
+            array = array.copy()
+            array.flat[0] = np.nan
+            proto.graph.initializer[index].CopyFrom(numpy_helper.from_array(array, tensor.name))
+            onnx.save(proto, str(path))
+            return tensor.name
+
+
+def _poison_openvino(path):
+    text = path.with_suffix(".xml").read_text()
+    for layer in re.finditer(r'<layer id="\d+" name="([^"]+)" type="Const"[^>]*>\s*<data ([^>]*)/>', text):
+        data = dict(re.findall(r'(\w+)="([^"]*)"', layer.group(2)))
+        if data.get("element_type") == "f32" and int(data["size"]) > 4:
+            with open(path.with_suffix(".bin"), "r+b") as handle:
+                handle.seek(int(data["offset"]))
+                handle.write(np.float32(np.inf).tobytes())
+            return layer.group(1)
+
+
+def _poison_ncnn(path):
+    weights = path.with_name(path.name.replace(".param", ".bin"))
+    with open(weights, "r+b") as handle:  # the first layer's weights, after its 4-byte float32 tag
+        handle.seek(4)
+        handle.write(np.float32(np.nan).tobytes())
+    for line in path.read_text().splitlines()[2:]:
+        if line.split()[0] in ("Convolution", "ConvolutionDepthWise"):
+            return line.split()[1]
+
+
+def _poison_torchscript(path):
+    extra = {"litepose.json": ""}
+    module = torch.jit.load(str(path), _extra_files=extra)
+    name, parameter = next(iter(module.named_parameters()))
+    with torch.no_grad():
+        parameter.view(-1)[0] = float("nan")
+    torch.jit.save(module, str(path), _extra_files=extra)
+    return name
+
+
+@pytest.mark.parametrize("fmt,kind", [("onnx", "initializers"), ("openvino", "constants"), ("ncnn", "layers"),
+                                      ("torchscript", "parameters")])
+def test_every_runtime_refuses_non_finite_weights_naming_them(exports, fmt, kind, tmp_path):
+    import shutil
+
+    from litepose import PoseEstimator
+
+    source = export_of(exports, fmt)
+    for path in formats.output_files(fmt, source):
+        shutil.copy(path, tmp_path)
+    path = tmp_path / source.name
+    name = globals()[f"_poison_{fmt}"](path)
+    assert name
+    pattern = (rf"^{re.escape(str(path))} holds NaN or infinite weights in 1 of \d+ {kind} "
+               rf"\(first: {re.escape(name)}\); ")
+    with pytest.raises(ModelFileError, match=pattern):
+        open_network(path)
+    with pytest.raises(ModelFileError, match=pattern):
+        PoseEstimator.from_exported(path)
+
+
+# -------------------------------------------------------------------------------- letterbox
+
+class MarkerNetwork(Network):
+    """A stand-in network that "sees" the one bright square in its input and puts every joint's
+    heatmap peak there (tags all zero: one person): where the estimator reports that person in
+    the frame tells whether the frame reached the network, and came back, in the right place."""
+
+    name = format = "marker"
+
+    def __init__(self, fixed_hw=None):
+        self.fixed_hw = fixed_hw
+
+    def __call__(self, batch):
+        self.check_input(batch)
+        count, _, height, width = batch.shape
+        outputs = [np.zeros((count, 34, height // 4, width // 4), np.float32),
+                   np.zeros((count, 17, height // 2, width // 2), np.float32)]
+        for b in range(count):
+            ys, xs = np.nonzero(batch[b].mean(0) > 0)
+            cx, cy = xs.mean(), ys.mean()
+            for output, stride in zip(outputs, (4, 2)):
+                gy, gx = np.mgrid[:output.shape[2], :output.shape[3]]
+                mx, my = (cx + 0.5) / stride - 0.5, (cy + 0.5) / stride - 0.5
+                output[b, :17] = np.exp(-((gx - mx) ** 2 + (gy - my) ** 2) / 2.0)
+        return outputs
+
+
+@pytest.mark.parametrize("fixed_hw", [None, (96, 96), (128, 128)], ids=["dynamic", "fixed96", "fixed128"])
+@pytest.mark.parametrize("preset", ["accurate", "realtime"])
+def test_people_land_where_they_are_in_the_frame_whatever_the_input_size(tiny, fixed_hw, preset):
+    from litepose.estimator import PoseEstimator, preset_settings
+    from litepose.inference import InferenceSettings
+    from litepose.runtime.people import NO_FILTER
+
+    cfg, _ = tiny
+    settings = InferenceSettings.from_config(cfg, None, 96 if fixed_hw is None else fixed_hw[0])
+    settings, limits, _ = preset_settings(settings, preset, flip=False)
+    estimator = PoseEstimator(MarkerNetwork(fixed_hw), settings, limits, None, preset, NO_FILTER)
+    for (x, y), (width, height) in [((560, 420), (640, 480)), ((60, 600), (360, 640)), ((40, 30), (640, 480))]:
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[y - 15:y + 15, x - 15:x + 15] = 255  # centre (x - 0.5, y - 0.5) in pixel indices
+        people = estimator(frame)
+        assert len(people) == 1
+        # One map pixel of the finest output (stride 2), in frame pixels, is the resolution.
+        side = min(fixed_hw) if fixed_hw else 96
+        tolerance = 2 * max(width, height) / side if fixed_hw else 2 * min(width, height) / 128
+        found = people.keypoints[0, :, :2]
+        assert np.abs(found - (x - 0.5, y - 0.5)).max() < tolerance, (found[0], (x, y), tolerance)
+
+
+def test_tflite_constant_tensors_are_checked_and_written_ones_are_not():
+    """LiteRT is not installed here: the check runs on an interpreter's interface (the tensors no
+    operator writes and that are not inputs are the weights; the others hold no data yet)."""
+    from litepose.runtime.weights import check_tflite_weights
+
+    class Interpreter:
+        tensors = {0: np.zeros((1, 3, 4, 4), np.float32), 1: np.ones((8, 3, 3, 3), np.float32),
+                   2: np.full((8,), np.nan, np.float32), 3: np.full((1, 8, 4, 4), np.nan, np.float32)}
+        names = {0: "input", 1: "conv/weights", 2: "conv/bias", 3: "Identity"}
+
+        def get_input_details(self):
+            return [{"index": 0}]
+
+        def _get_ops_details(self):
+            return [{"outputs": [3]}]
+
+        def get_tensor_details(self):
+            return [{"index": i, "name": self.names[i], "dtype": t.dtype.type} for i, t in self.tensors.items()]
+
+        def get_tensor(self, index):
+            return self.tensors[index]
+
+    with pytest.raises(ModelFileError, match=r"^m.tflite holds NaN or infinite weights in 1 of 2 tensors "
+                                             r"\(first: conv/bias\); "):
+        check_tflite_weights(Interpreter(), "m.tflite")
+    Interpreter.tensors[2] = np.zeros(8, np.float32)
+    check_tflite_weights(Interpreter(), "m.tflite")  # the NaN output tensor (written by an operator) is no weight
