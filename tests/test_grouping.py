@@ -265,3 +265,20 @@ def test_dense_refinement_from_an_estimated_floor_finds_the_full_maps_first_maxi
     group.refine_people(expected, maps, fast=False)
     group.refine_people(actual, maps, fast=True, top_pixels=256)
     np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("per_joint", [1, 7, 30])
+def test_peaks_ordered_by_one_sort_for_all_joints_are_the_per_joint_selection(per_joint, monkeypatch):
+    """Few peaks are ordered by one sort for all joints (``_SORT_ALL_PEAKS``): the same peaks,
+    strongest first and equal values in raster order, as the per-joint selection keeps."""
+    import litepose.inference.group as group
+
+    det = np.round(np.random.default_rng(per_joint).random((6, 48, 64)) * 4).astype(np.float32) / 4  # many ties
+    maps = _Maps(det, det[..., None], 3)
+    monkeypatch.setattr(group, "_SORT_ALL_PEAKS", 10 ** 9)
+    together = find_peaks(maps, 0.1, per_joint, dense=True)
+    monkeypatch.setattr(group, "_SORT_ALL_PEAKS", 0)
+    apart = find_peaks(maps, 0.1, per_joint, dense=True)
+    assert len(together[0]) > 0
+    for a, b in zip(together, apart):
+        np.testing.assert_array_equal(a, b)

@@ -94,6 +94,8 @@ _BLOCKS_PER_CHUNK = 4096
 DENSE_FRACTION = 0.25
 # Dense NMS: blocks searched first per detection kept (``_top_block_peaks``).
 _PEAK_BLOCKS_PER_PEAK = 3
+# Peak selection: up to this many peaks are ordered by one sort for all joints.
+_SORT_ALL_PEAKS = 4096
 # Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
 _NMS_SPARSE_LIMIT = 200_000
 # Dense refinement: strongest pixels per joint tried first; at most this many (pair, pixel)
@@ -356,6 +358,13 @@ def _strongest(maps, peaks, max_per_joint):
     raster order) per joint, strongest first, ties in raster order."""
     plane_size = maps.height * maps.width
     values = maps.det.ravel()[peaks]
+    if peaks.size <= _SORT_ALL_PEAKS:  # few peaks (dense maps' strongest blocks): one sort for all joints
+        # By joint, then strongest first, then raster order (``peaks`` is in raster order).
+        order = np.lexsort((-values, peaks // plane_size))
+        joints = peaks[order] // plane_size
+        first = np.searchsorted(joints, joints)
+        picked = order[np.arange(order.size) - first < max_per_joint]
+        return _peak_rows(maps, peaks[picked], values[picked])
     bounds = np.searchsorted(peaks, np.arange(maps.num_joints + 1) * plane_size)
     picked = []
     for joint in range(maps.num_joints):
@@ -371,7 +380,11 @@ def _strongest(maps, peaks, max_per_joint):
         # Strongest first, ties in raster order: a stable sort of -value over raster order.
         picked.append(lo + candidates[np.argsort(-local[candidates], kind="stable")][:max_per_joint])
     picked = np.concatenate(picked) if picked else np.zeros(0, np.int64)
-    peaks, values = peaks[picked], values[picked]
+    return _peak_rows(maps, peaks[picked], values[picked])
+
+
+def _peak_rows(maps, peaks, values):
+    plane_size = maps.height * maps.width
     joints = peaks // plane_size
     within = peaks - joints * plane_size
     return joints, within // maps.width, within % maps.width, values
