@@ -19,7 +19,7 @@ def main(argv=None):
     from litepose.arch import describe_arch, load_arch
     from litepose.config import load_config
     from litepose.models import build_model, profile_model
-    from litepose.utils.cli import SEED, int_range, parse_args
+    from litepose.cli import SEED, int_range, parse_args
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cfg", default="experiments/crowd_pose/mobilenet/supermobile.yaml",
@@ -53,6 +53,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from litepose.utils.cli import run_cli
+    from litepose.cli import run_cli
 
     run_cli(main)

@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, parse_args, run_cli
+from litepose.cli import config_parser, load_cli_config, parse_args, run_cli
 
 
 def git_state():

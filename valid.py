@@ -21,7 +21,7 @@ while the results keep every person); --save-maps adds their heatmaps and tags.
 import os
 import sys
 
-from litepose.utils.cli import POSITIVE, config_parser, input_size, int_range, load_cli_config, parse_args, run_cli
+from litepose.cli import POSITIVE, config_parser, input_size, int_range, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):

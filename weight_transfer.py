@@ -10,7 +10,7 @@ xs.pth`` and initialises fine-tuning with ``dist_train.py ... MODEL.PRETRAINED x
 
 import sys
 
-from litepose.utils.cli import config_parser, load_cli_config, number_range, parse_args, run_cli, run_inputs
+from litepose.cli import config_parser, load_cli_config, number_range, parse_args, run_cli, run_inputs
 
 TOLERANCE = 1e-4
 

@@ -251,7 +251,7 @@ class _Substitute:
         self.inner = network
         self.replacement = None
         self.run_anyway = False
-        self.forward_fn = lambda image, flip, bgr=False, input_hw=None: Network.forward_fn(self, image, flip, bgr, input_hw)
+        self.forward_fn = lambda *args, **kwargs: Network.forward_fn(self, *args, **kwargs)
         self.name = getattr(network, "name", "network")
 
     def __call__(self, batch):

@@ -32,7 +32,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from litepose.errors import ConfigError
-from litepose.utils.cli import THREADS, input_size, int_range, parse_args, run_cli
+from litepose.cli import THREADS, input_size, int_range, parse_args, run_cli
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/benchmark.py
 

@@ -29,7 +29,7 @@ import os
 import statistics
 import sys
 
-from litepose.utils.cli import SEED, THREADS, input_size, int_range
+from litepose.cli import SEED, THREADS, input_size, int_range
 from benchmarks.rows import kept_on_interrupt, write_rows
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -262,6 +262,6 @@ def _run(args, frames, size, rows):
                     print(f"warning: {name} {backend} {threads} thread(s): {summary['warning']}", file=sys.stderr)
 
 if __name__ == "__main__":
-    from litepose.utils.cli import run_cli
+    from litepose.cli import run_cli
 
     run_cli(lambda argv: main(argv) and 0)  # main returns the rows; the command exits 0

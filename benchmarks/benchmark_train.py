@@ -32,7 +32,7 @@ import os
 import tempfile
 import time
 
-from litepose.utils.cli import config_parser, int_range, load_cli_config, parse_args, run_cli
+from litepose.cli import config_parser, int_range, load_cli_config, parse_args, run_cli
 
 DEFAULT_CFG = "experiments/coco/mobilenet/mobile.yaml"
 SYNTHETIC = ["DATASET.ROOT", "data/synthetic", "DATASET.SYNTHETIC", "True", "DATASET.TRAIN", "train",

@@ -22,7 +22,7 @@ left out with one line saying why.
 import argparse
 import os
 
-from litepose.utils.cli import THREADS, DefaultsShown, int_range, parse_args, run_cli
+from litepose.cli import THREADS, DefaultsShown, int_range, parse_args, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = ("annotated", "random", "dense")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from litepose.errors import LitePoseError
-from litepose.utils.cli import SEED, int_range, parse_args, run_cli
+from litepose.cli import SEED, int_range, parse_args, run_cli
 from litepose.utils.io import check_output_file, ensure_writable_dir
 
 REPO = Path(__file__).resolve().parents[1]  # benchmarks/crash_drill.py

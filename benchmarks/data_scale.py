@@ -38,7 +38,7 @@ import tempfile
 import time
 
 from litepose.errors import DataError
-from litepose.utils.cli import int_range, parse_args, run_cli
+from litepose.cli import int_range, parse_args, run_cli
 
 QUICKSTART = "experiments/synthetic/quickstart.yaml"
 PARTS = ("index", "memory", "speed", "valid", "resume", "placement")

@@ -48,7 +48,7 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
 from benchmarks import benchmark, benchmark_train
-from litepose.utils.cli import input_size, int_range, number_range, parse_args, run_cli
+from litepose.cli import input_size, int_range, number_range, parse_args, run_cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # benchmarks/device_check.py
 CUDA_TESTS = os.path.join("tests", "test_cuda.py")

@@ -27,7 +27,7 @@ is evaluated: AP, AP .5, AR and people per image against the annotated people pe
 
 import json
 
-from litepose.utils.cli import POSITIVE, config_parser, input_size, load_cli_config, parse_args, run_cli
+from litepose.cli import POSITIVE, config_parser, input_size, load_cli_config, parse_args, run_cli
 
 _NO_FILTER = {"min_person_score": None, "person_nms": None}
 VARIANTS = (

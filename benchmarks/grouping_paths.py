@@ -66,7 +66,7 @@ def time_paths(maps, params, repeat):
 
 
 def main(argv=None):
-    from litepose.utils.cli import config_parser, int_range, load_cli_config, parse_args
+    from litepose.cli import config_parser, int_range, load_cli_config, parse_args
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.add_argument("--images", type=int_range(1, 1_000_000), default=20,

@@ -14,7 +14,7 @@ decodes every image R times and keeps each image's fastest time (steadier on a b
 
 import os
 
-from litepose.utils.cli import (POSITIVE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args,
+from litepose.cli import (POSITIVE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args,
                                 run_cli)
 
 

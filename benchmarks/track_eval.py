@@ -18,7 +18,7 @@ import argparse
 import time
 
 from litepose.tracking import MAX_LOST
-from litepose.utils.cli import SCORE, SEED, int_range
+from litepose.cli import SCORE, SEED, int_range
 from benchmarks.rows import kept_on_interrupt, write_rows
 
 SCENARIOS = {
@@ -42,7 +42,7 @@ def _parser():
 
 
 def main(argv=None):
-    from litepose.utils.cli import parse_args
+    from litepose.cli import parse_args
     from litepose.utils.io import check_output_file
 
     parser = _parser()
@@ -99,6 +99,6 @@ def _measure(args, scenarios, variants, report):
 
 
 if __name__ == "__main__":
-    from litepose.utils.cli import run_cli
+    from litepose.cli import run_cli
 
     run_cli(lambda argv: main(argv) and 0)  # main returns the figures; the command exits 0

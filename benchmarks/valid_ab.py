@@ -31,7 +31,7 @@ STAGES = ("network", "aggregate", "grouping")
 
 
 def _parser():
-    from litepose.utils.cli import THREADS, int_range, number_range
+    from litepose.cli import THREADS, int_range, number_range
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, metavar="DIR", help="checkout of the revision before")

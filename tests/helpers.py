@@ -74,7 +74,7 @@ def run_script_in_process(relative, argv, capsys, cwd=REPO):
     ``--threads 1`` does not slow every later test. An exception other than ``SystemExit``
     (a crash, which a subprocess would report as a traceback and status 1) propagates to the
     test with its traceback."""
-    from litepose.utils.cli import run_cli
+    from litepose.cli import run_cli
 
     script = load_script(relative)
     argv = [str(arg) for arg in argv]

@@ -329,7 +329,7 @@ def test_numeric_option_types_accept_only_numbers_in_range(text, bounds, integer
     import argparse
     import math
 
-    from litepose.utils.cli import int_range, number_range
+    from litepose.cli import int_range, number_range
 
     parse = int_range(*bounds) if integer else number_range(*bounds)
     try:

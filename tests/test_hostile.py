@@ -29,7 +29,7 @@ from litepose.errors import (ArchError, CheckpointError, ConfigError, DataError,
 from litepose.evaluation import check_results
 from litepose.models import build_model
 from litepose.models.checkpoint import read_checkpoint
-from litepose.utils.cli import run_cli
+from litepose.cli import run_cli
 from litepose.utils.io import VALID_LOCK_NAME, load_json, lock_folder
 from training_support import QUICKSTART, TINY_SPACE, tiny_cfg, tiny_opts
 
@@ -816,7 +816,7 @@ SCRIPTS = sorted([*REPO.glob("tools/*.py"), *REPO.glob("benchmarks/*.py"), *REPO
 
 def test_every_numeric_option_of_every_script_has_a_range():
     """No script parses a number with a bare ``type=int`` / ``type=float`` (which take -1, 1e9 and
-    NaN): each uses litepose.utils.cli's bounded types."""
+    NaN): each uses litepose.cli's bounded types."""
     import ast
 
     bare = []

@@ -7,7 +7,7 @@ import pytest
 from benchmarks import benchmark_e2e
 from conftest import REPO, arch_path
 from helpers import load_script
-from litepose.utils.cli import run_cli
+from litepose.cli import run_cli
 
 MOBILE = str(REPO / "experiments" / "crowd_pose" / "mobilenet" / "mobile.yaml")
 SUPER = str(REPO / "experiments" / "crowd_pose" / "mobilenet" / "supermobile.yaml")

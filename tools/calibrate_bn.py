@@ -13,7 +13,7 @@ weights are not changed. The output is a plain state_dict for the fixed network
 (``valid.py --cfg .../mobile.yaml --superconfig ARCH.json TEST.MODEL_FILE OUT``).
 """
 
-from litepose.utils.cli import SEED, config_parser, int_range, load_cli_config, parse_args, run_cli, run_inputs
+from litepose.cli import SEED, config_parser, int_range, load_cli_config, parse_args, run_cli, run_inputs
 
 
 def main(argv=None):

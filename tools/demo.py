@@ -36,7 +36,7 @@ processed is written (``--allow-partial``: exit 0).
 import argparse
 import os
 
-from litepose.utils.cli import (SCORE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args,
+from litepose.cli import (SCORE, THREADS, config_parser, input_size, int_range, load_cli_config, parse_args,
                                 run_cli)
 
 
@@ -89,7 +89,7 @@ def main(argv=None):
     from litepose.errors import ConfigError, OutputError
     from litepose.live import check_outputs, classify_input, image_targets, run_images, run_video, window_problem
     from litepose.utils.io import ensure_writable_dir
-    from litepose.utils.limits import network_input_problem
+    from litepose.inference.transforms import network_input_problem
 
     parser = config_parser(__doc__.splitlines()[0], require_cfg=False)
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")

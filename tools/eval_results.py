@@ -10,7 +10,7 @@ Markdown too (an existing file only with --force).
 
 import argparse
 
-from litepose.utils.cli import number_range, parse_args, run_cli
+from litepose.cli import number_range, parse_args, run_cli
 
 
 def main(argv=None):

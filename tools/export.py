@@ -26,7 +26,7 @@ over an existing one without --force. INT8: tools/quantize.py.
 
 import os
 
-from litepose.utils.cli import (THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
+from litepose.cli import (THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
                                 number_range, parse_args, run_cli, run_inputs)
 
 # The check's default images: the real fixtures beside the repository, when they are there.

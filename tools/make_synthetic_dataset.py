@@ -15,7 +15,7 @@ The same seed always gives the same images and annotations. The quickstart confi
 
 import argparse
 
-from litepose.utils.cli import SEED, int_range, parse_args, run_cli
+from litepose.cli import SEED, int_range, parse_args, run_cli
 
 
 def main(argv=None):

@@ -8,7 +8,7 @@ The input is square, at the architecture's img_size unless --input-size is given
 (models without an architecture file use DATASET.INPUT_SIZE).
 """
 
-from litepose.utils.cli import config_parser, input_size, load_cli_config, parse_args, run_cli
+from litepose.cli import config_parser, input_size, load_cli_config, parse_args, run_cli
 
 
 def main(argv=None):

@@ -23,7 +23,7 @@ Ctrl-C then stops the run with one line and exit status 130, keeping the models 
 import argparse
 import os
 
-from litepose.utils.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
+from litepose.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input_size, int_range, load_cli_config,
                                 parse_args, regex, run_cli, run_inputs)
 
 # Calibration images are held in memory as float32 [N, 3, S, S]: a count and a byte limit.

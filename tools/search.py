@@ -20,7 +20,7 @@ to resume after an interruption. The result is an architecture JSON that dist_tr
 import os
 import sys
 
-from litepose.utils.cli import (SEED, THREADS, config_parser, int_range, load_cli_config, number_range, parse_args,
+from litepose.cli import (SEED, THREADS, config_parser, int_range, load_cli_config, number_range, parse_args,
                                 run_cli, run_inputs)
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9}

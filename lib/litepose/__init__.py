@@ -17,10 +17,11 @@ Subpackages and modules:
 - ``evaluation``: COCO and CrowdPose protocols, the evaluation loop, the decoding ceiling;
 - ``deploy``: BN folding, exports, quantisation, latency;
 - ``estimator`` (``PoseEstimator``: frames in, people out), ``tracking``, ``live``;
-- ``utils``: the one affine transform, I/O, devices, drawing, the scripts' CLI plumbing.
+- ``cli``: the scripts' command-line plumbing (arguments, configs, exit statuses);
+- ``utils``: the one affine transform, I/O, devices, drawing, sizes and number ranges.
 
 Importing the package changes no process-wide state (threads, backends, environment); the
-scripts do that (``litepose.utils.cli``, ``litepose.train.process``).
+scripts do that (``litepose.cli``, ``litepose.train.process``).
 """
 
 __version__ = "0.1.0"

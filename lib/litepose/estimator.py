@@ -391,7 +391,7 @@ def check_frame(frame, color="bgr", settings=None):
         dtype = getattr(frame, "dtype", type(frame).__name__)
         raise FrameError(f"expected a frame as an [H, W, 3] uint8 array ({color.upper()}), got {dtype} {shape}")
     if settings is not None:
-        from .utils.limits import network_input_problem
+        from .inference.transforms import network_input_problem
 
         problem = network_input_problem((frame.shape[1], frame.shape[0]), settings.input_size, settings.scales)
         if problem:
@@ -404,7 +404,7 @@ def _released_config(checkpoint, arch):
     model = released_model(checkpoint)
     if model is None:
         known = ", ".join(m.filename for m in RELEASED.values())
-        raise LitePoseError(f"{os.fspath(checkpoint)}: not named as a released model ({known}); "
+        raise ArgumentError(f"cfg is required: {os.fspath(checkpoint)} is not named as a released model ({known}); "
                             "give cfg= (and arch=) for another checkpoint")
     return model.config_file, arch if arch is not None else model.arch_file
 

@@ -22,11 +22,11 @@ from ..data.coco_format import KeypointAnnotations, dataset_files, keypoint_info
 from ..errors import DataError, LitePoseError, OutputError
 from ..estimator import PRESET_FILTERS, PoseEstimator
 from ..inference import DecodeLimits, InferenceSettings
+from ..inference.transforms import network_input_problem
 from ..runtime.network import Network
 from ..runtime.people import NO_FILTER
 from ..utils.device import resolve_device
 from ..utils.io import atomic_write_text
-from ..utils.limits import network_input_problem
 from .keypoint_eval import evaluate_keypoints, metrics_table, protocol_for_dataset
 from .results import PERSON_CATEGORY, image_results, write_results
 

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from ..utils.affine import get_affine_transform
+from ..utils.limits import MAX_NETWORK_INPUT_PIXELS
 
 # The release measures boxes in units of 200 pixels; kept so box sizes round as its do.
 _BOX_UNIT = 200.0
@@ -64,3 +65,15 @@ def resize_geometry(image_wh, input_size, scale=1.0, min_scale=1.0):
 def warp_image(image, geometry):
     """The network input for ``geometry`` (bilinear, black outside the image, as the release)."""
     return cv2.warpAffine(image, geometry.matrix, tuple(int(v) for v in geometry.input_wh), flags=cv2.INTER_LINEAR)
+
+
+def network_input_problem(image_wh, input_size, scales=(1.0,)):
+    """Why an image of ``image_wh = (w, h)`` pixels cannot be run at ``input_size`` and the
+    test ``scales`` within ``MAX_NETWORK_INPUT_PIXELS``, or None."""
+    scales = sorted(float(s) for s in scales) or [1.0]
+    geometry = resize_geometry(image_wh, input_size, scales[-1], scales[0])
+    width, height = geometry.input_wh
+    if width * height > MAX_NETWORK_INPUT_PIXELS:
+        return (f"a {image_wh[0]}x{image_wh[1]} image needs a {width}x{height} network input at input size "
+                f"{input_size}, more than {MAX_NETWORK_INPUT_PIXELS} pixels (aspect ratio too extreme)")
+    return None

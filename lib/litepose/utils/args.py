@@ -1,5 +1,5 @@
 """The one range rule for numbers a user gives: to the Python API (``check_number`` raises
-``ArgumentError``) and to the scripts (``litepose.utils.cli.int_range`` / ``number_range`` turn
+``ArgumentError``) and to the scripts (``litepose.cli.int_range`` / ``number_range`` turn
 the same message into argparse's one line). NaN, infinity, booleans and text are refused as
 numbers; whole numbers must be whole (``2.0`` is 2, ``2.5`` is refused)."""
 

@@ -7,7 +7,8 @@
 - ``MAX_NETWORK_INPUT_PIXELS`` (16.8 megapixels, 4096 x 4096): the largest network input one
   image may need at test time. The test-time resize keeps the aspect ratio with the short side
   at the input size, so a 16 x 16000 pixel strip would ask for a 512 x 512000 input; such an
-  image is refused (counted as unreadable by ``valid.py``, skipped by the demo).
+  image is refused (counted as unreadable by ``valid.py``, skipped by the demo):
+  ``litepose.inference.transforms.network_input_problem``, beside the resize it measures.
 """
 
 MAX_INPUT_SIZE = 2048
@@ -24,16 +25,3 @@ def input_size_problem(size, what="--input-size"):
                 f"{MAX_INPUT_SIZE}, got {size}")
     return None
 
-
-def network_input_problem(image_wh, input_size, scales=(1.0,)):
-    """Why an image of ``image_wh = (w, h)`` pixels cannot be run at ``input_size`` and the
-    test ``scales`` within ``MAX_NETWORK_INPUT_PIXELS``, or None."""
-    from ..inference.transforms import resize_geometry
-
-    scales = sorted(float(s) for s in scales) or [1.0]
-    geometry = resize_geometry(image_wh, input_size, scales[-1], scales[0])
-    width, height = geometry.input_wh
-    if width * height > MAX_NETWORK_INPUT_PIXELS:
-        return (f"a {image_wh[0]}x{image_wh[1]} image needs a {width}x{height} network input at input size "
-                f"{input_size}, more than {MAX_NETWORK_INPUT_PIXELS} pixels (aspect ratio too extreme)")
-    return None

@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from ..errors import LitePoseError
+from .errors import LitePoseError
 
 # OpenCV reads its decoder's pixel limit once, when it is loaded: scripts (which import this
 # module before anything imports cv2) set it to the project's image limit
@@ -36,7 +36,7 @@ class DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
 # argparse's one line (``error: argument --threads: must be between 1 and 1024, got -1``,
 # exit 2), before any work.
 def _bounded(integer, low, high, above=None):
-    from .args import number_problem
+    from .utils.args import number_problem
 
     def parse(text):
         try:
@@ -66,7 +66,7 @@ def number_range(low=None, high=None, *, above=None):
 def input_size(text):
     """An argparse ``type`` for ``--input-size``: the one input-size rule
     (``litepose.utils.limits.input_size_problem``)."""
-    from .limits import input_size_problem
+    from .utils.limits import input_size_problem
 
     value = int_range()(text)
     problem = input_size_problem(value, "")
@@ -124,7 +124,7 @@ def parse_args(parser, argv=None):
 
 
 def load_cli_config(args):
-    from ..config import load_config
+    from .config import load_config
 
     return load_config(args.cfg, args.opts)
 
