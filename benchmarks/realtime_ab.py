@@ -32,7 +32,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _parser():
-    from litepose.utils.cli import THREADS, int_range
+    from litepose.cli import THREADS, int_range
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", required=True, metavar="DIR", help="checkout of the revision before")
@@ -100,6 +100,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from litepose.utils.cli import run_cli
+    from litepose.cli import run_cli
 
     run_cli(main)
