@@ -45,10 +45,17 @@ def _parser():
     return parser
 
 
-def _run(tree, valid_args, output_dir, threads):
+def checkout_env(tree, threads):
+    """The environment of a run in checkout ``tree``: its ``lib`` first on ``PYTHONPATH``, OpenMP,
+    MKL and OpenCV at ``threads`` threads."""
     env = dict(os.environ, PYTHONPATH=os.path.join(tree, "lib"))
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENCV_FOR_THREADS_NUM"):
         env[name] = str(threads)
+    return env
+
+
+def _run(tree, valid_args, output_dir, threads):
+    env = checkout_env(tree, threads)
     command = [sys.executable, os.path.join(tree, "valid.py"), *valid_args, "--output-dir", output_dir]
     done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode != 0:

@@ -187,6 +187,32 @@ def test_nms_keeps_what_max_pooling_keeps(kernel, shape, sparse, monkeypatch):
     np.testing.assert_array_equal(vals, det[joints, ys, xs])
 
 
+@pytest.mark.parametrize("per_joint", [1, 5, 20, 60])
+@pytest.mark.parametrize("threshold", [0.1, 0.9])
+def test_dense_nms_from_the_strongest_blocks_keeps_the_whole_maps_peaks(per_joint, threshold):
+    """Dense maps' peak search starts from the strongest blocks (``_top_block_peaks``); the
+    peaks it keeps are the whole-map filter's, ties (coarse values, plateaus) in raster order,
+    whether the blocks decide or it falls back."""
+    import litepose.inference.group as group
+
+    rng = np.random.default_rng(per_joint)
+    decided = 0
+    for kind in ("noise", "plateaus", "valley"):
+        det = rng.random((5, 128, 192)).astype(np.float32)
+        if kind == "plateaus":
+            det = np.repeat(np.repeat(det[:, ::8, ::8], 8, axis=1), 8, axis=2)
+        if kind == "valley":  # few peaks, every pixel above 0.1: there the blocks cannot decide
+            det = np.stack([0.95 - 0.5 * gaussian(128, 192, 90 + j, 60, 60.0) + 0.001 * det[j] for j in range(5)])
+        det = np.round(det * 8) / 8 if kind != "valley" else det
+        maps = _Maps(det, det[..., None], 5)
+        expected = group._strongest(maps, group._whole_map_peaks(maps, threshold), per_joint)
+        decided += group._top_block_peaks(maps, threshold, per_joint) is not None
+        found = find_peaks(maps, threshold, per_joint, dense=True)
+        for a, b in zip(found, expected):
+            np.testing.assert_array_equal(a, b)
+    assert decided >= 1
+
+
 def test_refine_search_finds_the_first_maximum_of_the_full_map():
     rng = np.random.default_rng(0)
     det = np.round(rng.random((4, 45, 70)) * 4) / 4  # coarse values: many ties
@@ -219,3 +245,40 @@ def test_params_from_config_and_their_errors():
                                                ["TEST.NMS_PADDING", "1"]))
     with pytest.raises(ConfigError, match="NMS_KERNEL must be a positive odd"):
         GroupingParams(num_joints=3, nms_kernel=4)
+
+
+@pytest.mark.parametrize("coarse", [False, True])  # True: wide ties, the floor admits too many pixels
+def test_dense_refinement_from_an_estimated_floor_finds_the_full_maps_first_maximum(coarse):
+    """Dense refinement tries the pixels above an estimated floor first (``_top_floors``);
+    whichever floor, each joint is the block search's (the full map's first maximum)."""
+    import litepose.inference.group as group
+
+    rng = np.random.default_rng(7)
+    det = rng.random((17, 64, 96)).astype(np.float32) * 2
+    if coarse:
+        det = np.round(det)  # a quarter of every map at its maximum, 2
+    tags = np.round(rng.normal(size=(17, 64, 96, 1)) * 3, 1).astype(np.float32)
+    people, _ = group_keypoints(det, tags, GroupingParams(num_joints=17, refine=False))
+    assert len(people) > 20
+    maps = _Maps(det, tags, 5)
+    expected, actual = people.copy(), people.copy()
+    group.refine_people(expected, maps, fast=False)
+    group.refine_people(actual, maps, fast=True, top_pixels=256)
+    np.testing.assert_array_equal(actual, expected)
+
+
+@pytest.mark.parametrize("per_joint", [1, 7, 30])
+def test_peaks_ordered_by_one_sort_for_all_joints_are_the_per_joint_selection(per_joint, monkeypatch):
+    """Few peaks are ordered by one sort for all joints (``_SORT_ALL_PEAKS``): the same peaks,
+    strongest first and equal values in raster order, as the per-joint selection keeps."""
+    import litepose.inference.group as group
+
+    det = np.round(np.random.default_rng(per_joint).random((6, 48, 64)) * 4).astype(np.float32) / 4  # many ties
+    maps = _Maps(det, det[..., None], 3)
+    monkeypatch.setattr(group, "_SORT_ALL_PEAKS", 10 ** 9)
+    together = find_peaks(maps, 0.1, per_joint, dense=True)
+    monkeypatch.setattr(group, "_SORT_ALL_PEAKS", 0)
+    apart = find_peaks(maps, 0.1, per_joint, dense=True)
+    assert len(together[0]) > 0
+    for a, b in zip(together, apart):
+        np.testing.assert_array_equal(a, b)

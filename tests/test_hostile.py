@@ -1125,7 +1125,10 @@ def test_a_full_disk_inside_torch_save_is_the_one_full_disk_line(tmp_path, monke
             super().close()
 
     monkeypatch.setattr(litepose_io.os, "fdopen", lambda fd, mode="r": FullDisk(real_fdopen(fd, mode)))
-    with pytest.raises(RuntimeError, match="unexpected pos"):  # what PyTorch itself raises
+    # What PyTorch itself raises: "unexpected pos" when its zip writer swallowed the OSError, the
+    # OSError itself in a process where an earlier save left the writer in another state (seen in
+    # the full suite); the project's one line must come out of either.
+    with pytest.raises((RuntimeError, OSError), match="unexpected pos|No space left"):
         torch.save({"w": torch.zeros(100_000)}, FullDisk(open(tmp_path / "direct", "wb")))
     with pytest.raises(OutputError) as info:
         litepose_io.atomic_torch_save({"w": torch.zeros(100_000)}, target)

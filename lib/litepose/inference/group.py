@@ -32,8 +32,9 @@ Both paths give the same people (tests compare them):
 
 - **NMS.** Sparse: heatmap maxima of 8x8 blocks are computed once, only blocks above the
   detection threshold are searched, and each candidate is compared with its NMS window nearest
-  neighbour first, dropping out at the first larger one. Dense: one OpenCV max filter over all
-  joints stacked into one image.
+  neighbour first, dropping out at the first larger one. Dense: the same test on the pixels of
+  each joint's strongest blocks (``_top_block_peaks``), which decides wherever they hold enough
+  peaks; elsewhere one OpenCV max filter over all joints stacked into one image.
 - Peaks are selected per joint (strongest first, ties in raster order), matched with one
   ``munkres_assignment`` per joint, adjusted with one gather.
 - **Refinement** finds the same maximum as the release's full-map search without evaluating
@@ -91,12 +92,18 @@ _BLOCKS_PER_CHUNK = 4096
 # saves about a millisecond per image but allocates maps' worth of temporaries:
 # benchmarks/grouping_paths.py).
 DENSE_FRACTION = 0.25
+# Dense NMS: blocks searched first per detection kept (``_top_block_peaks``).
+_PEAK_BLOCKS_PER_PEAK = 3
+# Peak selection: up to this many peaks are ordered by one sort for all joints.
+_SORT_ALL_PEAKS = 4096
 # Above this many candidate pixels, NMS filters whole maps instead of testing the candidates.
 _NMS_SPARSE_LIMIT = 200_000
 # Dense refinement: strongest pixels per joint tried first; at most this many (pair, pixel)
 # values evaluated per joint in its second stage.
-REFINE_TOP_PIXELS = 1024
+REFINE_TOP_PIXELS = 512
 _STAGE2_EVALUATIONS = 2_000_000
+# Dense refinement: every this-many-th pixel estimates the heatmap value of the strongest pixels.
+_FLOOR_STRIDE = 7
 
 
 def joint_order(num_joints):
@@ -205,7 +212,7 @@ def _is_dense(maps, threshold):
         # Blocks whose maximum passes bound the candidates from above, at a 64th of the cost.
         if (maps.det_block_max() > threshold).mean() < DENSE_FRACTION:
             return False
-    return bool((maps.det > threshold).mean() >= DENSE_FRACTION)
+    return bool(np.count_nonzero(maps.det > threshold) >= DENSE_FRACTION * maps.det.size)
 
 
 class _Maps:
@@ -263,8 +270,8 @@ def _candidates(maps, threshold):
 def _local_maxima(flat_det, pixels, height, width, kernel):
     """Whether each of ``pixels`` (flat indices) equals the maximum of its ``kernel`` window.
     Neighbours are compared nearest first and a pixel drops out at its first larger neighbour,
-    so most pixels cost a few reads. Clipping at the border repeats edge pixels, which leaves the
-    maximum as -inf padding would."""
+    so most pixels cost a few reads. Near the border, clipping repeats edge pixels, which leaves
+    the maximum as -inf padding would."""
     plane_size = height * width
     base = pixels - pixels % plane_size
     ys, xs = (pixels % plane_size) // width, pixels % width
@@ -272,14 +279,22 @@ def _local_maxima(flat_det, pixels, height, width, kernel):
     half = kernel // 2
     offsets = sorted(((dy, dx) for dy in range(-half, half + 1) for dx in range(-half, half + 1) if dy or dx),
                      key=lambda o: (max(abs(o[0]), abs(o[1])), abs(o[0]) + abs(o[1])))
-    alive = np.arange(pixels.size)
+    is_max = np.zeros(pixels.size, bool)
+    inside = (ys >= half) & (ys < height - half) & (xs >= half) & (xs < width - half)
+    # Pixels whose window lies inside the map: a neighbour is a fixed step away in flat indices.
+    alive = np.flatnonzero(inside)
     for dy, dx in offsets:
+        if alive.size == 0:
+            break
+        alive = alive[values[alive] >= flat_det[pixels[alive] + (dy * width + dx)]]
+    is_max[alive] = True
+    alive = np.flatnonzero(~inside)
+    for dy, dx in offsets:
+        if alive.size == 0:
+            break
         rows = np.clip(ys[alive] + dy, 0, height - 1)
         cols = np.clip(xs[alive] + dx, 0, width - 1)
         alive = alive[values[alive] >= flat_det[base[alive] + rows * width + cols]]
-        if alive.size == 0:
-            break
-    is_max = np.zeros(pixels.size, bool)
     is_max[alive] = True
     return is_max
 
@@ -293,10 +308,34 @@ def find_peaks(maps, threshold, max_per_joint, dense=False):
         above = _candidates(maps, threshold)
         dense = above.size > _NMS_SPARSE_LIMIT
     if dense:
-        peaks = _whole_map_peaks(maps, threshold)
+        peaks = _top_block_peaks(maps, threshold, max_per_joint) if maps.tiled else None
+        if peaks is None:
+            peaks = _whole_map_peaks(maps, threshold)
     else:
         peaks = above[_local_maxima(maps.det.ravel(), above, maps.height, maps.width, maps.kernel)]
     return _strongest(maps, peaks, max_per_joint)
+
+
+def _top_block_peaks(maps, threshold, max_per_joint):
+    """The peaks ``_strongest`` keeps, from the strongest blocks only (dense maps), or None
+    where that cannot decide. Per joint, the pixels reaching the ``_PEAK_BLOCKS_PER_PEAK *
+    max_per_joint``-th largest block maximum (``floor``) all lie in the blocks whose maximum
+    reaches it; they are tested as NMS candidates. A joint is decided when ``max_per_joint`` of
+    them are peaks (every other peak is below ``floor``, so below each of them) or when
+    ``floor`` is at most ``threshold`` (then they are all the pixels above it)."""
+    det_max = maps.det_block_max()
+    blocks = det_max.shape[1]
+    count = _PEAK_BLOCKS_PER_PEAK * max_per_joint
+    if 2 * count > blocks:
+        return None
+    floor = np.partition(det_max, blocks - count, axis=1)[:, blocks - count]
+    joints, ids = np.nonzero(det_max >= floor[:, None])
+    pixels = maps.block_pixels(joints, ids)
+    values = maps.det.ravel()[pixels]
+    candidates = np.sort(pixels[(values >= floor[joints, None]) & (values > threshold)])
+    peaks = candidates[_local_maxima(maps.det.ravel(), candidates, maps.height, maps.width, maps.kernel)]
+    found = np.bincount(peaks // (maps.height * maps.width), minlength=maps.num_joints)
+    return peaks if np.all((found >= max_per_joint) | (floor <= threshold)) else None
 
 
 def _whole_map_peaks(maps, threshold):
@@ -319,6 +358,13 @@ def _strongest(maps, peaks, max_per_joint):
     raster order) per joint, strongest first, ties in raster order."""
     plane_size = maps.height * maps.width
     values = maps.det.ravel()[peaks]
+    if peaks.size <= _SORT_ALL_PEAKS:  # few peaks (dense maps' strongest blocks): one sort for all joints
+        # By joint, then strongest first, then raster order (``peaks`` is in raster order).
+        order = np.lexsort((-values, peaks // plane_size))
+        joints = peaks[order] // plane_size
+        first = np.searchsorted(joints, joints)
+        picked = order[np.arange(order.size) - first < max_per_joint]
+        return _peak_rows(maps, peaks[picked], values[picked])
     bounds = np.searchsorted(peaks, np.arange(maps.num_joints + 1) * plane_size)
     picked = []
     for joint in range(maps.num_joints):
@@ -334,7 +380,11 @@ def _strongest(maps, peaks, max_per_joint):
         # Strongest first, ties in raster order: a stable sort of -value over raster order.
         picked.append(lo + candidates[np.argsort(-local[candidates], kind="stable")][:max_per_joint])
     picked = np.concatenate(picked) if picked else np.zeros(0, np.int64)
-    peaks, values = peaks[picked], values[picked]
+    return _peak_rows(maps, peaks[picked], values[picked])
+
+
+def _peak_rows(maps, peaks, values):
+    plane_size = maps.height * maps.width
     joints = peaks // plane_size
     within = peaks - joints * plane_size
     return joints, within // maps.width, within % maps.width, values
@@ -470,24 +520,31 @@ def refine_people(people, maps, fast=False, top_pixels=REFINE_TOP_PIXELS):
 
 def _refine_top_pixels(maps, joint_idx, mean_tags, top_pixels):
     """``_refine_argmax``'s answer, faster on dense maps. Each pair (joint, mean tag) first
-    evaluates its joint's ``top_pixels`` strongest pixels; when the best value found there
-    exceeds the weakest of them, no other pixel can reach it (``round(distance) >= 0``) and the
-    answer is exact. Otherwise that best value still bounds the answer from below, and only
-    pixels whose heatmap reaches it can hold the answer: they are evaluated next. Pairs with too
-    many such pixels (sparse maps, where the best value is weak) take the block search."""
+    evaluates its joint's strongest pixels: all those whose heatmap reaches a ``floor`` (about
+    the ``top_pixels``-th largest value, estimated from every ``_FLOOR_STRIDE``-th pixel). When
+    the best value found there reaches the floor, no other pixel can reach it (their heatmap is
+    below the floor and ``round(distance) >= 0``) and the answer is exact, whichever floor was
+    taken. Otherwise that best value still bounds the answer from below, and only pixels whose
+    heatmap reaches it can hold the answer: they are evaluated next. Pairs with too many such
+    pixels (sparse maps, where the best value is weak) take the block search."""
     det = maps.det
     best_flat = np.zeros(joint_idx.size, np.int64)
     unresolved = np.zeros(joint_idx.size, bool)
     plane_size = maps.height * maps.width
     count = min(int(top_pixels), plane_size)
-    for joint in np.unique(joint_idx):
+    joints = np.unique(joint_idx)
+    whole = count == plane_size  # small maps: every pixel at once
+    floors = np.zeros(joints.size, np.float32) if whole else _top_floors(det, joints, count)
+    for joint, floor in zip(joints, floors):
         pairs = np.flatnonzero(joint_idx == joint)
         plane = det[joint].ravel()
         # Stage 1: the strongest pixels, in raster order (the first maximum is the lowest index).
-        top = np.sort(np.argpartition(-plane, count - 1)[:count]) if count < plane_size else np.arange(plane_size)
+        top = np.arange(plane_size) if whole else np.flatnonzero(plane >= floor)
+        if not whole and (top.size == 0 or top.size > 4 * count):  # NaN, wide plateaus: the count strongest
+            top = np.sort(np.argpartition(plane, plane_size - count)[plane_size - count:])
+            floor = np.nextafter(plane[top].min(), np.float32(np.inf))
         value, best = _best_pixels(maps, joint, top, mean_tags[pairs])
-        # Outside the top pixels every value is at most the weakest top pixel's heatmap.
-        exact = value > plane[top].min() if count < plane_size else np.ones(pairs.size, bool)
+        exact = np.ones(pairs.size, bool) if whole else value >= floor
         best_flat[pairs] = top[best]
         if exact.all():
             continue
@@ -507,32 +564,45 @@ def _refine_top_pixels(maps, joint_idx, mean_tags, top_pixels):
     return best_flat, best_det
 
 
+def _top_floors(det, joints, count):
+    """Per joint of ``joints``: about the ``count``-th largest heatmap value (the
+    ``count / _FLOOR_STRIDE``-th largest of every ``_FLOOR_STRIDE``-th pixel), at once."""
+    sample = det.reshape(det.shape[0], -1)[joints, ::_FLOOR_STRIDE]
+    rank = sample.shape[1] - max(1, min(sample.shape[1], count // _FLOOR_STRIDE))
+    return np.partition(sample, rank, axis=1)[:, rank]
+
+
 def _best_pixels(maps, joint, pixels, mean_tags):
     """For each mean tag ``[n, D]``: the best ``heatmap - round(|tag - mean|)`` over ``pixels``
     (flat indices in raster order, of ``joint``) and the position in ``pixels`` of its first
     maximum, in the release's float32 arithmetic (``_tag_distance``)."""
     det_values = maps.det[joint].ravel()[pixels]
     tag_plane = maps.tag_joint(np.array([joint]))[0]
+    tag_values = [t[tag_plane].ravel()[pixels] for t in maps.tags]
     values = np.empty((len(mean_tags), pixels.size), np.float32)
     step = max(1, _STAGE2_EVALUATIONS // 8 // max(1, pixels.size))
     for start in range(0, len(mean_tags), step):
         rows = slice(start, start + step)
-        n = len(mean_tags[rows])
-        tag_values = [np.broadcast_to(t[tag_plane].ravel()[pixels], (n, pixels.size)) for t in maps.tags]
-        values[rows] = det_values[None, :] - _tag_distance(
-            tag_values, [mean_tags[rows, d, None] for d in range(len(maps.tags))])
+        distance = _tag_distance(tag_values, [mean_tags[rows, d, None] for d in range(len(maps.tags))])
+        np.subtract(det_values[None, :], distance, out=values[rows])
     best = np.argmax(values, axis=1)
     return values[np.arange(len(mean_tags)), best], best
 
 
 def _tag_distance(tag_values, mean_tags):
     """``round(|tag - mean|)`` in float32, dimension by dimension in a fixed order (the block
-    bounds use the same arithmetic, which is what makes them exact bounds)."""
-    square = np.zeros(tag_values[0].shape, np.float32)
+    bounds use the same arithmetic, which is what makes them exact bounds); a new array of the
+    broadcast shape of ``tag_values`` and ``mean_tags``."""
+    square = None
     for values, mean in zip(tag_values, mean_tags):
         diff = values - mean
-        square += diff * diff
-    return np.round(np.sqrt(square))
+        np.multiply(diff, diff, out=diff)
+        if square is None:
+            square = diff.astype(np.float32, copy=False)
+        else:
+            square += diff
+    np.sqrt(square, out=square)
+    return np.round(square, out=square)
 
 
 class _Blocks:
