@@ -3,7 +3,7 @@
     litepose demo --cfg experiments/crowd_pose/mobilenet/mobile.yaml \
         --superconfig mobile_configs/search-XS.json TEST.MODEL_FILE xs.pth \
         --input IMAGE_OR_DIR_OR_VIDEO --output DIR [--preset accurate|realtime]
-    litepose demo --onnx litepose-xs.onnx --dataset crowdpose --input-size 256 --input ... --output DIR
+    litepose demo --model litepose-xs.onnx --input ... --output DIR
 
 The model is a checkpoint (``--cfg``, ``--superconfig``, ``TEST.MODEL_FILE``; PyTorch) or an
 exported ONNX model (``--onnx``; ONNX Runtime, no PyTorch), run by ``litepose.PoseEstimator``
@@ -71,9 +71,9 @@ def _estimator(args, cfg):
 
     filters = {"min_person_score": args.min_person_score, "person_nms": args.person_nms}
     if args.onnx:
-        estimator = PoseEstimator.from_onnx(args.onnx, dataset=args.dataset, input_size=args.input_size,
-                                            preset=args.preset, threads=args.threads, cfg=cfg, **filters)
-        return estimator, "cpu (ONNX Runtime)"
+        estimator = PoseEstimator.from_exported(args.onnx, dataset=args.dataset, input_size=args.input_size,
+                                                preset=args.preset, threads=args.threads, cfg=cfg, **filters)
+        return estimator, f"cpu ({estimator.backend})"
     if not cfg.TEST.MODEL_FILE:
         raise ConfigError("no checkpoint: give TEST.MODEL_FILE path/to/model.pth")
     from litepose.utils.device import resolve_device
@@ -93,9 +93,11 @@ def main(argv=None):
 
     parser = config_parser(__doc__.splitlines()[0], require_cfg=False)
     parser.add_argument("--superconfig", metavar="ARCH.json", help="architecture of a LitePose model")
-    parser.add_argument("--onnx", metavar="MODEL.onnx", help="an exported model, run by ONNX Runtime (no --cfg needed)")
-    parser.add_argument("--dataset", choices=("coco", "crowdpose"), default="coco",
-                        help="joints of the --onnx model when no --cfg is given (default coco)")
+    parser.add_argument("--model", "--onnx", dest="onnx", metavar="EXPORT",
+                        help="an exported model (ONNX, OpenVINO .xml, TFLite, ncnn .param, TorchScript; the format "
+                             "and its settings come from the file; no --cfg needed)")
+    parser.add_argument("--dataset", choices=("coco", "crowdpose"), default=None,
+                        help="joints of the --model export when it carries no metadata (default: its metadata's)")
     parser.add_argument("--preset", choices=("accurate", "realtime"), default="realtime",
                         help="realtime: one pass, no flip, capped decoding (default); accurate: litepose valid's settings")
     parser.add_argument("--threads", type=THREADS, default=None, help="ONNX Runtime threads (default: its own)")
