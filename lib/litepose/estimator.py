@@ -48,6 +48,7 @@ import numpy as np
 
 from .errors import ArgumentError, LitePoseError
 from .inference import DecodeLimits, People, compute_maps, decode
+from .runtime.exported import FORMATS as EXPORT_FORMATS
 from .runtime.people import NO_FILTER, PersonFilter, hide_outside_frame
 from .utils.args import check_choice, check_number
 
@@ -80,7 +81,6 @@ class FrameError(ArgumentError):
     or a shape whose network input would exceed ``litepose.utils.limits``)."""
 
 
-EXPORT_FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
 _DEVICE = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 
 

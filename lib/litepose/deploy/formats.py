@@ -48,12 +48,11 @@ import torch
 
 from ..errors import LitePoseError
 
-from ..runtime.exported import ncnn_bin_path, open_network, openvino_core
+from ..runtime.exported import FORMATS, ncnn_bin_path, open_network, openvino_core
 from ..runtime.metadata import EXTRA_FILE, KEY, build_metadata, sidecar_path
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
 
-FORMATS = ("onnx", "openvino", "tflite", "ncnn", "coreml", "torchscript")
 # Packages each format needs (import name, PyPI name); pyproject's ``export`` extra installs them.
 PACKAGES = {
     "onnx": [("onnx", "onnx"), ("onnxruntime", "onnxruntime")],
