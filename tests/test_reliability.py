@@ -21,7 +21,7 @@ from litepose.data.synthetic import generate_synthetic_dataset
 from litepose.errors import DataError
 from litepose.train import Trainer, TrainingInterrupted, run_dirs, train
 from litepose.train.checkpoint import load_training_checkpoint
-from litepose.train.distributed import DistContext
+from litepose.train.distributed import DistContext, attempt_store
 from training_support import QUICKSTART, TINY_SPACE, one_line, run_script, tiny_cfg, tiny_opts
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -293,12 +293,74 @@ def _free_port():
         return probe.getsockname()[1]
 
 
+def _gloo_attempt(port, delays, timeout):
+    """One attempt of a Gloo group of ``len(delays)`` threads on the store at ``port``, process ``r``
+    starting after ``delays[r]`` seconds: what each one's all-reduce of ``r + 1`` gave, or its error."""
+    import datetime
+    import threading
+
+    import torch.distributed as dist
+
+    results = {}
+
+    def run(rank):
+        time.sleep(delays[rank])
+        try:
+            store = dist.TCPStore("127.0.0.1", port, is_master=False, timeout=timeout)
+            group = dist.ProcessGroupGloo(attempt_store(store, rank, len(delays), timeout), rank, len(delays), timeout)
+            value = torch.tensor([rank + 1.0])
+            group.allreduce([value]).wait()
+            results[rank] = value.item()
+        except Exception as exc:  # reported in the assertion
+            results[rank] = repr(exc)[:300]
+
+    threads = [threading.Thread(target=run, args=(rank,)) for rank in range(len(delays))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout.total_seconds() * 6 + max(delays))
+    return results
+
+
+def test_a_restarted_process_group_connects_on_the_store_its_killed_attempt_used():
+    """torchrun's c10d rendezvous hands every restart the same store, where the killed attempt's
+    keys remain (each process's Gloo address, NCCL's id): a restarted process that read a peer's
+    old address failed, and cost one more restart. Each attempt agrees on fresh keys first, so
+    the group connects whichever process starts first."""
+    import datetime
+
+    import torch.distributed as dist
+
+    timeout = datetime.timedelta(seconds=10)
+    server = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False, timeout=timeout)
+    total = float(sum(rank + 1 for rank in range(3)))
+    for delays in [(0, 0, 0), (0, 0.5, 0.25), (0.5, 0, 0.25), (0.25, 0.5, 0)]:
+        assert _gloo_attempt(server.port, delays, timeout) == {rank: total for rank in range(3)}, delays
+
+
+def test_a_process_that_never_joins_the_attempt_is_named_after_the_timeout():
+    import datetime
+
+    import torch.distributed as dist
+
+    store = dist.HashStore()
+    with pytest.raises(TimeoutError, match=r"process\(es\) of rank \[1, 2\] did not join within DIST_TIMEOUT 0.2 s"):
+        attempt_store(store, 0, 3, datetime.timedelta(seconds=0.2))
+
+
 @pytest.mark.slow  # two torchrun agents, a restart and the rest of the run: about a minute on 2 busy cores
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds torchrun's workers through /proc")
 def test_two_torchrun_agents_on_loopback_restart_a_killed_worker_and_finish(tmp_path, synthetic_root, tiny_arch):
-    """Two agents (``--nnodes 2``, c10d rendezvous on 127.0.0.1) with ``--max-restarts 3``: a
-    worker SIGKILLed after the first checkpoint makes both agents restart their workers, which
-    resume from the checkpoint and finish the run."""
+    """Two agents (``--nnodes 2``, c10d rendezvous on 127.0.0.1): a worker SIGKILLed after the
+    first checkpoint makes both agents restart their workers once, which resume from the
+    checkpoint and finish the run.
+
+    ``--max-restarts 1`` is what one kill needs: the killed worker's agent spends one restart; the
+    other agent spends one when its worker's collective fails first (the dead peer's connection
+    closes), or none when it sees the first agent waiting at the rendezvous first (torchrun then
+    restarts a healthy group without counting it). A restart that cannot connect would cost a
+    second one (as the killed attempt's keys, left in the store torchrun keeps across restarts,
+    did before ``attempt_store``)."""
     end = 6
     opts = tiny_opts(tmp_path, synthetic_root, tiny_arch, "TRAIN.END_EPOCH", str(end), "TRAIN.VAL_FREQ", "0",
                      "TRAIN.IMAGES_PER_GPU", "2", "DIST_TIMEOUT", "20")
@@ -306,9 +368,9 @@ def test_two_torchrun_agents_on_loopback_restart_a_killed_worker_and_finish(tmp_
     agents = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
          "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint, "--rdzv-id", "litepose-loopback",
-         "--max-restarts", "3", "--monitor-interval", "0.5", "dist_train.py", "--cfg", QUICKSTART, "--no-progress",
+         "--max-restarts", "1", "--monitor-interval", "0.5", "dist_train.py", "--cfg", QUICKSTART, "--no-progress",
          *opts], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env=dict(os.environ, OMP_NUM_THREADS="1")) for _ in range(2)]
+        env=dict(os.environ, OMP_NUM_THREADS="1", LOGLEVEL="INFO")) for _ in range(2)]
     checkpoint = os.path.join(run_dirs(load_config(QUICKSTART, opts), QUICKSTART)[0], "checkpoint.pth.tar")
     try:
         deadline = time.time() + 300  # two interpreters and a rendezvous on a busy machine
@@ -326,6 +388,11 @@ def test_two_torchrun_agents_on_loopback_restart_a_killed_worker_and_finish(tmp_
             if agent.poll() is None:
                 agent.kill()
                 agent.communicate()
-    assert [agent.returncode for agent in agents] == [0, 0], "\n".join(o[-2000:] for o in outputs)
-    assert any("continuing at epoch" in output for output in outputs), outputs[0][-2000:]
+    everything = "\n".join(outputs)
+    assert [agent.returncode for agent in agents] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    # The group started twice: once from scratch, once from the checkpoint (rank 0 says which).
+    assert everything.count("no checkpoint to resume from") == 1, everything[-3000:]
+    resumed = [int(epoch) for epoch in re.findall(r"continuing at epoch (\d+)", everything)]
+    assert len(resumed) == 1 and killed_at < resumed[0] <= end, resumed  # later than read if one came before the kill
+    assert "will restart worker group" in everything  # torchrun restarted the group, the workers did not just retry
     assert load_training_checkpoint(checkpoint)["epoch"] == end

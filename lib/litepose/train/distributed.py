@@ -9,11 +9,20 @@ Faults: every collective gives up after ``DIST_TIMEOUT`` seconds, so a process w
 or hangs fails instead of waiting forever, and ``torchrun`` then stops the whole group. A Gloo
 peer that dies is usually noticed at once (its connection closes); NCCL's watchdog aborts the
 communicator at the timeout.
+
+Restarts: with ``--rdzv-backend c10d`` (and ``--standalone``) ``torchrun`` gives every restart
+of the workers the same key-value store, while ``env://`` writes the process group's keys under
+the same names each time. A restarted process could then read the address (Gloo) or NCCL id of
+a process of the previous attempt, fail to connect, and cost another restart, as often as the
+peers' start-up order decides. Each attempt therefore first agrees on a fresh namespace in the
+store (``attempt_store``) and builds the process group inside it.
 """
 
 import datetime
 import inspect
 import os
+import time
+import uuid
 from dataclasses import dataclass
 
 import torch
@@ -75,6 +84,47 @@ def _env_int(name, default):
         raise ConfigError(f"environment variable {name} must be an integer, got {value!r}") from None
 
 
+_KEYS = "litepose/attempt"
+_POLL_S = 0.02
+
+
+def attempt_store(store, rank, world_size, timeout):
+    """``store`` seen through a key prefix that this attempt's processes agree on and that no
+    earlier attempt on the same ``store`` used; every process of the group calls it.
+
+    Keys left by an earlier attempt can be read at any time, so only keys named by a fresh random
+    value are trusted: process ``r > 0`` posts a fresh nonce under ``hello/r`` and waits for
+    ``welcome/<nonce>``; process 0 draws the namespace and answers every ``hello`` it reads (a
+    stale one too, harmlessly) until each process has confirmed under ``ready/<namespace>/r``.
+    Gives up after ``timeout``."""
+    timeout_s = timeout.total_seconds()
+    if rank == 0:
+        namespace = uuid.uuid4().hex
+        answered = {}
+        deadline = time.monotonic() + timeout_s
+        waiting = set(range(1, world_size))
+        while waiting:
+            for peer in sorted(waiting):
+                if store.check([f"{_KEYS}/ready/{namespace}/{peer}"]):
+                    waiting.discard(peer)
+                elif store.check([f"{_KEYS}/hello/{peer}"]):
+                    nonce = store.get(f"{_KEYS}/hello/{peer}").decode()
+                    if answered.get(peer) != nonce:
+                        store.set(f"{_KEYS}/welcome/{nonce}", namespace)
+                        answered[peer] = nonce
+            if waiting and time.monotonic() > deadline:
+                raise TimeoutError(f"process(es) of rank {sorted(waiting)} did not join within "
+                                   f"DIST_TIMEOUT {timeout_s:g} s")
+            if waiting:
+                time.sleep(_POLL_S)
+    else:
+        nonce = uuid.uuid4().hex
+        store.set(f"{_KEYS}/hello/{rank}", nonce)
+        namespace = store.get(f"{_KEYS}/welcome/{nonce}").decode()  # waits up to the store's timeout
+        store.set(f"{_KEYS}/ready/{namespace}/{rank}", "1")
+    return dist.PrefixStore(f"{_KEYS}/{namespace}/", store)
+
+
 def setup_distributed(cfg):
     """The process's ``DistContext``; joins the process group when started by ``torchrun``
     with more than one process."""
@@ -101,6 +151,9 @@ def setup_distributed(cfg):
             kwargs = {}
             if device.type == "cuda" and "device_id" in inspect.signature(dist.init_process_group).parameters:
                 kwargs["device_id"] = device  # binds NCCL to this GPU up front (PyTorch >= 2.3)
-            dist.init_process_group(backend=backend, init_method="env://", world_size=world_size, rank=rank,
-                                    timeout=datetime.timedelta(seconds=cfg.DIST_TIMEOUT), **kwargs)
+            timeout = datetime.timedelta(seconds=cfg.DIST_TIMEOUT)
+            store, _, _ = next(dist.rendezvous("env://", rank, world_size, timeout=timeout))
+            store = attempt_store(store, rank, world_size, timeout)
+            dist.init_process_group(backend=backend, store=store, world_size=world_size, rank=rank,
+                                    timeout=timeout, **kwargs)
     return context
