@@ -338,14 +338,18 @@ def test_a_restarted_process_group_connects_on_the_store_its_killed_attempt_used
         assert _gloo_attempt(server.port, delays, timeout) == {rank: total for rank in range(3)}, delays
 
 
-def test_a_process_that_never_joins_the_attempt_is_named_after_the_timeout():
+def test_a_process_missing_from_the_attempt_is_named_after_the_timeout():
     import datetime
 
     import torch.distributed as dist
 
+    timeout = datetime.timedelta(seconds=0.2)
     store = dist.HashStore()
+    store.set_timeout(timeout)
     with pytest.raises(TimeoutError, match=r"process\(es\) of rank \[1, 2\] did not join within DIST_TIMEOUT 0.2 s"):
-        attempt_store(store, 0, 3, datetime.timedelta(seconds=0.2))
+        attempt_store(store, 0, 3, timeout)
+    with pytest.raises(TimeoutError, match=r"the process of rank 0 did not answer within DIST_TIMEOUT 0.2 s"):
+        attempt_store(store, 1, 3, timeout)
 
 
 @pytest.mark.slow  # two torchrun agents, a restart and the rest of the run: about a minute on 2 busy cores

@@ -120,7 +120,10 @@ def attempt_store(store, rank, world_size, timeout):
     else:
         nonce = uuid.uuid4().hex
         store.set(f"{_KEYS}/hello/{rank}", nonce)
-        namespace = store.get(f"{_KEYS}/welcome/{nonce}").decode()  # waits up to the store's timeout
+        try:
+            namespace = store.get(f"{_KEYS}/welcome/{nonce}").decode()  # waits up to the store's timeout
+        except dist.DistStoreError:
+            raise TimeoutError(f"the process of rank 0 did not answer within DIST_TIMEOUT {timeout_s:g} s") from None
         store.set(f"{_KEYS}/ready/{namespace}/{rank}", "1")
     return dist.PrefixStore(f"{_KEYS}/{namespace}/", store)
 
