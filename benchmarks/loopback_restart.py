@@ -8,7 +8,8 @@ torchrun restarts the group, which resumes from the checkpoint and finishes.
 Prints one line per run and a Markdown table: per agent, the restarts torchrun counted against
 ``--max-restarts`` (a worker that failed) and those it did not count (it saw the other agent
 waiting at the rendezvous and restarted a healthy group), the workers' exit codes, and how many
-starts failed to connect to their peers. Exits 1 when a run did not finish. Needs Linux's /proc
+starts failed to connect to their peers; each agent's whole log is kept as
+``WORKDIR/runN-agentI.log``. Exits 1 when a run did not finish. Needs Linux's /proc
 (it finds the workers as the agents' children). From Python, as tests/test_reliability.py does:
 
     run = run_loopback_restart("/tmp/loopback", max_restarts=1)
@@ -162,6 +163,8 @@ def run_loopback_restart(workdir, max_restarts=1, kill_rank=1, epochs=6, dist_ti
             if agent.poll() is None:
                 agent.kill()
                 agent.communicate()
+    for index, output in enumerate(outputs):  # the whole story of each agent, for a closer look
+        (workdir / f"run{number}-agent{index}.log").write_text(output)
     everything = "\n".join(outputs)
     # Rank 0 says where each start of the group began (in time order: a later start resumes later).
     starts = sorted(int(epoch or 0) for epoch in re.findall(
