@@ -10,8 +10,10 @@ Any other COCO-format keypoint dataset is given by ``DATASET.{TRAIN,TEST}_ANN_FI
 Training (datasets and targets) and evaluation both read datasets through this module.
 """
 
+import io
 import math
 import os
+import pickle
 import stat
 from collections import defaultdict
 
@@ -162,15 +164,14 @@ class PackedAnnotations:
     Images are found by id through a sorted array (``np.searchsorted``) where every id is an
     integer, through a dict otherwise (string ids). ``save`` writes the buffers as ``.npy`` files
     and ``load`` memory-maps them read-only, so the processes of a node share one copy in the
-    page cache (``litepose.data.index_cache``).
+    page cache (``litepose.data.index_cache``). The pickles are read back by an unpickler that
+    builds JSON values only: a saved index that names a class or function is refused.
     """
 
     FORMAT = 1  # of the saved files; a saved index of another format is not read
     _ARRAYS = ("ids", "names", "counts", "ends", "blob")
 
     def __init__(self, annotations, image_ids):
-        import pickle
-
         self.ann_file, self.image_dir, self.info = annotations.ann_file, annotations.image_dir, annotations.info
         image_ids = list(image_ids)
         names = [annotations.images[i]["file_name"].encode("utf-8") for i in image_ids]
@@ -230,13 +231,15 @@ class PackedAnnotations:
 
     def annotations(self, image_id):
         """The image's annotations as ``KeypointAnnotations.annotations`` gives them (fresh dicts)."""
-        import pickle
-
         row = self._row(image_id)
         if not self._counts[row]:
             return []
         start = int(self._ends[row - 1]) if row else 0
-        return pickle.loads(self._blob[start:int(self._ends[row])].tobytes())
+        try:
+            return _JsonUnpickler(io.BytesIO(self._blob[start:int(self._ends[row])].tobytes())).load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise DataError(f"{self.ann_file}: the annotation index of image {_short(image_id)} holds something "
+                            f"other than its annotations ({exc})") from None
 
     def save(self, folder, key=None):
         """Write the index into the existing ``folder``: one ``.npy`` file per buffer (the ids
@@ -307,6 +310,14 @@ class PackedAnnotations:
         ids = arrays.get("ids")
         packed._set_ids(ids.tolist() if ids is not None else image_ids, ids)
         return packed
+
+
+class _JsonUnpickler(pickle.Unpickler):
+    """Unpickles JSON values only (dicts, lists, strings, numbers, None, booleans): a pickle that
+    names any class or function, as an altered index file could, is refused."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
 
 
 def _int64_ids(image_ids):

@@ -13,7 +13,7 @@ a cache folder (the trainer's is ``<OUTPUT_DIR>/annotation_index/``, ``DATASET.I
   processes of a node and their forked loader workers share one copy in the page cache;
 - an entry is used only where its key matches: the annotation file's resolved path, size and
   modification time, the joint count its keypoints are checked against, the index format and
-  the package version. A missing, truncated or altered entry (each buffer's CRC-32 is checked)
+  the package and Python versions. A missing, truncated or altered entry (each buffer's CRC-32 is checked)
   is rebuilt with a warning, never trusted; entries of earlier versions of the same annotation
   file are removed once the new one is in place, so the folder holds one entry per file.
 
@@ -25,6 +25,7 @@ import errno
 import hashlib
 import json
 import os
+import platform
 import re
 import shutil
 import socket
@@ -45,7 +46,7 @@ def cache_key(ann_file, num_joints):
     real = os.path.realpath(ann_file)
     info = os.stat(real)
     return {"file": real, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "num_joints": int(num_joints),
-            "format": PackedAnnotations.FORMAT, "litepose": __version__}
+            "format": PackedAnnotations.FORMAT, "litepose": __version__, "python": platform.python_version()}
 
 
 def entry_name(key):
