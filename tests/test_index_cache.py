@@ -203,6 +203,7 @@ def test_string_and_unsorted_image_ids(tmp_path):
     for image_id in parsed.image_ids:
         assert cached.image_path(image_id) == parsed.image_path(image_id)
         assert cached.annotations(image_id) == parsed.annotations(image_id)
+    assert cached.image_paths(["x9", 7]) == [parsed.image_path("x9"), parsed.image_path(7)]
     with pytest.raises(KeyError):
         cached.annotations("x2")
     # Integer ids in any order are found through the sorted array.
@@ -217,9 +218,12 @@ def test_string_and_unsorted_image_ids(tmp_path):
     for image_id in (7, 2**40, -3):
         assert shuffled.image_path(image_id) == numbers.image_path(image_id)
         assert shuffled.annotations(image_id) == numbers.annotations(image_id)
+    assert shuffled.image_paths([-3, 2**40, 7]) == [numbers.image_path(i) for i in (-3, 2**40, 7)]
     for absent in (8, "7", 2**70, 7.0):
         with pytest.raises(KeyError):
             shuffled.has_annotations(absent)
+        with pytest.raises(KeyError):
+            shuffled.image_paths([7, absent])
 
 
 def test_an_unusable_cache_folder_costs_a_warning_not_the_run(coco_like, tmp_path):

@@ -219,8 +219,29 @@ class PackedAnnotations:
     def __len__(self):
         return len(self.image_ids)
 
+    def _rows(self, image_ids):
+        """Rows of a list of ids at once (``KeyError`` for one not here)."""
+        wanted = None
+        if self._lookup is None and len(self._sorted) and all(type(i) is int for i in image_ids):
+            try:
+                wanted = np.array(image_ids, dtype=np.int64)
+            except OverflowError:
+                pass
+        if wanted is None:
+            return np.array([self._row(i) for i in image_ids], dtype=np.int64)
+        positions = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
+        found = self._sorted[positions] == wanted
+        if not found.all():
+            raise KeyError(image_ids[int(np.argmin(found))])
+        return positions if self._order is None else self._order[positions]
+
     def image_path(self, image_id):
         return os.path.join(self.image_dir, self._names[self._row(image_id)].decode("utf-8"))
+
+    def image_paths(self, image_ids):
+        """``image_path`` of each of ``image_ids`` (a list), at once."""
+        names = self._names[self._rows(image_ids)].tolist()
+        return [os.path.join(self.image_dir, name.decode("utf-8")) for name in names]
 
     def has_annotations(self, image_id):
         return bool(self._counts[self._row(image_id)])

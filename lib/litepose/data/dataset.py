@@ -120,7 +120,8 @@ class KeypointDataset(Dataset):
             annotations = self.annotations = annotations.packed()
         ids = annotations.annotated_ids() if require_people else annotations.image_ids
         self.max_unreadable = int(max_unreadable)
-        missing = [i for i in ids if not os.path.isfile(annotations.image_path(i))]
+        paths = annotations.image_paths(ids)
+        missing = [i for i, path in zip(ids, paths) if not os.path.isfile(path)]
         if len(missing) > self.max_unreadable:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             limit = f"; at most {self.max_unreadable} may be missing" if self.max_unreadable else ""
