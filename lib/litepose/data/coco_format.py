@@ -291,12 +291,10 @@ class PackedAnnotations:
         ``ann_file`` and its images in ``image_dir``. ``IndexFileError`` saying what is wrong
         when a file is missing, truncated or altered (CRC-32), of another format, or when its
         key is not ``key``."""
-        import json
         import zlib
 
         try:
-            with open(os.path.join(folder, "index.json"), "rb") as handle:
-                meta = json.loads(handle.read(2**26).decode("utf-8"))
+            meta = load_json(os.path.join(folder, "index.json"), IndexFileError, "index", MAX_ANNOTATION_BYTES)
             if not isinstance(meta, dict) or meta.get("format") != cls.FORMAT:
                 raise IndexFileError(f"format {meta.get('format') if isinstance(meta, dict) else '?'}, "
                                      f"expected {cls.FORMAT}")
