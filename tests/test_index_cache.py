@@ -5,6 +5,9 @@ import json
 import multiprocessing
 import os
 import pickle
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -112,8 +115,15 @@ def test_a_changed_annotation_file_is_indexed_again_and_its_old_entry_removed(co
     person = next(a for a in data["annotations"] if a.get("num_keypoints"))
     person["keypoints"][0] += 1.5
     copy.write_text(json.dumps(data))
+    # What killed builders of this host left behind goes too; a live builder's folder stays.
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    dead, alive = (cache / f".{old[0]}.{host}.{pid}.x1y2.tmp" for pid in (int(ended.stdout), os.getpid()))
+    dead.mkdir()
+    alive.mkdir()
     after = cached_annotation_index(copy, image_dir, COCO, cache)
     assert len(entries(cache)) == 1 and entries(cache) != old  # bounded: the old entry is gone
+    assert not dead.exists() and alive.exists()
     moved = next(a for a in after.annotations(person["image_id"]) if a["id"] == person["id"])
     assert moved["keypoints"][0] == person["keypoints"][0]
     assert next(a for a in before.annotations(person["image_id"]) if a["id"] == person["id"])["keypoints"][0] \
