@@ -12,8 +12,8 @@ a cache folder (the trainer's is ``<OUTPUT_DIR>/annotation_index/``, ``DATASET.I
 - every process then memory-maps the saved buffers read-only (``PackedAnnotations.load``): the
   processes of a node and their forked loader workers share one copy in the page cache;
 - an entry is used only where its key matches: the annotation file's resolved path, size and
-  modification time, the joint count its keypoints are checked against, the index format and
-  the package and Python versions. A missing, truncated or altered entry (each buffer's CRC-32 is checked)
+  modification time, the joint count its keypoints are checked against, the index format, the
+  code that checks and packs it (a digest of ``coco_format``'s source) and the Python version. A missing, truncated or altered entry (each buffer's CRC-32 is checked)
   is rebuilt with a warning, never trusted; entries of earlier versions of the same annotation
   file are removed once the new one is in place, so the folder holds one entry per file.
 
@@ -33,20 +33,29 @@ import tempfile
 import time
 import warnings
 
+from . import coco_format
 from .coco_format import IndexFileError, KeypointAnnotations, PackedAnnotations, check_dataset_paths
 
 CACHE_DIR_NAME = "annotation_index"
 _TEMPORARY = ".tmp"
 
 
+def _code_digest():
+    """Of ``coco_format``'s source, which checks and packs the annotations: an index built by
+    other code is not used."""
+    try:
+        with open(coco_format.__file__, "rb") as handle:
+            return hashlib.sha256(handle.read()).hexdigest()[:16]
+    except (OSError, TypeError):  # no source file (a frozen install): the format number alone
+        return None
+
+
 def cache_key(ann_file, num_joints):
     """What an index of ``ann_file`` checked for ``num_joints`` joints was built from."""
-    from .. import __version__
-
     real = os.path.realpath(ann_file)
     info = os.stat(real)
     return {"file": real, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "num_joints": int(num_joints),
-            "format": PackedAnnotations.FORMAT, "litepose": __version__, "python": platform.python_version()}
+            "format": PackedAnnotations.FORMAT, "code": _code_digest(), "python": platform.python_version()}
 
 
 def entry_name(key):
