@@ -16,7 +16,8 @@ Parts (``--only`` picks some; each prints one JSON line and a summary, all go to
 - ``speed``: images/s of one loader worker (full samples, ``--speed-batches`` batches of 8) at
   input 512 and 256, by the wall clock and per second of the worker's CPU time;
 - ``valid``: ``valid.py`` at 512 with flip on ``--valid-images`` and twice as many validation
-  images: seconds per image (the difference of the two runs, so start-up cancels) and results
+  images: seconds per image, by the wall clock and in CPU time (the difference of the two runs,
+  so start-up cancels) and results
   size, extrapolated linearly to 5,000 images, and each run's peak RSS;
 - ``placement``: the quickstart's CPU training epoch (160 images, one worker, one thread) with
   targets rendered by the training process and by the loader worker, interleaved;
@@ -172,13 +173,20 @@ def measure_speed(root, sizes=(512, 256), batches=12, batch_size=8, warmup=2):
             "batch_size": batch_size, "batches": batches}
 
 
+def _children_cpu():
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _valid_run(root, checkpoint, limit, out):
     import psutil
 
     command = [sys.executable, "valid.py", "--cfg", QUICKSTART, "--limit", str(limit), "--input-size", "512",
                "--output-dir", out, "DATASET.ROOT", os.path.abspath(root), "DATASET.SYNTHETIC", "False",
                "DATASET.TEST", "val", "TEST.FLIP_TEST", "True", "TEST.MODEL_FILE", checkpoint]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
     while process.poll() is None:
@@ -188,12 +196,13 @@ def _valid_run(root, checkpoint, limit, out):
             break
         time.sleep(0.2)
     output = process.stdout.read()
-    seconds = time.perf_counter() - start
+    process.wait()
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if process.returncode != 0:
         raise DataError(f"valid.py failed: {output.strip().splitlines()[-1] if output.strip() else process.returncode}")
     results = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.endswith(".json")]
     size = max((os.path.getsize(p) for p in results), default=0)
-    return seconds, peak, size
+    return seconds, peak, size, cpu
 
 
 def measure_valid(root, checkpoint, images=20):
@@ -201,10 +210,12 @@ def measure_valid(root, checkpoint, images=20):
         small = _valid_run(root, checkpoint, images, os.path.join(scratch, "a"))
         large = _valid_run(root, checkpoint, 2 * images, os.path.join(scratch, "b"))
     per_image = (large[0] - small[0]) / images
+    cpu_per_image = (large[3] - small[3]) / images
     startup = small[0] - per_image * images
     result_bytes = (large[2] - small[2]) / images
     return {"part": "valid", "images": [images, 2 * images], "seconds": [round(small[0], 1), round(large[0], 1)],
-            "s_per_image": round(per_image, 3), "startup_s": round(startup, 1),
+            "s_per_image": round(per_image, 3), "cpu_s_per_image": round(cpu_per_image, 3),
+            "startup_s": round(startup, 1),
             "peak_rss_mb": [round(small[1] / 2**20), round(large[1] / 2**20)],
             "results_bytes_per_image": round(result_bytes),
             # Peak memory follows the largest image, not the count (results are the only state
