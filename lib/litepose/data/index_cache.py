@@ -3,7 +3,8 @@
 Every training process needs the training set's ``PackedAnnotations``. Built from the annotation
 file, that is seconds of JSON parsing and over a GiB of memory per process at COCO's size (COCO's
 training file is 238 MB), paid by each of a node's processes and again after each restart. With
-a cache folder (the trainer's is ``<OUTPUT_DIR>/annotation_index/``, ``DATASET.INDEX_CACHE``):
+a cache folder (the trainer's is ``annotation_index/`` in the run's output folder, switched by
+``DATASET.INDEX_CACHE``):
 
 - the first process builds the index and saves it (``PackedAnnotations.save``: ``.npy`` buffers
   and ``index.json``), in a temporary folder renamed into place, so no process ever sees half
@@ -11,11 +12,12 @@ a cache folder (the trainer's is ``<OUTPUT_DIR>/annotation_index/``, ``DATASET.I
   builds its own and one rename wins, correct all the same);
 - every process then memory-maps the saved buffers read-only (``PackedAnnotations.load``): the
   processes of a node and their forked loader workers share one copy in the page cache;
-- an entry is used only where its key matches: the annotation file's resolved path, size and
-  modification time, the joint count its keypoints are checked against, the index format, the
-  code that checks and packs it (a digest of ``coco_format``'s source) and the Python version. A missing, truncated or altered entry (each buffer's CRC-32 is checked)
-  is rebuilt with a warning, never trusted; entries of earlier versions of the same annotation
-  file are removed once the new one is in place, so the folder holds one entry per file.
+- an entry is used only where its key matches: the annotation file's resolved path, inode, size
+  and modification time (nanoseconds), the joint count its keypoints are checked against, the
+  index format, the code that checks and packs it (a digest of ``coco_format``'s source) and the
+  Python version. A missing, truncated or altered entry (each buffer's CRC-32 is checked) is
+  rebuilt with a warning, never trusted; entries of earlier versions of the same annotation file
+  are removed once the new one is in place, so the folder holds one entry per file.
 
 The cache never writes beside the dataset, and callers that pass no folder parse the file as
 before.
@@ -54,7 +56,8 @@ def cache_key(ann_file, num_joints):
     """What an index of ``ann_file`` checked for ``num_joints`` joints was built from."""
     real = os.path.realpath(ann_file)
     info = os.stat(real)
-    return {"file": real, "size": info.st_size, "mtime_ns": info.st_mtime_ns, "num_joints": int(num_joints),
+    return {"file": real, "inode": info.st_ino, "size": info.st_size, "mtime_ns": info.st_mtime_ns,
+            "num_joints": int(num_joints),
             "format": PackedAnnotations.FORMAT, "code": _code_digest(), "python": platform.python_version()}
 
 
