@@ -284,3 +284,16 @@ def test_an_index_file_whose_pickle_names_a_function_is_refused(coco_like, tmp_p
     loaded = PackedAnnotations.load(tmp_path, ann_file, image_dir, COCO, key)
     with pytest.raises(DataError, match=r"holds something other than its annotations \(it names builtins\."):
         loaded.annotations(image_id)
+
+
+def test_the_index_cache_benchmark_measures_parsing_and_mapping_processes(coco_like, tmp_path):
+    """``python -m benchmarks.index_cache``'s fresh processes: the first of a run builds the
+    cache, the next maps it, one without a cache parses; all index the same images."""
+    from benchmarks.index_cache import measure_one
+
+    root = str(coco_like[0].parent.parent)
+    built, mapped, parsed = (measure_one(root, cache, input_size=64)
+                             for cache in (str(tmp_path / "cache"), str(tmp_path / "cache"), None))
+    assert (built["mapped"], mapped["mapped"], parsed["mapped"]) == (True, True, False)
+    assert built["training_images"] == mapped["training_images"] == parsed["training_images"] > 0
+    assert entries(tmp_path / "cache")
