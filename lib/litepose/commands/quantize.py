@@ -38,13 +38,7 @@ def main(argv=None):
     import json
     import platform
 
-    from litepose.arch import default_input_size
-    from litepose.deploy.export import ExportError
-    from litepose.deploy.formats import check_images, require, versions
-    from litepose.deploy.quantize import (build_variants, calibration_images, measure_errors, measure_latency,
-                                          onnx_runner, openvino_runner, relative_error, report_table)
-    from litepose.models import load_model
-    from litepose.utils.io import atomic_write_bytes, atomic_write_text, check_output_file
+    from litepose.utils.io import atomic_write_text, check_output_file
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.formatter_class = DefaultsShown
@@ -74,6 +68,13 @@ def main(argv=None):
                         help="measure AP (--no-evaluate: latency and output error only)")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
+    # The parser imports no PyTorch (--help and bad arguments answer at once); the work does.
+    from litepose.arch import default_input_size
+    from litepose.deploy.export import ExportError
+    from litepose.deploy.formats import check_images, require, versions
+    from litepose.deploy.quantize import (build_variants, calibration_images, measure_errors, measure_latency,
+                                          onnx_runner, openvino_runner, relative_error, report_table)
+    from litepose.models import load_model
 
     outputs = {"onnx": ["litepose-int8.onnx"] + (["litepose-fp16.onnx"] if args.fp16 else []),
                "openvino": ["litepose-int8.xml", "litepose-int8.bin"]}

@@ -48,7 +48,8 @@ import torch
 
 from ..errors import LitePoseError
 
-from ..runtime.exported import FORMATS, ncnn_bin_path, open_network, openvino_core
+from ..runtime.exported import (DYNAMIC_FORMATS, FORMATS, HALF_FORMATS, export_option_problem, ncnn_bin_path,
+                                open_network, openvino_core)
 from ..runtime.metadata import EXTRA_FILE, KEY, build_metadata, sidecar_path
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
@@ -65,8 +66,6 @@ PACKAGES = {
 # Default suffixes: no two formats write the same file name (OpenVINO's M.bin, ncnn's M.ncnn.bin).
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "ncnn": ".ncnn.param", "coreml": ".mlpackage",
             "torchscript": ".torchscript.pt"}
-HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
-DYNAMIC_FORMATS = ("onnx", "openvino", "ncnn", "torchscript")
 # Largest |runtime - PyTorch| / max |PyTorch| accepted by default: float32 runtimes agree to
 # ~1e-6 (reordered sums); float16 and bfloat16 to ~1e-3 to 1e-2.
 DEFAULT_TOLERANCE = {False: 1e-3, True: 3e-2}
@@ -464,13 +463,11 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if half and fmt not in HALF_FORMATS:
-        raise ExportError(f"--fp16 is not available for {fmt} (only {', '.join(HALF_FORMATS)})")
     if dynamic is None:
         dynamic = fmt in DYNAMIC_FORMATS
-    if dynamic and fmt not in DYNAMIC_FORMATS:
-        raise ExportError(f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: "
-                          f"{', '.join(DYNAMIC_FORMATS)})")
+    problem = export_option_problem(fmt, half, dynamic)
+    if problem:
+        raise ExportError(problem)
     files = check_outputs(fmt, output, force, metadata=cfg is not None, inputs=inputs)
     require(fmt)
     tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
