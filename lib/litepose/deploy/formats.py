@@ -271,9 +271,9 @@ def _export_torchscript(model, x, path, half, dynamic, opset):
 
 def embed_metadata(fmt, path, meta):
     """Write ``meta`` (an ``ExportMetadata``) into the export of ``fmt`` at ``path``, where the
-    format keeps it (module doc): the one place metadata is written, by ``export_checked`` and
-    by ``tools/quantize.py`` for its INT8 models. ``path`` is rewritten in place: call it on
-    files not yet moved into place."""
+    format keeps it (module doc): the one place metadata is written, by ``export_checked`` (for
+    ``litepose export`` and for ``litepose quantize``'s INT8 and float16 models). ``path`` is
+    rewritten in place: call it on files not yet moved into place."""
     text = meta.to_json()
     path = os.fspath(path)
     with _quiet():
@@ -432,8 +432,8 @@ class ExportReport:
             meta = self.metadata
             source = f", from {meta.checkpoint['path']} (sha256 {meta.checkpoint['sha256'][:12]})" \
                 if meta.checkpoint else ""
-            text.append(f"metadata: {meta.dataset['name']} ({meta.dataset['num_joints']} joints), input size "
-                        f"{meta.input_size}{' dynamic' if meta.dynamic else ' fixed'}{source}")
+            text.append(f"metadata: {meta.dataset['name']} ({meta.dataset['num_joints']} joints), {meta.precision}, "
+                        f"input size {meta.input_size}{' dynamic' if meta.dynamic else ' fixed'}{source}")
         else:
             text.append("metadata: none (no config given)")
         sizes = ", ".join(f"{os.path.getsize(p) / 1e6:.2f} MB" if os.path.isfile(p) else "folder" for p in self.files)
@@ -442,7 +442,8 @@ class ExportReport:
 
 
 def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None, half=False, dynamic=None, opset=17,
-                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=()):
+                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=(),
+                   write=None, quantization=None):
     """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
 
     ``cfg``: the model's config; with it the export carries its metadata
@@ -460,6 +461,11 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
     replaces the runtime check (tests). ``inputs``: the files the run reads, which no output
     may be (``check_output_file``). Returns an ``ExportReport``; raises ``ExportError``
     (nothing written) otherwise.
+
+    ``write(path)`` writes a model made beforehand in place of the format's converter
+    (``litepose quantize``'s INT8 and float16 models, ``litepose.deploy.quantize.save_model``);
+    it is then given its metadata, checked and moved into place as any export.
+    ``quantization``: how it was made (the metadata's ``quantization``).
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -488,7 +494,7 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
         count = len(_as_tuple(model(x[:1])))
     meta = None
     if cfg is not None:
-        meta = export_metadata(cfg, fmt, (height, width), dynamic, half, count, model, checkpoint)
+        meta = export_metadata(cfg, fmt, (height, width), dynamic, half, count, model, checkpoint, quantization)
 
     final_dir = os.path.dirname(os.path.abspath(files[0]))
     os.makedirs(final_dir, exist_ok=True)
@@ -497,7 +503,10 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
         temp_files = [os.path.join(work, os.path.basename(p)) for p in files]
         try:
             with torch.no_grad(), _silence_fd():
-                _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset)
+                if write is not None:
+                    write(temp_files[0])
+                else:
+                    _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset)
                 if meta is not None:
                     embed_metadata(fmt, temp_files[0], meta)
         except ExportError:
@@ -526,8 +535,9 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
         shutil.rmtree(work, ignore_errors=True)
 
 
-def export_metadata(cfg, fmt, input_hw, dynamic, half, output_count, model=None, checkpoint=None):
-    """The ``ExportMetadata`` an export of ``model`` (of ``cfg``, from ``checkpoint``) carries."""
+def export_metadata(cfg, fmt, input_hw, dynamic, half, output_count, model=None, checkpoint=None, quantization=None):
+    """The ``ExportMetadata`` an export of ``model`` (of ``cfg``, from ``checkpoint``; quantised
+    as ``quantization`` says) carries."""
     import hashlib
 
     from .. import __version__
@@ -542,10 +552,11 @@ def export_metadata(cfg, fmt, input_hw, dynamic, half, output_count, model=None,
         source = {"path": os.path.abspath(os.fspath(checkpoint)), "sha256": digest.hexdigest()}
     arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
     producer = {"litepose": __version__}
-    producer.update({k: v for k, v in versions().items() if k == "torch" or k in dict(PACKAGES[fmt]).values()})
+    tools = {"torch", *dict(PACKAGES[fmt]).values(), *([quantization["tool"]] if quantization else [])}
+    producer.update({k: v for k, v in versions().items() if k in tools})
     return build_metadata(cfg, fmt, input_hw, dynamic, half, output_names(output_count),
                           architecture=dict(arch) if isinstance(arch, dict) else None, checkpoint=source,
-                          producer=producer)
+                          producer=producer, quantization=quantization)
 
 
 def _check_runtime(fmt, path, model, x, half, sizes, image_dir, meta):
