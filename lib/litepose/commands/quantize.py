@@ -32,6 +32,8 @@ from litepose.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input
                                 parse_args, regex, run_inputs)
 from litepose.commands.export import SHARED_IMAGES
 
+# The models written into --output-dir, by build_variants' key (OpenVINO's .bin beside its .xml).
+MODEL_FILES = {"onnx_int8": "litepose-int8.onnx", "onnx_fp16": "litepose-fp16.onnx", "openvino_int8": "litepose-int8.xml"}
 # Calibration images are held in memory as float32 [N, 3, S, S]: a count and a byte limit.
 MAX_CALIBRATION_IMAGES = 10_000
 MAX_CALIBRATION_BYTES = 4 * 2**30
@@ -75,14 +77,14 @@ def main(argv=None):
     # The parser imports no PyTorch (--help and bad arguments answer at once); the work does.
     from litepose.arch import default_input_size
     from litepose.deploy.export import ExportError
-    from litepose.deploy.formats import check_images, export_checked, require, versions
+    from litepose.deploy.formats import check_images, export_checked, output_files, require, versions
     from litepose.deploy.quantize import (CHECK_TOLERANCE, build_variants, calibration_images, measure_errors,
                                           measure_latency, report_table, save_model)
     from litepose.models import load_model
 
-    outputs = {"onnx": ["litepose-int8.onnx"] + (["litepose-fp16.onnx"] if args.fp16 else []),
-               "openvino": ["litepose-int8.xml", "litepose-int8.bin"]}
-    paths = [os.path.join(args.output_dir, name) for runtime in args.runtime for name in outputs[runtime]]
+    models = {key: os.path.join(args.output_dir, name) for key, name in MODEL_FILES.items()
+              if key.split("_")[0] in args.runtime and (args.fp16 or not key.endswith("fp16"))}
+    paths = [p for key, path in models.items() for p in output_files(key.split("_")[0], path)]
     paths += [os.path.join(args.output_dir, name) for name in ("report.md", "report.json")]
     cfg = load_cli_config(args)
     for path in paths:
@@ -110,14 +112,13 @@ def main(argv=None):
     images = calibration_images(cfg, size, args.calibration_images, seed=calibration["seed"],
                                 augment=calibration["augment"])
     os.makedirs(args.output_dir, exist_ok=True)
-    names = {"onnx_int8": "litepose-int8.onnx", "onnx_fp16": "litepose-fp16.onnx", "openvino_int8": "litepose-int8.xml"}
 
     def keep(key, artefact, quantization):
         """Write a quantised model at once (an interruption keeps it) through the exporter: with
         its metadata, checked in its runtime against PyTorch, moved into place."""
         fmt = key.split("_")[0]
-        print(f"{names[key]}: {quantization['precision'] if quantization else 'float16'} for {fmt}")
-        report = export_checked(fmt, model, os.path.join(args.output_dir, names[key]), size, cfg=cfg,
+        print(f"{MODEL_FILES[key]}: {quantization['precision'] if quantization else 'float16'} for {fmt}")
+        report = export_checked(fmt, model, models[key], size, cfg=cfg,
                                 checkpoint=cfg.TEST.MODEL_FILE, half=key.endswith("fp16"), dynamic=True,
                                 tolerance=CHECK_TOLERANCE, force=args.force, image_dir=image_dir, num_images=len(check),
                                 inputs=run_inputs(args, cfg), write=lambda path: save_model(artefact, path),

@@ -30,6 +30,10 @@ largest difference, relative to the largest PyTorch output value, is within the 
 it moved into place (``os.replace``, one file at a time; an existing output is only replaced
 with ``force``). A failed check leaves nothing behind.
 
+``litepose quantize`` writes its INT8 and float16 models through ``export_checked`` too
+(``write=``: the model made beforehand, ``quantization=``: how), so that they carry the same
+metadata and pass the same check and atomic write as any export.
+
 ``half=True`` asks for a float16 model where the format has one: ONNX (float16 weights and
 arithmetic, float32 inputs and outputs), OpenVINO (float16 weights, run with the f16
 precision hint), ncnn (float16 weights; ncnn computes in float16 where the CPU can), Core ML
