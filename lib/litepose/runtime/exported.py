@@ -36,6 +36,11 @@ FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
 # size, and float16. Here, beside the list, so that the command's help imports no PyTorch.
 DYNAMIC_FORMATS = ("onnx", "openvino", "ncnn", "torchscript")
 HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
+# Packages each runtime needs (import name, PyPI name).
+RUNTIME_PACKAGES = {"onnx": [("onnxruntime", "onnxruntime")], "openvino": [("openvino", "openvino")],
+                    "tflite": [("ai_edge_litert", "ai-edge-litert")], "ncnn": [("ncnn", "ncnn")],
+                    "torchscript": [("torch", "torch")], "coreml": []}
+NCNN_MAGIC = "7767517"
 
 
 def export_option_problem(fmt, half=False, dynamic=False):
@@ -46,11 +51,6 @@ def export_option_problem(fmt, half=False, dynamic=False):
     if dynamic and fmt not in DYNAMIC_FORMATS:
         return f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: {', '.join(DYNAMIC_FORMATS)})"
     return None
-# Packages each runtime needs (import name, PyPI name).
-RUNTIME_PACKAGES = {"onnx": [("onnxruntime", "onnxruntime")], "openvino": [("openvino", "openvino")],
-                    "tflite": [("ai_edge_litert", "ai-edge-litert")], "ncnn": [("ncnn", "ncnn")],
-                    "torchscript": [("torch", "torch")], "coreml": []}
-NCNN_MAGIC = "7767517"
 
 
 def detect_format(path):
