@@ -5,14 +5,15 @@
 
 Parts (``--only`` picks some; each prints one JSON line and a summary, all go to ``--output``):
 
-- ``index``: time (wall clock and CPU time, which a busy machine disturbs less) and resident
-  memory (RSS) of loading and indexing the training annotation file, as each training process
-  does (``build_dataset``), measured in a fresh process;
+- ``index``: the annotation index per training process (``benchmarks.index_cache``, fresh
+  processes): parsed by the process, built into the run's cache, or memory-mapped from it; and
+  ``--processes`` processes started at once on an empty and on a built cache;
 - ``memory``: one full training epoch under ``torchrun --nproc_per_node --processes`` with
   ``--workers`` loader workers each, at ``--input-size`` (``benchmarks.loader_epoch``: each
   process builds its data as the trainer does and runs no training step): RSS, USS (unique
   memory: what copy-on-write has copied) and PSS of every process and worker at ``--points``
-  points, and the node's total PSS. ``--annotation-only`` decodes no image (minutes, not an hour);
+  points, and the node's total PSS; the processes share the index cache as the trainer's do
+  (``--no-index-cache``: each parses). ``--annotation-only`` decodes no image (minutes, not an hour);
 - ``speed``: images/s of one loader worker (full samples, ``--speed-batches`` batches of 8) at
   input 512 and 256, by the wall clock and per second of the worker's CPU time;
 - ``valid``: ``valid.py`` at 512 with flip on ``--valid-images`` and twice as many validation
@@ -65,30 +66,6 @@ def _mb(value):
     return round((value or 0) / 2**20)
 
 
-def rss_now():
-    import psutil
-
-    return psutil.Process().memory_info().rss
-
-
-def measure_index(root, input_size=256):
-    """Load and index the training annotations as ``build_dataset`` does, in this process."""
-    from litepose.data.build import build_dataset
-
-    cfg = dataset_config(root)
-    __import__("pycocotools.mask")  # imported on a sample's first mask; not the index's memory
-    before = rss_now()
-    start, cpu = time.perf_counter(), time.process_time()
-    dataset = build_dataset(cfg, input_size)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    after = rss_now()
-    ann_file = dataset.annotations.ann_file
-    return {"part": "index", "annotation_file_mb": round(os.path.getsize(ann_file) / 2**20, 1),
-            "training_images": len(dataset), "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-            "rss_before_mb": round(before / 2**20), "rss_after_mb": round(after / 2**20),
-            "index_rss_mb": round((after - before) / 2**20)}
-
-
 def sample_loader(loader, points, limit=None, progress=None):
     """Iterate ``loader``; at ``points`` evenly spaced batches record main and worker memory."""
     import psutil
@@ -120,9 +97,17 @@ def sample_loader(loader, points, limit=None, progress=None):
 
 
 def measure_memory(root, processes=2, workers=4, points=16, input_size=512, batch_size=16, annotation_only=False,
-                   index_cache=None):
+                   index_cache=True):
     """One full epoch under ``torchrun --nproc_per_node processes`` (``benchmarks.loader_epoch``):
-    the memory of every process and loader worker along the way."""
+    the memory of every process and loader worker along the way. ``index_cache``: the processes
+    share one memory-mapped annotation index, as the trainer's do by default
+    (``DATASET.INDEX_CACHE``); False: each parses the file."""
+    with tempfile.TemporaryDirectory(prefix="litepose-epoch-") as scratch:
+        return _epoch(root, processes, workers, points, input_size, batch_size, annotation_only,
+                      os.path.join(scratch, "annotation_index") if index_cache else None)
+
+
+def _epoch(root, processes, workers, points, input_size, batch_size, annotation_only, index_cache):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                "-m", "benchmarks.loader_epoch", "--root", os.path.abspath(root), "--workers", str(workers),
                "--input-size", str(input_size), "--batch-size", str(batch_size), "--points", str(points)]
@@ -339,12 +324,15 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", choices=PARTS, default=None, help="parts to run (default: all)")
     parser.add_argument("--checkpoint", help="checkpoint of experiments/synthetic/quickstart.yaml for 'valid'")
     parser.add_argument("--processes", type=int_range(1, 64), default=2,
-                        help="torchrun processes of 'memory' (--nproc_per_node)")
+                        help="torchrun processes of 'memory' (--nproc_per_node) and processes started together "
+                             "in 'index'")
     parser.add_argument("--workers", type=int_range(1, 64), default=4, help="loader workers per process of 'memory'")
     parser.add_argument("--input-size", type=input_size, default=512, help="input size of 'memory'")
     parser.add_argument("--points", type=int_range(1, 1000), default=16, help="memory samples across the epoch")
     parser.add_argument("--annotation-only", action="store_true",
                         help="'memory' reads every annotation but decodes no image (minutes instead of an hour)")
+    parser.add_argument("--no-index-cache", action="store_true",
+                        help="'memory': every process parses the annotation file (DATASET.INDEX_CACHE False)")
     parser.add_argument("--speed-batches", type=int_range(1, 100_000), default=12,
                         help="batches of 8 timed per size in 'speed'")
     parser.add_argument("--valid-images", type=int_range(1, 2500), default=20,
@@ -359,16 +347,12 @@ def main(argv=None):
     for part in parts:
         print(f"== {part}", flush=True)
         if part == "index":
-            # A fresh process: what every training process pays.
-            out = subprocess.run([sys.executable, "-c", "import json, sys; from benchmarks.data_scale import "
-                                  "measure_index; print(json.dumps(measure_index(sys.argv[1])))", args.root],
-                                 capture_output=True, text=True, check=False)
-            if out.returncode != 0:
-                raise DataError(f"index measurement failed: {out.stderr.strip().splitlines()[-1]}")
-            row = json.loads(out.stdout.strip().splitlines()[-1])
+            from benchmarks.index_cache import measure_index
+
+            row = {"part": "index", "rows": measure_index(args.root, args.processes, repeat=1)}
         elif part == "memory":
             row = measure_memory(args.root, args.processes, args.workers, args.points, args.input_size,
-                                 annotation_only=args.annotation_only)
+                                 annotation_only=args.annotation_only, index_cache=not args.no_index_cache)
         elif part == "speed":
             row = measure_speed(args.root, batches=args.speed_batches)
         elif part == "valid":

@@ -115,6 +115,33 @@ def measure_together(root, cache, processes, input_size=256):
             "total_pss_mb": round(sum(m[2] or 0 for m in memory) / 2**20)}
 
 
+def measure_index(root, processes=8, repeat=2, parsing_together=0):
+    """Every part, in fresh processes: one JSON row each (printed as it comes)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="litepose-index-cache-") as scratch:
+        cache = os.path.join(scratch, "single")
+        print("== build (first process of a run)", flush=True)
+        rows.append({"part": "build", **measure_one(root, cache)})
+        print(json.dumps(rows[-1]), flush=True)
+        for run in range(repeat):
+            for part in ("parse", "load"):
+                print(f"== {part} ({run + 1}/{repeat})", flush=True)
+                rows.append({"part": part, **measure_one(root, cache if part == "load" else None)})
+                print(json.dumps(rows[-1]), flush=True)
+        together = os.path.join(scratch, "together")
+        for state in ("empty cache", "built cache"):
+            print(f"== together: {processes} processes, {state}", flush=True)
+            rows.append({"part": "together", "cache": state,
+                         **measure_together(root, together, processes)})
+            print(json.dumps(rows[-1]), flush=True)
+        if parsing_together:
+            print(f"== together: {parsing_together} processes, no cache", flush=True)
+            row = measure_together(root, None, parsing_together)
+            rows.append({"part": "together", "cache": "none", **row})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="a dataset in COCO layout (make_synthetic_dataset --coco-scale)")
@@ -127,28 +154,7 @@ def main(argv=None):
     args = parse_args(parser, argv)
     if not os.path.isdir(args.root):
         raise DataError(f"dataset root not found: {args.root}")
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="litepose-index-cache-") as scratch:
-        cache = os.path.join(scratch, "single")
-        print("== build (first process of a run)", flush=True)
-        rows.append({"part": "build", **measure_one(args.root, cache)})
-        print(json.dumps(rows[-1]), flush=True)
-        for run in range(args.repeat):
-            for part in ("parse", "load"):
-                print(f"== {part} ({run + 1}/{args.repeat})", flush=True)
-                rows.append({"part": part, **measure_one(args.root, cache if part == "load" else None)})
-                print(json.dumps(rows[-1]), flush=True)
-        together = os.path.join(scratch, "together")
-        for state in ("empty cache", "built cache"):
-            print(f"== together: {args.processes} processes, {state}", flush=True)
-            rows.append({"part": "together", "cache": state,
-                         **measure_together(args.root, together, args.processes)})
-            print(json.dumps(rows[-1]), flush=True)
-        if args.parsing_together:
-            print(f"== together: {args.parsing_together} processes, no cache", flush=True)
-            row = measure_together(args.root, None, args.parsing_together)
-            rows.append({"part": "together", "cache": "none", **row})
-            print(json.dumps(rows[-1]), flush=True)
+    rows = measure_index(args.root, args.processes, args.repeat, args.parsing_together)
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     if args.output:
         with open(args.output, "a", encoding="utf-8") as handle:

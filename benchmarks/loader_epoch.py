@@ -42,7 +42,7 @@ class AnnotationOnly:
         anns, keypoints, sizes = self.dataset.people(self.dataset.image_ids[index])
         # What ignore_mask reads of the masked ones (their segmentation), short of decoding it.
         masked = sum(len(str(a.get("segmentation"))) for a in anns if a.get("iscrowd", 0) or keypoint_count(a) == 0)
-        return np.float64(keypoints.sum() + sizes.sum() + masked)
+        return {"annotations_read": np.float64(keypoints.sum() + sizes.sum() + masked)}
 
     def set_epoch(self, epoch):
         self.dataset.set_epoch(epoch)
@@ -58,7 +58,7 @@ def run_epoch(root, workers, size, batch_size, points, annotation_only=False, in
     ctx = setup_distributed(cfg)
     single_opencv_thread()
     start = time.perf_counter()
-    dataset = build_dataset(cfg, size, "train", augment=True, **({"index_cache": index_cache} if index_cache else {}))
+    dataset = build_dataset(cfg, size, "train", augment=True, index_cache=index_cache, log=lambda _line: None)
     built = time.perf_counter() - start
     if annotation_only:
         dataset = AnnotationOnly(dataset)
@@ -118,7 +118,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int_range(1, 4096), default=16, help="images per batch")
     parser.add_argument("--points", type=int_range(1, 1000), default=16, help="memory samples across the epoch")
     parser.add_argument("--annotation-only", action="store_true", help="read annotations, decode no image")
-    parser.add_argument("--index-cache", help="folder of the shared annotation index (as the trainer uses)")
+    parser.add_argument("--index-cache", help="folder of the annotation index the processes share (the trainer's: "
+                        "OUTPUT_DIR/.../annotation_index); without it each process parses the file")
     args = parse_args(parser, argv)
     rows = run_epoch(args.root, args.workers, args.input_size, args.batch_size, args.points, args.annotation_only,
                      args.index_cache)

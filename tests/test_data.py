@@ -333,7 +333,8 @@ def test_data_scale_benchmark_resumes_on_the_same_batch(tmp_path):
     assert other["image_ids"] != resumed["image_ids"]  # the check can tell batches apart
 
 
-def test_data_scale_memory_runs_one_whole_epoch_in_every_torchrun_process(tmp_path, capsys):
+@pytest.mark.parametrize("variant", [[], ["--annotation-only", "--no-index-cache"]], ids=["cached", "annotations"])
+def test_data_scale_memory_runs_one_whole_epoch_in_every_torchrun_process(tmp_path, capsys, variant):
     """``python -m benchmarks.data_scale --only memory``: each of 2 torchrun processes loads its
     whole share of the epoch with its workers, and the node total adds up every process."""
     from benchmarks.data_scale import dataset_config, main
@@ -345,7 +346,7 @@ def test_data_scale_memory_runs_one_whole_epoch_in_every_torchrun_process(tmp_pa
     out = tmp_path / "rows.jsonl"
     with pytest.raises(SystemExit) as done:
         run_cli(main, ["--root", str(root), "--only", "memory", "--workers", "2", "--input-size", "64",
-                       "--points", "2", "--output", str(out)])
+                       "--points", "2", "--output", str(out), *variant])
     assert done.value.code == 0, capsys.readouterr().out[-2000:]
     row = json.loads(out.read_text().splitlines()[-1])
     images = len(build_dataset(dataset_config(root), 64))
