@@ -24,14 +24,14 @@ from litepose.runtime.network import Network
 CFG = REPO / "experiments" / "synthetic" / "quickstart.yaml"
 ARCH = REPO / "mobile_configs" / "quickstart.json"
 SIZE = 64
-RUNNABLE = ("onnx", "openvino", "ncnn", "torchscript", "tflite")
+# Formats whose conversion takes long (LiteRT: seconds, most of it TensorFlow's import): their
+# tests are marked slow (python -m pytest -m slow runs them), as in tests/test_export_formats.py.
+SLOW = {"tflite"}
 
 
-def needs(fmt):
-    import importlib.util
-
-    missing = [package for module, package in formats.PACKAGES[fmt] if importlib.util.find_spec(module) is None]
-    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed (pip install -e '.[export]')")
+def param(*values):
+    """A parametrize case, marked slow when its format (the first value) is in ``SLOW``."""
+    return pytest.param(*values, marks=[pytest.mark.slow] if values[0] in SLOW else [])
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +44,44 @@ def tiny():
     return cfg, randomize_(build_model(cfg, str(ARCH)), 0).eval()
 
 
-@pytest.fixture(scope="module")
-def exports(tiny, tmp_path_factory):
-    """Each runnable format's export of the tiny model (with metadata), made once; a format whose
-    packages are missing (or whose conversion takes long: TFLite) is absent."""
+class Exports(dict):
+    """``{format: path}`` of the tiny model's exports (with metadata): the default run's formats
+    made at once where their packages are installed; a slow one (TFLite: its conversion takes
+    long) made the first time a test asks for it (``of``)."""
+
+    def __init__(self, cfg, model, folder):
+        super().__init__()
+        self.cfg, self.model, self.folder = cfg, model, folder
+        for fmt in ("onnx", "openvino", "ncnn", "torchscript"):
+            if installed(fmt):
+                self.make(fmt)
+
+    def make(self, fmt):
+        self[fmt] = self.folder / f"tiny{SUFFIXES[fmt]}"
+        export_checked(fmt, self.model, self[fmt], SIZE, cfg=self.cfg)
+
+    def of(self, fmt):
+        if fmt not in self and fmt in SLOW and installed(fmt):
+            self.make(fmt)
+        if fmt not in self:
+            pytest.skip(f"no {fmt} export here (its packages are not installed: pip install -e '.[export]')")
+        return self[fmt]
+
+
+def installed(fmt):
     import importlib.util
 
+    return all(importlib.util.find_spec(module) for module, _ in formats.PACKAGES[fmt])
+
+
+@pytest.fixture(scope="module")
+def exports(tiny, tmp_path_factory):
     cfg, model = tiny
-    folder = tmp_path_factory.mktemp("exports")
-    made = {}
-    for fmt in ("onnx", "openvino", "ncnn", "torchscript"):
-        if all(importlib.util.find_spec(module) for module, _ in formats.PACKAGES[fmt]):
-            made[fmt] = folder / f"tiny{SUFFIXES[fmt]}"
-            export_checked(fmt, model, made[fmt], SIZE, cfg=cfg)
-    return made
+    return Exports(cfg, model, tmp_path_factory.mktemp("exports"))
 
 
 def export_of(exports, fmt):
-    if fmt not in exports:
-        pytest.skip(f"no {fmt} export here (its packages are not installed, or it is slow: tests/test_export_formats)")
-    return exports[fmt]
+    return exports.of(fmt)
 
 
 # ----------------------------------------------------------------------------------- format
@@ -114,7 +132,7 @@ def test_metadata_round_trips_and_rejects_what_is_not_its_schema(tiny):
         ExportMetadata.from_json("{", "m.onnx")
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "ncnn"])
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "ncnn", param("tflite")])
 def test_metadata_and_people_need_no_pytorch(exports, fmt, tmp_path):
     """In an interpreter where importing torch fails: the export opens, its metadata reads, and
     ``from_exported(path)`` finds people (TorchScript is the one runtime that is PyTorch)."""
@@ -189,8 +207,29 @@ def _poison_torchscript(path):
     return name
 
 
+def _poison_tflite(path):
+    """NaN into the first float32 constant tensor (no operator writes it) whose bytes occur once
+    in the flatbuffer, found through the LiteRT interpreter's tensor table."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    written = {int(i) for op in interpreter._get_ops_details() for i in op["outputs"]}
+    written |= {d["index"] for d in interpreter.get_input_details()}
+    content = bytearray(path.read_bytes())
+    for detail in interpreter.get_tensor_details():
+        if detail["index"] in written or detail["dtype"] != np.float32 or int(np.prod(detail["shape"])) < 2:
+            continue
+        data = interpreter.get_tensor(detail["index"]).tobytes()
+        if content.count(data) == 1:
+            start = content.index(data)
+            content[start:start + 4] = np.float32(np.nan).tobytes()
+            path.write_bytes(bytes(content))
+            return detail["name"]
+
+
 @pytest.mark.parametrize("fmt,kind", [("onnx", "initializers"), ("openvino", "constants"), ("ncnn", "layers"),
-                                      ("torchscript", "parameters")])
+                                      ("torchscript", "parameters"), param("tflite", "tensors")])
 def test_every_runtime_refuses_non_finite_weights_naming_them(exports, fmt, kind, tmp_path):
     import shutil
 
