@@ -326,3 +326,18 @@ def test_tflite_constant_tensors_are_checked_and_written_ones_are_not():
         check_tflite_weights(Interpreter(), "m.tflite")
     Interpreter.tensors[2] = np.zeros(8, np.float32)
     check_tflite_weights(Interpreter(), "m.tflite")  # the NaN output tensor (written by an operator) is no weight
+
+
+def test_tflite_outputs_come_in_the_models_order_by_the_number_in_their_names():
+    """LiteRT lists output tensors in its own order: the network's outputs are put back in the
+    model's order from the converters' names (litert-torch, TensorFlow), 10 after 9."""
+    import random
+
+    from litepose.runtime.exported import _ordered_outputs
+
+    for names in ([f"serving_default_output_{i}_output" for i in range(12)],
+                  ["Identity"] + [f"Identity_{i}" for i in range(1, 12)],
+                  [f"StatefulPartitionedCall:{i}" for i in range(12)]):
+        shuffled = [{"name": name, "index": 100 - i} for i, name in enumerate(names)]
+        random.Random(0).shuffle(shuffled)
+        assert [d["name"] for d in _ordered_outputs(shuffled)] == names

@@ -22,6 +22,7 @@ Only the TorchScript backend imports PyTorch.
 """
 
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -266,12 +267,13 @@ class TfliteNetwork(Network):
 
 
 def _ordered_outputs(details):
-    """TFLite output details in the model's output order (``output0``, ``output1``, ...), which
-    converters name ``..._0``, ``..._1`` or ``Identity``, ``Identity_1``."""
+    """TFLite output details in the model's output order (``output0``, ``output1``, ...): by the
+    last number in each name, as converters number them (litert-torch
+    ``serving_default_output_0_output``, TensorFlow ``Identity``, ``Identity_1``,
+    ``StatefulPartitionedCall:1``; a name without a number first), numerically (10 after 9)."""
     def key(detail):
-        name = detail["name"]
-        tail = name.rsplit("_", 1)[-1].rsplit(":", 1)[-1]
-        return (int(tail) if tail.isdigit() else -1, name)
+        numbers = re.findall(r"\d+", detail["name"])
+        return (int(numbers[-1]) if numbers else -1, detail["name"])
 
     return sorted(details, key=key)
 
