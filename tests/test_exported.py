@@ -24,8 +24,8 @@ from litepose.runtime.network import Network
 CFG = REPO / "experiments" / "synthetic" / "quickstart.yaml"
 ARCH = REPO / "mobile_configs" / "quickstart.json"
 SIZE = 64
-# Formats whose conversion takes long (LiteRT: seconds, most of it TensorFlow's import): their
-# tests are marked slow (python -m pytest -m slow runs them), as in tests/test_export_formats.py.
+# Formats whose conversion takes long (LiteRT: litert-torch's import and conversion): their tests
+# are marked slow (python -m pytest -m slow runs them), as in tests/test_export_formats.py.
 SLOW = {"tflite"}
 
 
