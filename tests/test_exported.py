@@ -341,3 +341,42 @@ def test_tflite_outputs_come_in_the_models_order_by_the_number_in_their_names():
         shuffled = [{"name": name, "index": 100 - i} for i, name in enumerate(names)]
         random.Random(0).shuffle(shuffled)
         assert [d["name"] for d in _ordered_outputs(shuffled)] == names
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not installed("tflite"), reason="litert-torch, ai-edge-litert not installed (pip install -e '.[tflite]')")
+def test_a_fully_quantised_tflite_model_takes_and_gives_float32(tiny, tmp_path):
+    """litert-torch's PT2E INT8 quantisation with a quant_config gives an int8 input: the LiteRT
+    network quantises the float32 batch with the input's scale and zero point (and dequantises
+    integer outputs), so the pipeline runs it as any export, close to PyTorch."""
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    from litepose.deploy.export import _TupleOutputs
+    from litepose.deploy.formats import check_images, relative_difference
+    from litepose.deploy.fuse import fuse_bn
+    from litepose.estimator import PoseEstimator
+
+    cfg, model = tiny
+    x = check_images(SIZE, 4)[0]
+    program = torch.export.export(_TupleOutputs(fuse_bn(model)).eval(), (x[:1],)).module()
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+    program = quantize_pt2e.prepare_pt2e(program, quantizer)
+    with torch.no_grad():
+        for image in x:
+            program(image[None])  # calibration
+    program = quantize_pt2e.convert_pt2e(program, fold_quantize=False)
+    path = tmp_path / "int8.tflite"
+    litert_torch.convert(program, (x[:1],), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(
+        str(path))
+    network = open_network(path, threads=1)
+    assert network.input_quantization is not None and network.input_quantization[2] == np.int8
+    outputs = network(x.numpy())
+    assert all(o.dtype == np.float32 for o in outputs)
+    with torch.no_grad():
+        expected = model(x)
+    assert relative_difference(expected, outputs) < 0.3  # INT8 noise, not garbage (a wrong scale gives ~1)
+    people = PoseEstimator.from_exported(path, cfg=cfg)(np.full((SIZE, SIZE, 3), 128, np.uint8))
+    assert people.keypoints.shape[1:] == (17, 3)
