@@ -210,7 +210,7 @@ def test_export_tool_writes_and_refuses_to_overwrite(model, tmp_path, monkeypatc
     printed = capsys.readouterr().out
     assert exit_info.value.code == 0, printed
     assert "folded 31 BatchNorm layers" in printed and f"wrote {out}" in printed
-    assert "metadata: coco (17 joints), input size 64 dynamic, from " in printed
+    assert "metadata: coco (17 joints), float32, input size 64 dynamic, from " in printed
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(REPO / "tools" / "export.py"), run_name="__main__")
     err = capsys.readouterr().err

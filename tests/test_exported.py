@@ -132,6 +132,23 @@ def test_metadata_round_trips_and_rejects_what_is_not_its_schema(tiny):
         ExportMetadata.from_json("{", "m.onnx")
 
 
+def test_quantised_metadata_says_how_and_version_1_without_it_reads_as_float(tiny):
+    cfg, model = tiny
+    quantization = {"precision": "int8", "tool": "onnxruntime", "settings": {"per_channel": True},
+                    "kept_float": {"op_types": ["ConvTranspose"]}, "calibration": {"images": 4, "input_size": SIZE}}
+    meta = build_metadata(cfg, "onnx", (SIZE, SIZE), True, output_names=["output0"], quantization=quantization)
+    data = json.loads(meta.to_json())
+    assert data["litepose_metadata_version"] == 1 and data["quantization"] == quantization
+    assert ExportMetadata.from_json(meta.to_json()) == meta and meta.precision == "int8"
+    # Exports written before the field (version 1 without it) read as the float exports they are.
+    older = {k: v for k, v in data.items() if k != "quantization"}
+    assert ExportMetadata.from_json(json.dumps(older)).precision == "float32"
+    assert ExportMetadata.from_json(json.dumps({**older, "half": True})).precision == "float16"
+    for broken in ({"tool": "onnxruntime"}, ["int8"], "int8"):
+        with pytest.raises(ModelFileError, match="m.onnx: LitePose metadata is malformed"):
+            ExportMetadata.from_json(json.dumps({**data, "quantization": broken}), "m.onnx")
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "openvino", "ncnn", param("tflite")])
 def test_metadata_and_people_need_no_pytorch(exports, fmt, tmp_path):
     """In an interpreter where importing torch fails: the export opens, its metadata reads, and

@@ -33,11 +33,25 @@ from .metadata import EXTRA_FILE, KEY, ExportMetadata, read_sidecar
 from .network import Network
 
 FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
+# What an export of each format can be (``litepose export``'s --dynamic and --fp16): any input
+# size, and float16. Here, beside the list, so that the command's help imports no PyTorch.
+DYNAMIC_FORMATS = ("onnx", "openvino", "ncnn", "torchscript")
+HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
 # Packages each runtime needs (import name, PyPI name).
 RUNTIME_PACKAGES = {"onnx": [("onnxruntime", "onnxruntime")], "openvino": [("openvino", "openvino")],
                     "tflite": [("ai_edge_litert", "ai-edge-litert")], "ncnn": [("ncnn", "ncnn")],
                     "torchscript": [("torch", "torch")], "coreml": []}
 NCNN_MAGIC = "7767517"
+
+
+def export_option_problem(fmt, half=False, dynamic=False):
+    """What is wrong with exporting to ``fmt`` in float16 (``half``) or with any input size
+    (``dynamic``), in one line, or None."""
+    if half and fmt not in HALF_FORMATS:
+        return f"--fp16 is not available for {fmt} (only {', '.join(HALF_FORMATS)})"
+    if dynamic and fmt not in DYNAMIC_FORMATS:
+        return f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: {', '.join(DYNAMIC_FORMATS)})"
+    return None
 
 
 def detect_format(path):
