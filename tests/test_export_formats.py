@@ -25,8 +25,8 @@ from litepose.models import build_model
 SIZE = 64
 CFG = REPO / "experiments" / "synthetic" / "quickstart.yaml"
 ARCH = REPO / "mobile_configs" / "quickstart.json"
-# Formats whose conversion takes long here (LiteRT: about 20 s for the tiny model, most of it
-# TensorFlow's import): excluded from the default run (python -m pytest -m slow runs them).
+# Formats whose conversion takes long here (LiteRT: about 9 s for the tiny model, litert-torch's
+# import with JAX and its conversion): excluded from the default run (python -m pytest -m slow).
 SLOW_FORMATS = {"tflite"}
 # Dynamic input (the default where the runtime has it) is checked at a second, non-square size.
 DYNAMIC = set(formats.DYNAMIC_FORMATS)
