@@ -5,20 +5,20 @@
 
 Parts (``--only`` picks some; each prints one JSON line and a summary, all go to ``--output``):
 
-- ``index``: time (wall clock and CPU time, which a busy machine disturbs less) and resident
-  memory (RSS) of loading and indexing the training annotation file, as each training process
-  does (``build_dataset``), measured in a fresh process;
-- ``memory``: RSS and USS (unique memory: what the process would free on exit) of the main
-  process and of ``--workers`` loader workers, sampled ``--points`` times across one full epoch
-  of the training set in which each worker reads every annotation of its images as a sample
-  does (``KeypointDataset.people`` and the ignore regions' segmentations) but decodes no image
-  (an *annotation-only epoch*: the copy-on-write growth comes from touching the index's Python
-  objects, and a real epoch of 64k images does not fit this machine's budget), then the same
-  across ``--samples`` real samples (images decoded, augmented, warped);
+- ``index``: the annotation index per training process (``benchmarks.index_cache``, fresh
+  processes): parsed by the process, built into the run's cache, or memory-mapped from it; and
+  ``--processes`` processes started at once on an empty and on a built cache;
+- ``memory``: one full training epoch under ``torchrun --nproc_per_node --processes`` with
+  ``--workers`` loader workers each, at ``--input-size`` (``benchmarks.loader_epoch``: each
+  process builds its data as the trainer does and runs no training step): RSS, USS (unique
+  memory: what copy-on-write has copied) and PSS of every process and worker at ``--points``
+  points, and the node's total PSS; the processes share the index cache as the trainer's do
+  (``--no-index-cache``: each parses). ``--annotation-only`` decodes no image (minutes, not an hour);
 - ``speed``: images/s of one loader worker (full samples, ``--speed-batches`` batches of 8) at
-  input 512 and 256;
+  input 512 and 256, by the wall clock and per second of the worker's CPU time;
 - ``valid``: ``valid.py`` at 512 with flip on ``--valid-images`` and twice as many validation
-  images: seconds per image (the difference of the two runs, so start-up cancels) and results
+  images: seconds per image, by the wall clock and in CPU time (the difference of the two runs,
+  so start-up cancels) and results
   size, extrapolated linearly to 5,000 images, and each run's peak RSS;
 - ``placement``: the quickstart's CPU training epoch (160 images, one worker, one thread) with
   targets rendered by the training process and by the loader worker, interleaved;
@@ -38,7 +38,7 @@ import tempfile
 import time
 
 from litepose.errors import DataError
-from litepose.cli import int_range, parse_args, run_cli
+from litepose.cli import input_size, int_range, parse_args, run_cli
 
 QUICKSTART = "experiments/synthetic/quickstart.yaml"
 PARTS = ("index", "memory", "speed", "valid", "resume", "placement")
@@ -66,51 +66,7 @@ def _mb(value):
     return round((value or 0) / 2**20)
 
 
-def rss_now():
-    import psutil
-
-    return psutil.Process().memory_info().rss
-
-
-def measure_index(root, input_size=256):
-    """Load and index the training annotations as ``build_dataset`` does, in this process."""
-    from litepose.data.build import build_dataset
-
-    cfg = dataset_config(root)
-    __import__("pycocotools.mask")  # imported on a sample's first mask; not the index's memory
-    before = rss_now()
-    start, cpu = time.perf_counter(), time.process_time()
-    dataset = build_dataset(cfg, input_size)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    after = rss_now()
-    ann_file = dataset.annotations.ann_file
-    return {"part": "index", "annotation_file_mb": round(os.path.getsize(ann_file) / 2**20, 1),
-            "training_images": len(dataset), "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
-            "rss_before_mb": round(before / 2**20), "rss_after_mb": round(after / 2**20),
-            "index_rss_mb": round((after - before) / 2**20)}
-
-
-class AnnotationOnly:
-    """A ``KeypointDataset`` read as a sample reads its annotations, without decoding images."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, index):
-        import numpy as np
-
-        from litepose.data.coco_format import keypoint_count
-
-        anns, keypoints, sizes = self.dataset.people(self.dataset.image_ids[index])
-        # What ignore_mask reads of the masked ones (their segmentation), short of decoding it.
-        masked = sum(len(str(a.get("segmentation"))) for a in anns if a.get("iscrowd", 0) or keypoint_count(a) == 0)
-        return np.float64(keypoints.sum() + sizes.sum() + masked)
-
-
-def _sample_loader(loader, points, limit=None, progress=None):
+def sample_loader(loader, points, limit=None, progress=None):
     """Iterate ``loader``; at ``points`` evenly spaced batches record main and worker memory."""
     import psutil
 
@@ -119,7 +75,9 @@ def _sample_loader(loader, points, limit=None, progress=None):
     marks = {max(1, round(total * (k + 1) / points)) for k in range(points)}
     curve = []
     start = time.perf_counter()
-    for count, _batch in enumerate(loader, start=1):
+    for count, batch in enumerate(loader, start=1):
+        if isinstance(batch, dict) and "error" in batch:
+            raise DataError(batch["error"])
         if count in marks:
             workers = [memory_of(child) for child in me.children()]
             rss, uss, pss = memory_of(me)
@@ -130,53 +88,81 @@ def _sample_loader(loader, points, limit=None, progress=None):
                           "worker_pss_mb": [_mb(w[2]) for w in workers],
                           "total_pss_mb": _mb((pss or 0) + sum(w[2] or 0 for w in workers))})
             if progress:
-                print(f"  {count}/{total} batches: {curve[-1]}", flush=True)
+                seconds = curve[-1]["seconds"]
+                print(f"  {count}/{total} batches, {seconds:.0f} s, {count * loader.batch_size / seconds:.1f} images/s "
+                      f"here: {curve[-1]}", flush=True)
         if count >= total:
             break
     return curve
 
 
-def measure_memory(root, workers=4, points=8, samples=2000, input_size=256, batch_size=16):
-    """Main and worker memory across an annotation-only epoch and ``samples`` real samples."""
-    from torch.utils.data import DataLoader
+def measure_memory(root, processes=2, workers=4, points=16, input_size=512, batch_size=16, annotation_only=False,
+                   index_cache=True):
+    """One full epoch under ``torchrun --nproc_per_node processes`` (``benchmarks.loader_epoch``):
+    the memory of every process and loader worker along the way. ``index_cache``: the processes
+    share one memory-mapped annotation index, as the trainer's do by default
+    (``DATASET.INDEX_CACHE``); False: each parses the file."""
+    with tempfile.TemporaryDirectory(prefix="litepose-epoch-") as scratch:
+        return _epoch(root, processes, workers, points, input_size, batch_size, annotation_only,
+                      os.path.join(scratch, "annotation_index") if index_cache else None)
 
-    from litepose.data.build import build_dataset, build_loader, set_loader_epoch, single_opencv_thread
 
-    single_opencv_thread()
-    dataset = build_dataset(dataset_config(root), input_size)
-    touch = DataLoader(AnnotationOnly(dataset), batch_size=64, shuffle=True, num_workers=workers,
-                       generator=__import__("torch").Generator().manual_seed(0))
-    print(f"annotation-only epoch: {len(dataset)} images, {workers} workers", flush=True)
-    epoch = _sample_loader(touch, points, progress=True)
-    loader = build_loader(dataset, batch_size, workers)
-    set_loader_epoch(loader, 0)
-    print(f"real samples: {samples} at {input_size}px, {workers} workers", flush=True)
-    real = _sample_loader(loader, points, limit=max(1, samples // batch_size), progress=True)
-    return {"part": "memory", "workers": workers, "training_images": len(dataset),
-            "annotation_only_epoch": epoch, "real_samples": samples, "real_input_size": input_size, "real": real}
+def _epoch(root, processes, workers, points, input_size, batch_size, annotation_only, index_cache):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+               "-m", "benchmarks.loader_epoch", "--root", os.path.abspath(root), "--workers", str(workers),
+               "--input-size", str(input_size), "--batch-size", str(batch_size), "--points", str(points)]
+    command += ["--annotation-only"] * annotation_only + (["--index-cache", index_cache] if index_cache else [])
+    lines = []
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1")) as process:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if not line.startswith("{"):
+                print(line, end="", flush=True)
+            del lines[:-50]  # the last lines are all an error report needs
+    if process.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        raise DataError(f"the loader epoch failed (exit {process.returncode}): {lines[-1] if lines else ''}")
+    return json.loads(lines[-1])
 
 
 def measure_speed(root, sizes=(512, 256), batches=12, batch_size=8, warmup=2):
-    """Images/s of one loader worker per input size (full samples; targets are not built here)."""
+    """Images/s of one loader worker per input size (full samples; targets are not built here):
+    by the wall clock, and per second of the worker's CPU time (what one free core would give,
+    which a busy machine disturbs less)."""
+    import psutil
+
     from litepose.data.build import build_dataset, build_loader, iterate_loader, set_loader_epoch, \
         single_opencv_thread
 
+    def worker_cpu():
+        return sum(sum(child.cpu_times()[:2]) for child in psutil.Process().children())
+
     single_opencv_thread()
     cfg = dataset_config(root)
-    rates = {}
+    rates, per_core = {}, {}
     for size in sizes:
         dataset = build_dataset(cfg, size)
         loader = build_loader(dataset, batch_size, workers=1)
         set_loader_epoch(loader, 0)
-        start = None
+        start = cpu = None
         for count, _batch in enumerate(iterate_loader(loader)):
             if count == warmup:
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), worker_cpu()
             if count == warmup + batches:
+                seconds, cpu = time.perf_counter() - start, worker_cpu() - cpu
                 break
-        rates[str(size)] = round(batches * batch_size / (time.perf_counter() - start), 2)
-        print(f"  {size}px: {rates[str(size)]} images/s per worker", flush=True)
-    return {"part": "speed", "images_per_s_per_worker": rates, "batch_size": batch_size, "batches": batches}
+        rates[str(size)] = round(batches * batch_size / seconds, 2)
+        per_core[str(size)] = round(batches * batch_size / cpu, 2)
+        print(f"  {size}px: {rates[str(size)]} images/s per worker, {per_core[str(size)]} per CPU second", flush=True)
+    return {"part": "speed", "images_per_s_per_worker": rates, "images_per_cpu_s": per_core,
+            "batch_size": batch_size, "batches": batches}
+
+
+def _children_cpu():
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _valid_run(root, checkpoint, limit, out):
@@ -185,7 +171,7 @@ def _valid_run(root, checkpoint, limit, out):
     command = [sys.executable, "valid.py", "--cfg", QUICKSTART, "--limit", str(limit), "--input-size", "512",
                "--output-dir", out, "DATASET.ROOT", os.path.abspath(root), "DATASET.SYNTHETIC", "False",
                "DATASET.TEST", "val", "TEST.FLIP_TEST", "True", "TEST.MODEL_FILE", checkpoint]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _children_cpu()
     process = psutil.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
     while process.poll() is None:
@@ -195,12 +181,13 @@ def _valid_run(root, checkpoint, limit, out):
             break
         time.sleep(0.2)
     output = process.stdout.read()
-    seconds = time.perf_counter() - start
+    process.wait()
+    seconds, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if process.returncode != 0:
         raise DataError(f"valid.py failed: {output.strip().splitlines()[-1] if output.strip() else process.returncode}")
     results = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.endswith(".json")]
     size = max((os.path.getsize(p) for p in results), default=0)
-    return seconds, peak, size
+    return seconds, peak, size, cpu
 
 
 def measure_valid(root, checkpoint, images=20):
@@ -208,10 +195,12 @@ def measure_valid(root, checkpoint, images=20):
         small = _valid_run(root, checkpoint, images, os.path.join(scratch, "a"))
         large = _valid_run(root, checkpoint, 2 * images, os.path.join(scratch, "b"))
     per_image = (large[0] - small[0]) / images
+    cpu_per_image = (large[3] - small[3]) / images
     startup = small[0] - per_image * images
     result_bytes = (large[2] - small[2]) / images
     return {"part": "valid", "images": [images, 2 * images], "seconds": [round(small[0], 1), round(large[0], 1)],
-            "s_per_image": round(per_image, 3), "startup_s": round(startup, 1),
+            "s_per_image": round(per_image, 3), "cpu_s_per_image": round(cpu_per_image, 3),
+            "startup_s": round(startup, 1),
             "peak_rss_mb": [round(small[1] / 2**20), round(large[1] / 2**20)],
             "results_bytes_per_image": round(result_bytes),
             # Peak memory follows the largest image, not the count (results are the only state
@@ -334,22 +323,22 @@ def main(argv=None):
     parser.add_argument("--root", required=True, help="a dataset in COCO layout (make_synthetic_dataset --coco-scale)")
     parser.add_argument("--only", nargs="+", choices=PARTS, default=None, help="parts to run (default: all)")
     parser.add_argument("--checkpoint", help="checkpoint of experiments/synthetic/quickstart.yaml for 'valid'")
-    parser.add_argument("--workers", type=int_range(0, 1024), default=4, help="loader workers for 'memory'")
-    parser.add_argument("--points", type=int_range(1, 10_000), default=8, help="memory samples across each loader pass")
-    parser.add_argument("--samples", type=int_range(1, 10_000_000), default=2000,
-                        help="real samples loaded in 'memory'")
+    parser.add_argument("--processes", type=int_range(1, 64), default=2,
+                        help="torchrun processes of 'memory' (--nproc_per_node) and processes started together "
+                             "in 'index'")
+    parser.add_argument("--workers", type=int_range(1, 64), default=4, help="loader workers per process of 'memory'")
+    parser.add_argument("--input-size", type=input_size, default=512, help="input size of 'memory'")
+    parser.add_argument("--points", type=int_range(1, 1000), default=16, help="memory samples across the epoch")
+    parser.add_argument("--annotation-only", action="store_true",
+                        help="'memory' reads every annotation but decodes no image (minutes instead of an hour)")
+    parser.add_argument("--no-index-cache", action="store_true",
+                        help="'memory': every process parses the annotation file (DATASET.INDEX_CACHE False)")
     parser.add_argument("--speed-batches", type=int_range(1, 100_000), default=12,
                         help="batches of 8 timed per size in 'speed'")
-    parser.add_argument("--valid-images", type=int_range(1, 1_000_000), default=20,
+    parser.add_argument("--valid-images", type=int_range(1, 2500), default=20,
                         help="images of the smaller 'valid' run")
     parser.add_argument("--output", help="append the JSON lines to this file")
     args = parse_args(parser, argv)
-    for name, value, low, high in (("--workers", args.workers, 1, 64), ("--points", args.points, 1, 1000),
-                                   ("--samples", args.samples, 1, 10**7), ("--speed-batches", args.speed_batches, 1,
-                                                                            10**5),
-                                   ("--valid-images", args.valid_images, 1, 2500)):
-        if not low <= value <= high:
-            parser.error(f"{name} must be between {low} and {high}, got {value}")
     if not os.path.isdir(args.root):
         raise DataError(f"dataset root not found: {args.root}")
     parts = args.only or list(PARTS)
@@ -358,15 +347,12 @@ def main(argv=None):
     for part in parts:
         print(f"== {part}", flush=True)
         if part == "index":
-            # A fresh process: what every training process pays.
-            out = subprocess.run([sys.executable, "-c", "import json, sys; from benchmarks.data_scale import "
-                                  "measure_index; print(json.dumps(measure_index(sys.argv[1])))", args.root],
-                                 capture_output=True, text=True, check=False)
-            if out.returncode != 0:
-                raise DataError(f"index measurement failed: {out.stderr.strip().splitlines()[-1]}")
-            row = json.loads(out.stdout.strip().splitlines()[-1])
+            from benchmarks.index_cache import measure_index
+
+            row = {"part": "index", "rows": measure_index(args.root, args.processes, repeat=1)}
         elif part == "memory":
-            row = measure_memory(args.root, args.workers, args.points, args.samples)
+            row = measure_memory(args.root, args.processes, args.workers, args.points, args.input_size,
+                                 annotation_only=args.annotation_only, index_cache=not args.no_index_cache)
         elif part == "speed":
             row = measure_speed(args.root, batches=args.speed_batches)
         elif part == "valid":

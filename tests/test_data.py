@@ -331,3 +331,31 @@ def test_data_scale_benchmark_resumes_on_the_same_batch(tmp_path):
     assert uninterrupted == resumed and len(uninterrupted["image_ids"]) == 4
     other = resumed_batch_digest(*args[:2], 6, *args[3:], False)
     assert other["image_ids"] != resumed["image_ids"]  # the check can tell batches apart
+
+
+@pytest.mark.parametrize("variant", [[], ["--annotation-only", "--no-index-cache"]], ids=["cached", "annotations"])
+def test_data_scale_memory_runs_one_whole_epoch_in_every_torchrun_process(tmp_path, capsys, variant):
+    """``python -m benchmarks.data_scale --only memory``: each of 2 torchrun processes loads its
+    whole share of the epoch with its workers, and the node total adds up every process."""
+    from benchmarks.data_scale import dataset_config, main
+    from litepose.cli import run_cli
+    from litepose.data.build import build_dataset
+
+    root = tmp_path / "c"
+    generate_synthetic_dataset(root, {"train": 300}, seed=1, show_progress=False, coco_scale=True, pool_images=3)
+    out = tmp_path / "rows.jsonl"
+    with pytest.raises(SystemExit) as done:
+        run_cli(main, ["--root", str(root), "--only", "memory", "--workers", "2", "--input-size", "64",
+                       "--points", "2", "--output", str(out), *variant])
+    assert done.value.code == 0, capsys.readouterr().out[-2000:]
+    row = json.loads(out.read_text().splitlines()[-1])
+    images = len(build_dataset(dataset_config(root), 64))
+    per_rank = images // 2 // 16 * 16
+    assert [r["rank"] for r in row["processes_rows"]] == [0, 1]
+    assert [r["images"] for r in row["processes_rows"]] == [per_rank, per_rank]
+    for rank in row["processes_rows"]:
+        halfway, end = (point["batches"] for point in rank["curve"])
+        assert 0 < halfway < end == per_rank // 16  # sampled along the epoch, and at its last batch
+        assert all(len(point["worker_uss_mb"]) == 2 and min(point["worker_rss_mb"]) > 0 for point in rank["curve"])
+    agent = row["processes_rows"][0]["agent"]["pss_mb"]
+    assert row["node_total_pss_mb"][-1] == agent + sum(r["curve"][-1]["total_pss_mb"] for r in row["processes_rows"])

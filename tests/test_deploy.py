@@ -274,27 +274,69 @@ def test_export_tool_fails_and_writes_nothing_above_tolerance(xs_checkpoint, tmp
 
 
 # ------------------------------------------------------------------ tools/quantize.py
-@pytest.mark.skipif(__import__("importlib").util.find_spec("onnxruntime") is None, reason="onnxruntime absent")
-def test_quantize_interrupted_exits_130_and_keeps_the_int8_model_it_made(tmp_path, synthetic_root, monkeypatch,
-                                                                         capsys):
+def _installed(*modules):
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+@pytest.mark.skipif(not _installed("onnx", "onnxruntime"), reason="onnxruntime absent")
+def test_quantize_writes_its_models_with_the_exports_metadata_and_an_interrupt_keeps_them(tmp_path, synthetic_root,
+                                                                                           monkeypatch, capsys):
+    """INT8 (ONNX Runtime; OpenVINO where nncf is installed) and float16 models, each written as
+    soon as it is made with the metadata ``litepose export`` gives the checkpoint plus how it was
+    quantised, so that ``from_exported(path)`` needs nothing else; Ctrl-C after they are made
+    (before AP and latency) keeps them."""
+    import numpy as np
+
     import litepose.deploy.quantize
+    from litepose import PoseEstimator
+    from litepose.arch import default_input_size
+    from litepose.deploy.formats import export_metadata
+    from litepose.runtime.exported import open_network
 
     torch.manual_seed(0)
     cfg = load_config("experiments/synthetic/quickstart.yaml")
+    model = build_model(cfg, "mobile_configs/quickstart.json").eval()
     checkpoint = tmp_path / "tiny.pth"
-    torch.save(build_model(cfg, "mobile_configs/quickstart.json").state_dict(), checkpoint)
+    torch.save(model.state_dict(), checkpoint)
+    size = default_input_size(cfg, model)
+    with torch.no_grad():
+        outputs = len(model(torch.zeros(1, 3, size, size)))
 
-    def interrupt(*args, **kwargs):  # Ctrl-C after the INT8 model is made, before AP and latency
+    def interrupt(*args, **kwargs):  # Ctrl-C after the models are made, before AP and latency
         raise KeyboardInterrupt
 
     monkeypatch.setattr(litepose.deploy.quantize, "measure_errors", interrupt)
+    runtimes = ["onnx"] + (["openvino"] if _installed("openvino", "nncf") else [])
     out = tmp_path / "int8"
     done = run_script_in_process("tools/quantize.py", [
         "--cfg", "experiments/synthetic/quickstart.yaml", "--superconfig", "mobile_configs/quickstart.json",
         "DATASET.ROOT", str(synthetic_root), "TEST.MODEL_FILE", str(checkpoint), "--output-dir", str(out),
-        "--runtime", "onnx", "--calibration-images", "4"], capsys)
+        "--runtime", *runtimes, "--fp16", "--calibration-images", "4", "--exclude-op-types", "ConvTranspose"], capsys)
     assert done.returncode == 130 and done.stderr.strip().splitlines()[-1] == "interrupted", done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["litepose-int8.onnx"]
-    from litepose.runtime.exported import open_network
-
-    assert open_network(out / "litepose-int8.onnx").format == "onnx"  # complete, not a partial file
+    made = {"litepose-int8.onnx": ("onnx", "int8", "onnxruntime", {"op_types": ["ConvTranspose"], "nodes": [],
+                                                                     "patterns": []}),
+            "litepose-fp16.onnx": ("onnx", "float16", None, None)}
+    if "openvino" in runtimes:
+        made["litepose-int8.xml"] = ("openvino", "int8", "nncf", {"types": [], "names": [], "patterns": []})
+    assert sorted(p.name for p in out.iterdir()) == sorted(list(made) + (["litepose-int8.bin"] if len(made) > 2 else []))
+    frame = np.full((96, 160, 3), 128, np.uint8)
+    for name, (fmt, precision, tool, kept_float) in made.items():
+        meta = open_network(out / name).metadata
+        assert meta is not None and meta.format == fmt and meta.precision == precision, name
+        quantization = meta.quantization
+        if tool is None:
+            assert quantization is None and meta.half
+        else:
+            assert quantization["tool"] == tool and quantization["kept_float"] == kept_float
+            assert quantization["calibration"] == {"images": 4, "input_size": size, "split": cfg.DATASET.TRAIN,
+                                                   "augment": True, "seed": 0}
+            assert tool in meta.producer
+        # What litepose export writes for this checkpoint (dataset, joints, input, test settings,
+        # architecture, checkpoint and its sha256), plus how the model was quantised.
+        assert meta == export_metadata(cfg, fmt, (size, size), True, precision == "float16", outputs, model,
+                                       checkpoint, quantization)
+        estimator = PoseEstimator.from_exported(out / name, threads=1)
+        assert estimator.settings.input_size == size and estimator(frame).keypoints.shape[1:] == (17, 3)
+        assert estimator.network.metadata == meta

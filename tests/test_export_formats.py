@@ -25,8 +25,8 @@ from litepose.models import build_model
 SIZE = 64
 CFG = REPO / "experiments" / "synthetic" / "quickstart.yaml"
 ARCH = REPO / "mobile_configs" / "quickstart.json"
-# Formats whose conversion takes long here (LiteRT: about 20 s for the tiny model, most of it
-# TensorFlow's import): excluded from the default run (python -m pytest -m slow runs them).
+# Formats whose conversion takes long here (LiteRT: about 9 s for the tiny model, litert-torch's
+# import with JAX and its conversion): excluded from the default run (python -m pytest -m slow).
 SLOW_FORMATS = {"tflite"}
 # Dynamic input (the default where the runtime has it) is checked at a second, non-square size.
 DYNAMIC = set(formats.DYNAMIC_FORMATS)
@@ -210,7 +210,7 @@ def test_export_tool_writes_and_refuses_to_overwrite(model, tmp_path, monkeypatc
     printed = capsys.readouterr().out
     assert exit_info.value.code == 0, printed
     assert "folded 31 BatchNorm layers" in printed and f"wrote {out}" in printed
-    assert "metadata: coco (17 joints), input size 64 dynamic, from " in printed
+    assert "metadata: coco (17 joints), float32, input size 64 dynamic, from " in printed
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(str(REPO / "tools" / "export.py"), run_name="__main__")
     err = capsys.readouterr().err

@@ -24,14 +24,14 @@ from litepose.runtime.network import Network
 CFG = REPO / "experiments" / "synthetic" / "quickstart.yaml"
 ARCH = REPO / "mobile_configs" / "quickstart.json"
 SIZE = 64
-RUNNABLE = ("onnx", "openvino", "ncnn", "torchscript", "tflite")
+# Formats whose conversion takes long (LiteRT: litert-torch's import and conversion): their tests
+# are marked slow (python -m pytest -m slow runs them), as in tests/test_export_formats.py.
+SLOW = {"tflite"}
 
 
-def needs(fmt):
-    import importlib.util
-
-    missing = [package for module, package in formats.PACKAGES[fmt] if importlib.util.find_spec(module) is None]
-    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed (pip install -e '.[export]')")
+def param(*values):
+    """A parametrize case, marked slow when its format (the first value) is in ``SLOW``."""
+    return pytest.param(*values, marks=[pytest.mark.slow] if values[0] in SLOW else [])
 
 
 @pytest.fixture(scope="module")
@@ -44,26 +44,44 @@ def tiny():
     return cfg, randomize_(build_model(cfg, str(ARCH)), 0).eval()
 
 
-@pytest.fixture(scope="module")
-def exports(tiny, tmp_path_factory):
-    """Each runnable format's export of the tiny model (with metadata), made once; a format whose
-    packages are missing (or whose conversion takes long: TFLite) is absent."""
+class Exports(dict):
+    """``{format: path}`` of the tiny model's exports (with metadata): the default run's formats
+    made at once where their packages are installed; a slow one (TFLite: its conversion takes
+    long) made the first time a test asks for it (``of``)."""
+
+    def __init__(self, cfg, model, folder):
+        super().__init__()
+        self.cfg, self.model, self.folder = cfg, model, folder
+        for fmt in ("onnx", "openvino", "ncnn", "torchscript"):
+            if installed(fmt):
+                self.make(fmt)
+
+    def make(self, fmt):
+        self[fmt] = self.folder / f"tiny{SUFFIXES[fmt]}"
+        export_checked(fmt, self.model, self[fmt], SIZE, cfg=self.cfg)
+
+    def of(self, fmt):
+        if fmt not in self and fmt in SLOW and installed(fmt):
+            self.make(fmt)
+        if fmt not in self:
+            pytest.skip(f"no {fmt} export here (its packages are not installed: pip install -e '.[export]')")
+        return self[fmt]
+
+
+def installed(fmt):
     import importlib.util
 
+    return all(importlib.util.find_spec(module) for module, _ in formats.PACKAGES[fmt])
+
+
+@pytest.fixture(scope="module")
+def exports(tiny, tmp_path_factory):
     cfg, model = tiny
-    folder = tmp_path_factory.mktemp("exports")
-    made = {}
-    for fmt in ("onnx", "openvino", "ncnn", "torchscript"):
-        if all(importlib.util.find_spec(module) for module, _ in formats.PACKAGES[fmt]):
-            made[fmt] = folder / f"tiny{SUFFIXES[fmt]}"
-            export_checked(fmt, model, made[fmt], SIZE, cfg=cfg)
-    return made
+    return Exports(cfg, model, tmp_path_factory.mktemp("exports"))
 
 
 def export_of(exports, fmt):
-    if fmt not in exports:
-        pytest.skip(f"no {fmt} export here (its packages are not installed, or it is slow: tests/test_export_formats)")
-    return exports[fmt]
+    return exports.of(fmt)
 
 
 # ----------------------------------------------------------------------------------- format
@@ -114,7 +132,24 @@ def test_metadata_round_trips_and_rejects_what_is_not_its_schema(tiny):
         ExportMetadata.from_json("{", "m.onnx")
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "openvino", "ncnn"])
+def test_quantised_metadata_says_how_and_version_1_without_it_reads_as_float(tiny):
+    cfg, model = tiny
+    quantization = {"precision": "int8", "tool": "onnxruntime", "settings": {"per_channel": True},
+                    "kept_float": {"op_types": ["ConvTranspose"]}, "calibration": {"images": 4, "input_size": SIZE}}
+    meta = build_metadata(cfg, "onnx", (SIZE, SIZE), True, output_names=["output0"], quantization=quantization)
+    data = json.loads(meta.to_json())
+    assert data["litepose_metadata_version"] == 1 and data["quantization"] == quantization
+    assert ExportMetadata.from_json(meta.to_json()) == meta and meta.precision == "int8"
+    # Exports written before the field (version 1 without it) read as the float exports they are.
+    older = {k: v for k, v in data.items() if k != "quantization"}
+    assert ExportMetadata.from_json(json.dumps(older)).precision == "float32"
+    assert ExportMetadata.from_json(json.dumps({**older, "half": True})).precision == "float16"
+    for broken in ({"tool": "onnxruntime"}, ["int8"], "int8"):
+        with pytest.raises(ModelFileError, match="m.onnx: LitePose metadata is malformed"):
+            ExportMetadata.from_json(json.dumps({**data, "quantization": broken}), "m.onnx")
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "openvino", "ncnn", param("tflite")])
 def test_metadata_and_people_need_no_pytorch(exports, fmt, tmp_path):
     """In an interpreter where importing torch fails: the export opens, its metadata reads, and
     ``from_exported(path)`` finds people (TorchScript is the one runtime that is PyTorch)."""
@@ -189,8 +224,29 @@ def _poison_torchscript(path):
     return name
 
 
+def _poison_tflite(path):
+    """NaN into the first float32 constant tensor (no operator writes it) whose bytes occur once
+    in the flatbuffer, found through the LiteRT interpreter's tensor table."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    written = {int(i) for op in interpreter._get_ops_details() for i in op["outputs"]}
+    written |= {d["index"] for d in interpreter.get_input_details()}
+    content = bytearray(path.read_bytes())
+    for detail in interpreter.get_tensor_details():
+        if detail["index"] in written or detail["dtype"] != np.float32 or int(np.prod(detail["shape"])) < 2:
+            continue
+        data = interpreter.get_tensor(detail["index"]).tobytes()
+        if content.count(data) == 1:
+            start = content.index(data)
+            content[start:start + 4] = np.float32(np.nan).tobytes()
+            path.write_bytes(bytes(content))
+            return detail["name"]
+
+
 @pytest.mark.parametrize("fmt,kind", [("onnx", "initializers"), ("openvino", "constants"), ("ncnn", "layers"),
-                                      ("torchscript", "parameters")])
+                                      ("torchscript", "parameters"), param("tflite", "tensors")])
 def test_every_runtime_refuses_non_finite_weights_naming_them(exports, fmt, kind, tmp_path):
     import shutil
 
@@ -287,3 +343,57 @@ def test_tflite_constant_tensors_are_checked_and_written_ones_are_not():
         check_tflite_weights(Interpreter(), "m.tflite")
     Interpreter.tensors[2] = np.zeros(8, np.float32)
     check_tflite_weights(Interpreter(), "m.tflite")  # the NaN output tensor (written by an operator) is no weight
+
+
+def test_tflite_outputs_come_in_the_models_order_by_the_number_in_their_names():
+    """LiteRT lists output tensors in its own order: the network's outputs are put back in the
+    model's order from the converters' names (litert-torch, TensorFlow), 10 after 9."""
+    import random
+
+    from litepose.runtime.exported import _ordered_outputs
+
+    for names in ([f"serving_default_output_{i}_output" for i in range(12)],
+                  ["Identity"] + [f"Identity_{i}" for i in range(1, 12)],
+                  [f"StatefulPartitionedCall:{i}" for i in range(12)]):
+        shuffled = [{"name": name, "index": 100 - i} for i, name in enumerate(names)]
+        random.Random(0).shuffle(shuffled)
+        assert [d["name"] for d in _ordered_outputs(shuffled)] == names
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not installed("tflite"), reason="litert-torch, ai-edge-litert not installed (pip install -e '.[tflite]')")
+def test_a_fully_quantised_tflite_model_takes_and_gives_float32(tiny, tmp_path):
+    """litert-torch's PT2E INT8 quantisation with a quant_config gives an int8 input: the LiteRT
+    network quantises the float32 batch with the input's scale and zero point (and dequantises
+    integer outputs), so the pipeline runs it as any export, close to PyTorch."""
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    from litepose.deploy.export import _TupleOutputs
+    from litepose.deploy.formats import check_images, relative_difference
+    from litepose.deploy.fuse import fuse_bn
+    from litepose.estimator import PoseEstimator
+
+    cfg, model = tiny
+    x = check_images(SIZE, 4)[0]
+    program = torch.export.export(_TupleOutputs(fuse_bn(model)).eval(), (x[:1],)).module()
+    quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+        pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+    program = quantize_pt2e.prepare_pt2e(program, quantizer)
+    with torch.no_grad():
+        for image in x:
+            program(image[None])  # calibration
+    program = quantize_pt2e.convert_pt2e(program, fold_quantize=False)
+    path = tmp_path / "int8.tflite"
+    litert_torch.convert(program, (x[:1],), quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)).export(
+        str(path))
+    network = open_network(path, threads=1)
+    assert network.input_quantization is not None and network.input_quantization[2] == np.int8
+    outputs = network(x.numpy())
+    assert all(o.dtype == np.float32 for o in outputs)
+    with torch.no_grad():
+        expected = model(x)
+    assert relative_difference(expected, outputs) < 0.3  # INT8 noise, not garbage (a wrong scale gives ~1)
+    people = PoseEstimator.from_exported(path, cfg=cfg)(np.full((SIZE, SIZE, 3), 128, np.uint8))
+    assert people.keypoints.shape[1:] == (17, 3)

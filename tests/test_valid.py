@@ -183,6 +183,41 @@ def test_an_onnx_export_evaluates_to_the_checkpoints_results(trained_like, tmp_p
     assert tables["export"] == tables["checkpoint"]
 
 
+@pytest.mark.skipif(__import__("importlib").util.find_spec("onnxruntime") is None, reason="onnxruntime absent")
+@needs_fixtures
+def test_a_fixed_size_export_is_evaluated_letterboxed_as_the_estimator_runs_it(trained_like, tmp_path):
+    """A fixed-size export (TFLite always, others with --fixed) takes only its own input size:
+    evaluate letterboxes each image to it, giving the people that the export's PoseEstimator
+    (valid.py's settings: uncapped, unfiltered) finds, instead of refusing the image's size."""
+    from litepose import PoseEstimator
+    from litepose.data.coco_format import read_image
+    from litepose.deploy import export_onnx, fuse_bn
+    from litepose.runtime.exported import open_network
+
+    cfg, model, _ = trained_like
+    fixed = tmp_path / "fixed.onnx"
+    fixed.write_bytes(export_onnx(fuse_bn(model), 128))  # input fixed to 1x3x128x128
+    network = open_network(fixed)
+    assert network.fixed_hw == (128, 128)
+    result = evaluate(cfg, network, progress=False)
+    assert result.input_size == 128 and result.nonfinite == 0 and not result.unreadable
+    estimator = PoseEstimator.from_exported(fixed, cfg=cfg, max_people=None, max_detections=None,
+                                            min_person_score=None, person_nms=None, hide_outside=False)
+    found = _people(result.results)
+    total = 0
+    for image_id in result.image_ids:
+        image = read_image(CROWD / "images" / f"{image_id}.jpg")
+        assert max(image.shape[:2]) > 128  # the image is letterboxed, not given at its size
+        expected = estimator(image, color="rgb")
+        people = found.get(image_id, [])
+        assert len(people) == len(expected.scores)
+        for (score, keypoints), want_score, want in zip(people, expected.scores, expected.keypoints):
+            assert score == pytest.approx(want_score, abs=1e-6)
+            np.testing.assert_allclose(keypoints, want, atol=1e-4, rtol=0)
+        total += len(people)
+    assert total > 0
+
+
 @needs_fixtures
 def test_evaluate_counts_the_images_on_which_a_network_gives_nan(trained_like):
     from litepose.runtime.network import Network

@@ -36,13 +36,10 @@ SHARED_IMAGES = os.path.join("..", "shared", "data", "coco_mini", "images")
 
 
 def main(argv=None):
-    from litepose.arch import default_input_size
-    from litepose.deploy.export import MAX_OPSET, MIN_OPSET, ExportError
-    from litepose.deploy.formats import (DYNAMIC_FORMATS, FORMATS, check_outputs, default_output, export_checked,
-                                         require, versions)
-    from litepose.errors import CheckpointError, LitePoseError
-    from litepose.models import load_model
-    from litepose.utils.limits import input_size_problem
+    # The parser and the argument checks import no PyTorch (--help and bad arguments answer at
+    # once, and without it); the exporter is imported once the arguments are good.
+    from litepose.errors import LitePoseError
+    from litepose.runtime.exported import DYNAMIC_FORMATS, FORMATS, HALF_FORMATS, export_option_problem
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.formatter_class = DefaultsShown
@@ -57,9 +54,9 @@ def main(argv=None):
                            help="fix the input to --input-size (frames are then letterboxed to it)")
     size_kind.add_argument("--dynamic", action="store_true",
                            help=f"any input size: the default for {', '.join(DYNAMIC_FORMATS)}")
-    parser.add_argument("--fp16", action="store_true", help="float16 model (onnx, openvino, ncnn, coreml)")
+    parser.add_argument("--fp16", action="store_true", help=f"float16 model ({', '.join(HALF_FORMATS)})")
     parser.add_argument("--opset", type=int_range(1, 100), default=17,
-                        help=f"ONNX opset (onnx; {MIN_OPSET} to {MAX_OPSET})")
+                        help="ONNX opset (onnx; one of those this PyTorch's exporter writes)")
     parser.add_argument("--tolerance", type=number_range(0), default=None,
                         help="largest accepted |export - PyTorch| / max |PyTorch| (default 1e-3, 3e-2 with --fp16)")
     parser.add_argument("--images", metavar="DIR", default=None,
@@ -74,13 +71,20 @@ def main(argv=None):
     # argparse types above, the rest here, one line each.
     if args.time and args.format == "coreml":
         raise LitePoseError("--time: Core ML models run only on macOS")
-    if args.dynamic and args.format not in DYNAMIC_FORMATS:
-        raise LitePoseError(f"--dynamic is not available for {args.format} (its input size is fixed; dynamic: "
-                            f"{', '.join(DYNAMIC_FORMATS)})")
-    if args.format == "onnx" and not MIN_OPSET <= args.opset <= MAX_OPSET:
-        raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
-                          f"got {args.opset}")
+    problem = export_option_problem(args.format, args.fp16, args.dynamic)
+    if problem:
+        raise LitePoseError(problem)
     dynamic = args.format in DYNAMIC_FORMATS and not args.fixed
+
+    from litepose.arch import default_input_size
+    from litepose.deploy.export import ExportError, check_opset
+    from litepose.deploy.formats import check_outputs, default_output, export_checked, require, versions
+    from litepose.errors import CheckpointError
+    from litepose.models import load_model
+    from litepose.utils.limits import input_size_problem
+
+    if args.format == "onnx":
+        check_opset(args.opset)  # PyTorch's own bounds
 
     cfg = load_cli_config(args)
     if not cfg.TEST.MODEL_FILE:

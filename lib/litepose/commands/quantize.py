@@ -15,8 +15,12 @@ float32, INT8 (and float16 / bfloat16 with --fp16), the AP of ``litepose valid``
 the written files), the largest output difference relative to PyTorch, and the network's median
 and p90 latency on a 1x3xSxS input, all variants interleaved round by round.
 
-Each INT8 (and float16) model is checked against PyTorch and written as soon as it is made;
-Ctrl-C then stops the run with one line and exit status 130, keeping the models written.
+Each INT8 (and float16) model is written as soon as it is made, as ``litepose export`` writes
+an export: with the same metadata (dataset, joints, input size, test settings, architecture,
+checkpoint; and how it was quantised and calibrated), run in its runtime against PyTorch first,
+moved into place only then. So ``litepose valid TEST.MODEL_FILE int8/litepose-int8.onnx``,
+``litepose demo --model int8/litepose-int8.xml`` and ``PoseEstimator.from_exported`` need nothing
+else. Ctrl-C stops the run with one line and exit status 130, keeping the models written.
 
 The same command as a script, from the repository: ``python tools/quantize.py ...``.
 """
@@ -28,6 +32,8 @@ from litepose.cli import (POSITIVE, THREADS, DefaultsShown, config_parser, input
                                 parse_args, regex, run_inputs)
 from litepose.commands.export import SHARED_IMAGES
 
+# The models written into --output-dir, by build_variants' key (OpenVINO's .bin beside its .xml).
+MODEL_FILES = {"onnx_int8": "litepose-int8.onnx", "onnx_fp16": "litepose-fp16.onnx", "openvino_int8": "litepose-int8.xml"}
 # Calibration images are held in memory as float32 [N, 3, S, S]: a count and a byte limit.
 MAX_CALIBRATION_IMAGES = 10_000
 MAX_CALIBRATION_BYTES = 4 * 2**30
@@ -38,13 +44,7 @@ def main(argv=None):
     import json
     import platform
 
-    from litepose.arch import default_input_size
-    from litepose.deploy.export import ExportError
-    from litepose.deploy.formats import check_images, require, versions
-    from litepose.deploy.quantize import (build_variants, calibration_images, measure_errors, measure_latency,
-                                          onnx_runner, openvino_runner, relative_error, report_table)
-    from litepose.models import load_model
-    from litepose.utils.io import atomic_write_bytes, atomic_write_text, check_output_file
+    from litepose.utils.io import atomic_write_text, check_output_file
 
     parser = config_parser(__doc__.splitlines()[0])
     parser.formatter_class = DefaultsShown
@@ -74,10 +74,17 @@ def main(argv=None):
                         help="measure AP (--no-evaluate: latency and output error only)")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files")
     args = parse_args(parser, argv)
+    # The parser imports no PyTorch (--help and bad arguments answer at once); the work does.
+    from litepose.arch import default_input_size
+    from litepose.deploy.export import ExportError
+    from litepose.deploy.formats import check_images, export_checked, output_files, require, versions
+    from litepose.deploy.quantize import (CHECK_TOLERANCE, build_variants, calibration_images, measure_errors,
+                                          measure_latency, report_table, save_model)
+    from litepose.models import load_model
 
-    outputs = {"onnx": ["litepose-int8.onnx"] + (["litepose-fp16.onnx"] if args.fp16 else []),
-               "openvino": ["litepose-int8.xml", "litepose-int8.bin"]}
-    paths = [os.path.join(args.output_dir, name) for runtime in args.runtime for name in outputs[runtime]]
+    models = {key: os.path.join(args.output_dir, name) for key, name in MODEL_FILES.items()
+              if key.split("_")[0] in args.runtime and (args.fp16 or not key.endswith("fp16"))}
+    paths = [p for key, path in models.items() for p in output_files(key.split("_")[0], path)]
     paths += [os.path.join(args.output_dir, name) for name in ("report.md", "report.json")]
     cfg = load_cli_config(args)
     for path in paths:
@@ -98,31 +105,31 @@ def main(argv=None):
         raise ExportError(f"--calibration-images {args.calibration_images} at {size}x{size} would hold "
                           f"{held / 2**30:.1f} GiB of images in memory (limit {MAX_CALIBRATION_BYTES / 2**30:.0f} GiB); "
                           "give fewer")
-    check, source = check_images(size, 4, SHARED_IMAGES if os.path.isdir(SHARED_IMAGES) else None)
+    image_dir = SHARED_IMAGES if os.path.isdir(SHARED_IMAGES) else None
+    check, source = check_images(size, 4, image_dir)
     print(f"calibration: {args.calibration_images} training images at {size}x{size}")
-    images = calibration_images(cfg, size, args.calibration_images)
+    calibration = {"split": cfg.DATASET.TRAIN, "augment": True, "seed": 0}
+    images = calibration_images(cfg, size, args.calibration_images, seed=calibration["seed"],
+                                augment=calibration["augment"])
     os.makedirs(args.output_dir, exist_ok=True)
-    written = []
 
-    def keep(key, artefact):
-        """Check a quantised model against PyTorch, then write it at once (an interruption keeps it)."""
-        run = openvino_runner(artefact) if key.startswith("openvino") else onnx_runner(artefact)
-        error = relative_error(model, run, check.numpy())
-        if not error < 1.0:
-            raise ExportError(f"the {key.replace('_', ' ')} model differs from PyTorch by {error:.3g} of its largest "
-                              f"output (a broken quantisation); it was not written")
-        name = {"onnx_int8": "litepose-int8.onnx", "onnx_fp16": "litepose-fp16.onnx"}.get(key)
-        if name:
-            atomic_write_bytes(os.path.join(args.output_dir, name), artefact)
-            written.append(name)
-        else:
-            written.extend(save_openvino(artefact, args.output_dir, "litepose-int8"))
-        print(f"wrote {', '.join(os.path.join(args.output_dir, n) for n in written[-2 if name is None else -1:])}")
+    def keep(key, artefact, quantization):
+        """Write a quantised model at once (an interruption keeps it) through the exporter: with
+        its metadata, checked in its runtime against PyTorch, moved into place."""
+        fmt = key.split("_")[0]
+        print(f"{MODEL_FILES[key]}: {quantization['precision'] if quantization else 'float16'} for {fmt}")
+        report = export_checked(fmt, model, models[key], size, cfg=cfg,
+                                checkpoint=cfg.TEST.MODEL_FILE, half=key.endswith("fp16"), dynamic=True,
+                                tolerance=CHECK_TOLERANCE, force=args.force, image_dir=image_dir, num_images=len(check),
+                                inputs=run_inputs(args, cfg), write=lambda path: save_model(artefact, path),
+                                quantization=quantization)
+        for line in report.lines():
+            print(f"  {line}")
 
     variants, artefacts = build_variants(model, images, args.runtime, args.fp16, args.exclude_op_types,
                                          args.exclude_nodes, args.ignored_types, args.ignored_names,
                                          exclude_patterns=args.exclude_patterns,
-                                         ignored_patterns=args.ignored_patterns, built=keep)
+                                         ignored_patterns=args.ignored_patterns, built=keep, calibration=calibration)
     measure_errors(model, variants, check.numpy())
     for variant in variants:
         print(f"max |{variant.label} {variant.precision} - PyTorch| / max |PyTorch| on {source}: {variant.error:.3g}")
@@ -184,19 +191,3 @@ def measure_ap(cfg, variants, input_size, limit=None, threads=None, log=print, p
     finally:
         torch.set_num_threads(previous)
 
-
-def save_openvino(ov_model, directory, stem):
-    """Save an OpenVINO model as STEM.xml + STEM.bin, each file atomically."""
-    import shutil
-    import tempfile
-
-    import openvino as ov
-
-    work = tempfile.mkdtemp(prefix=f".{stem}.", suffix=".tmp", dir=directory)
-    try:
-        ov.save_model(ov_model, os.path.join(work, stem + ".xml"), compress_to_fp16=False)
-        for suffix in (".xml", ".bin"):
-            os.replace(os.path.join(work, stem + suffix), os.path.join(directory, stem + suffix))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return [stem + ".xml", stem + ".bin"]

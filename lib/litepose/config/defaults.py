@@ -122,6 +122,10 @@ _C.DATASET.MAX_UNREADABLE_IMAGES = 100
 # New, default off (the release ignores the padding outside the source image): count that
 # padding as background in the heatmap loss. BENCHMARKS.md has its measured effect.
 _C.DATASET.PAD_AS_BACKGROUND = False
+# New: training indexes each annotation file once per run, saved under OUTPUT_DIR's run folder
+# (annotation_index/) and memory-mapped by all its processes and restarts; False: every process
+# parses the file itself. The samples are the same either way.
+_C.DATASET.INDEX_CACHE = True
 
 _C.TRAIN = CN()
 _C.TRAIN.LR_FACTOR = 0.1

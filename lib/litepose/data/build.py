@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from ..errors import ConfigError, DataError
 from .coco_format import CROWDPOSE_NAMES, KeypointAnnotations, dataset_files, keypoint_info_from_config
 from .dataset import KeypointDataset, check_batch, collate_samples
+from .index_cache import cached_annotation_index
 from .synthetic import ensure_synthetic_dataset
 from .targets import TargetConfig, WorkerTargets, prepare_batch
 from .transforms import AugmentConfig
@@ -31,11 +32,14 @@ def ensure_dataset(cfg, show_progress=True):
     return False
 
 
-def build_dataset(cfg, input_size, split="train", augment=True, seed=None):
+def build_dataset(cfg, input_size, split="train", augment=True, seed=None, index_cache=None, log=None, warn=None):
     """A ``KeypointDataset`` of the configured training (``split='train'``) or test set.
 
     ``augment`` applies the configured random affine and flip; without it every image is its
-    centred square (validation loss). ``seed`` defaults to ``TRAIN.SEED``.
+    centred square (validation loss). ``seed`` defaults to ``TRAIN.SEED``. ``index_cache``: a
+    folder where the annotation index is built once and memory-mapped by every process that
+    passes the same folder (``index_cache.cached_annotation_index``, whose ``log`` and ``warn``
+    these are); None parses the annotation file here.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -44,7 +48,10 @@ def build_dataset(cfg, input_size, split="train", augment=True, seed=None):
     if info.num_joints != cfg.DATASET.NUM_JOINTS:
         raise DataError(f"dataset '{info.name}' has {info.num_joints} joints but DATASET.NUM_JOINTS is "
                         f"{cfg.DATASET.NUM_JOINTS}")
-    annotations = KeypointAnnotations(ann_file, image_dir, info)
+    if index_cache:
+        annotations = cached_annotation_index(ann_file, image_dir, info, index_cache, log=log, warn=warn)
+    else:
+        annotations = KeypointAnnotations(ann_file, image_dir, info)
     dataset = KeypointDataset(
         annotations, input_size, cfg.DATASET.MAX_NUM_PEOPLE,
         augment=AugmentConfig.from_config(cfg) if augment else None,

@@ -10,8 +10,10 @@ Any other COCO-format keypoint dataset is given by ``DATASET.{TRAIN,TEST}_ANN_FI
 Training (datasets and targets) and evaluation both read datasets through this module.
 """
 
+import io
 import math
 import os
+import pickle
 import stat
 from collections import defaultdict
 
@@ -74,6 +76,16 @@ def dataset_files(cfg, split_kind):
     return ann_file, image_dir
 
 
+def check_dataset_paths(ann_file, image_dir):
+    """A ``DataError`` naming the annotation file or image folder that is missing or of the wrong kind."""
+    problem = path_problem(ann_file, "annotation file")
+    if problem:
+        raise DataError(problem)
+    if not os.path.isdir(image_dir):
+        raise DataError(f"image folder not found: {image_dir}"
+                        if not os.path.exists(image_dir) else f"image folder is not a folder: {image_dir}")
+
+
 class KeypointAnnotations:
     """A COCO-format keypoint annotation file and its image folder.
 
@@ -85,12 +97,7 @@ class KeypointAnnotations:
         self.ann_file = os.fspath(ann_file)
         self.image_dir = os.fspath(image_dir)
         self.info = keypoint_info
-        problem = path_problem(self.ann_file, "annotation file")
-        if problem:
-            raise DataError(problem)
-        if not os.path.isdir(self.image_dir):
-            raise DataError(f"image folder not found: {self.image_dir}"
-                            if not os.path.exists(self.image_dir) else f"image folder is not a folder: {self.image_dir}")
+        check_dataset_paths(self.ann_file, self.image_dir)
         self.data = load_json(self.ann_file, DataError, "annotation file", max_bytes=MAX_ANNOTATION_BYTES)
         self._index()
 
@@ -138,6 +145,11 @@ class KeypointAnnotations:
         return PackedAnnotations(self, self.image_ids if image_ids is None else image_ids)
 
 
+class IndexFileError(ValueError):
+    """A saved ``PackedAnnotations`` that cannot be used (missing, truncated, altered, of another
+    format or another annotation file): the message says what is wrong."""
+
+
 class PackedAnnotations:
     """What a training sample reads of a ``KeypointAnnotations``, packed once into NumPy buffers.
 
@@ -148,47 +160,193 @@ class PackedAnnotations:
     annotations are one pickled byte string in a shared buffer, unpickled when a sample is
     loaded: the same dicts in the same order, except that segmentations are kept only where
     training decodes them (crowd regions and people without keypoints, ``dataset.ignore_mask``).
+
+    Images are found by id through a sorted array (``np.searchsorted``) where every id is an
+    integer, through a dict otherwise (string ids). ``save`` writes the buffers as ``.npy`` files
+    and ``load`` memory-maps them read-only, so the processes of a node share one copy in the
+    page cache (``litepose.data.index_cache``). The pickles are read back by an unpickler that
+    builds JSON values only: a saved index that names a class or function is refused.
     """
 
+    FORMAT = 1  # of the saved files; a saved index of another format is not read
+    _ARRAYS = ("ids", "names", "counts", "ends", "blob")
+
     def __init__(self, annotations, image_ids):
-        import pickle
-
-        import numpy as np
-
         self.ann_file, self.image_dir, self.info = annotations.ann_file, annotations.image_dir, annotations.info
-        self.image_ids = list(image_ids)
-        self._row = {image_id: row for row, image_id in enumerate(self.image_ids)}
-        names = [annotations.images[i]["file_name"].encode("utf-8") for i in self.image_ids]
-        self._names = np.array(names, dtype=bytes)
-        blobs, counts = [], np.zeros(len(self.image_ids), dtype=np.int32)
-        for row, image_id in enumerate(self.image_ids):
+        image_ids = list(image_ids)
+        names = [annotations.images[i]["file_name"].encode("utf-8") for i in image_ids]
+        blobs, counts = [], np.zeros(len(image_ids), dtype=np.int32)
+        for row, image_id in enumerate(image_ids):
             anns = annotations.annotations(image_id)
             counts[row] = len(anns)
             kept = [ann if ann.get("iscrowd", 0) or keypoint_count(ann) == 0
                     else {k: v for k, v in ann.items() if k != "segmentation"} for ann in anns]
             blobs.append(pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL) if anns else b"")
-        self._counts = counts
-        self._ends = np.cumsum([len(b) for b in blobs], dtype=np.int64)
-        self._blob = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+        self._arrays = {"names": np.array(names, dtype=bytes), "counts": counts,
+                        "ends": np.cumsum([len(b) for b in blobs], dtype=np.int64),
+                        "blob": np.frombuffer(b"".join(blobs), dtype=np.uint8)}
+        self._set_ids(image_ids, _int64_ids(image_ids))
+
+    def _set_ids(self, image_ids, ids):
+        """``image_ids`` (a list), and ``ids``, the same as an int64 array or None (not all integers)."""
+        self.image_ids = image_ids
+        self._names, self._counts = self._arrays["names"], self._arrays["counts"]
+        self._ends, self._blob = self._arrays["ends"], self._arrays["blob"]
+        self._lookup = self._order = self._sorted = None
+        if ids is None:
+            self._lookup = {image_id: row for row, image_id in enumerate(image_ids)}
+        else:
+            self._arrays["ids"] = ids
+            if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+                self._order = np.argsort(ids, kind="stable")
+                self._sorted = ids[self._order]
+            else:
+                self._sorted = ids
+
+    def _row(self, image_id):
+        if self._lookup is not None:
+            return self._lookup[image_id]
+        if type(image_id) is not int and not isinstance(image_id, np.integer):
+            raise KeyError(image_id)
+        try:
+            position = int(np.searchsorted(self._sorted, image_id))
+        except OverflowError:  # beyond int64: not an id here
+            raise KeyError(image_id) from None
+        if position == len(self._sorted) or self._sorted[position] != image_id:
+            raise KeyError(image_id)
+        return position if self._order is None else int(self._order[position])
 
     def __len__(self):
         return len(self.image_ids)
 
+    def _rows(self, image_ids):
+        """Rows of a list of ids at once (``KeyError`` for one not here)."""
+        wanted = None
+        if self._lookup is None and len(self._sorted) and all(type(i) is int for i in image_ids):
+            try:
+                wanted = np.array(image_ids, dtype=np.int64)
+            except OverflowError:
+                pass
+        if wanted is None:
+            return np.array([self._row(i) for i in image_ids], dtype=np.int64)
+        positions = np.minimum(np.searchsorted(self._sorted, wanted), len(self._sorted) - 1)
+        found = self._sorted[positions] == wanted
+        if not found.all():
+            raise KeyError(image_ids[int(np.argmin(found))])
+        return positions if self._order is None else self._order[positions]
+
     def image_path(self, image_id):
-        return os.path.join(self.image_dir, self._names[self._row[image_id]].decode("utf-8"))
+        return os.path.join(self.image_dir, self._names[self._row(image_id)].decode("utf-8"))
+
+    def image_paths(self, image_ids):
+        """``image_path`` of each of ``image_ids`` (a list), at once."""
+        names = self._names[self._rows(image_ids)].tolist()
+        return [os.path.join(self.image_dir, name.decode("utf-8")) for name in names]
 
     def has_annotations(self, image_id):
-        return bool(self._counts[self._row[image_id]])
+        return bool(self._counts[self._row(image_id)])
+
+    def annotated_ids(self):
+        """The ids of the images with at least one annotation, in this index's order."""
+        return [self.image_ids[row] for row in np.flatnonzero(np.asarray(self._counts)).tolist()]
 
     def annotations(self, image_id):
         """The image's annotations as ``KeypointAnnotations.annotations`` gives them (fresh dicts)."""
-        import pickle
-
-        row = self._row[image_id]
+        row = self._row(image_id)
         if not self._counts[row]:
             return []
         start = int(self._ends[row - 1]) if row else 0
-        return pickle.loads(self._blob[start:int(self._ends[row])].tobytes())
+        try:
+            return _JsonUnpickler(io.BytesIO(self._blob[start:int(self._ends[row])].tobytes())).load()
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise DataError(f"{self.ann_file}: the annotation index of image {_short(image_id)} holds something "
+                            f"other than its annotations ({exc})") from None
+
+    def save(self, folder, key=None):
+        """Write the index into the existing ``folder``: one ``.npy`` file per buffer (the ids
+        too where they are all integers), then ``index.json`` with the rest (string ids), each
+        buffer's CRC-32 and ``key`` (what the index was built from), each file flushed to disk.
+        ``OSError`` where a file cannot be written."""
+        import json
+        import zlib
+
+        arrays = {}
+        for name, array in self._arrays.items():
+            path = os.path.join(folder, f"{name}.npy")
+            with open(path, "wb") as handle:
+                np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            arrays[name] = {"dtype": array.dtype.str, "shape": list(array.shape), "crc32": zlib.crc32(array)}
+        meta = {"format": self.FORMAT, "key": key, "images": len(self.image_ids), "arrays": arrays,
+                "image_ids": None if "ids" in self._arrays else self.image_ids}
+        with open(os.path.join(folder, "index.json"), "w", encoding="utf-8") as handle:
+            json.dump(meta, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    @classmethod
+    def load(cls, folder, ann_file, image_dir, info, key=None):
+        """The index ``save`` wrote in ``folder``, its buffers memory-mapped read-only, for
+        ``ann_file`` and its images in ``image_dir``. ``IndexFileError`` saying what is wrong
+        when a file is missing, truncated or altered (CRC-32), of another format, or when its
+        key is not ``key``."""
+        import zlib
+
+        try:
+            meta = load_json(os.path.join(folder, "index.json"), IndexFileError, "index", MAX_ANNOTATION_BYTES)
+            if not isinstance(meta, dict) or meta.get("format") != cls.FORMAT:
+                raise IndexFileError(f"format {meta.get('format') if isinstance(meta, dict) else '?'}, "
+                                     f"expected {cls.FORMAT}")
+            if meta.get("key") != key:
+                raise IndexFileError("built from another annotation file or with other settings")
+            count, specs, image_ids = meta["images"], meta["arrays"], meta["image_ids"]
+            expected = set(cls._ARRAYS) - ({"ids"} if image_ids is not None else set())
+            if set(specs) != expected or (image_ids is not None and len(image_ids) != count):
+                raise IndexFileError("index.json lists other buffers")
+            arrays = {}
+            for name, spec in specs.items():
+                array = np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r", allow_pickle=False)
+                if array.dtype.str != spec["dtype"] or list(array.shape) != spec["shape"]:
+                    raise IndexFileError(f"{name}.npy holds {array.dtype.str} {list(array.shape)}, "
+                                         f"not {spec['dtype']} {spec['shape']}")
+                if array.size and zlib.crc32(array) != spec["crc32"]:
+                    raise IndexFileError(f"{name}.npy is altered (CRC-32)")
+                arrays[name] = array
+        except IndexFileError:
+            raise
+        except FileNotFoundError as exc:
+            raise IndexFileError(f"{os.path.basename(exc.filename or '?')} is missing") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # truncated, not JSON, ...
+            raise IndexFileError(f"unreadable ({type(exc).__name__}: {str(exc)[:120]})") from None
+        ends = arrays["ends"]
+        if any(arrays[name].shape != (count,) for name in ("names", "counts", "ends", "ids") if name in arrays) \
+                or arrays["blob"].shape != ((int(ends[-1]),) if count else (0,)):
+            raise IndexFileError("buffers of inconsistent sizes")
+        packed = cls.__new__(cls)
+        packed.ann_file, packed.image_dir, packed.info = os.fspath(ann_file), os.fspath(image_dir), info
+        packed._arrays = arrays
+        ids = arrays.get("ids")
+        packed._set_ids(ids.tolist() if ids is not None else image_ids, ids)
+        return packed
+
+
+class _JsonUnpickler(pickle.Unpickler):
+    """Unpickles JSON values only (dicts, lists, strings, numbers, None, booleans): a pickle that
+    names any class or function, as an altered index file could, is refused."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"it names {module}.{name}")
+
+
+def _int64_ids(image_ids):
+    """``image_ids`` as an int64 array when all are integers that fit, else None."""
+    if not all(type(i) is int for i in image_ids):
+        return None
+    try:
+        return np.array(image_ids, dtype=np.int64)
+    except OverflowError:
+        return None
 
 
 _NUMBER_TYPES = frozenset((int, float))

@@ -81,7 +81,8 @@ class KeypointDataset(Dataset):
     """Samples of a ``KeypointAnnotations`` set at ``input_size`` (square).
 
     Args:
-        annotations: a ``litepose.data.coco_format.KeypointAnnotations``.
+        annotations: a ``litepose.data.coco_format.KeypointAnnotations``, or its
+            ``PackedAnnotations`` (``litepose.data.index_cache`` loads one from a cache).
         input_size: side of the network input in pixels.
         max_people: people kept per image (``DATASET.MAX_NUM_PEOPLE``): the first ones, in file
             order, as the release.
@@ -114,11 +115,13 @@ class KeypointDataset(Dataset):
         self.epoch = 0
         self.flip_index = list(annotations.info.flip_index)
         self.num_joints = annotations.info.num_joints
-        ids = annotations.image_ids
-        if require_people:
-            ids = [i for i in ids if annotations.has_annotations(i)]
+        # Workers share the packed index instead of copying the parsed file's objects.
+        if isinstance(annotations, KeypointAnnotations):
+            annotations = self.annotations = annotations.packed()
+        ids = annotations.annotated_ids() if require_people else annotations.image_ids
         self.max_unreadable = int(max_unreadable)
-        missing = [i for i in ids if not os.path.isfile(annotations.image_path(i))]
+        paths = annotations.image_paths(ids)
+        missing = [i for i, path in zip(ids, paths) if not os.path.isfile(path)]
         if len(missing) > self.max_unreadable:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             limit = f"; at most {self.max_unreadable} may be missing" if self.max_unreadable else ""
@@ -126,9 +129,6 @@ class KeypointDataset(Dataset):
         self.missing = [annotations.image_path(i) for i in missing]
         absent = set(missing)
         self.image_ids = [i for i in ids if i not in absent]
-        # Workers share the packed index instead of copying the parsed file's objects.
-        if isinstance(annotations, KeypointAnnotations):
-            self.annotations = annotations.packed(self.image_ids)
 
     def set_epoch(self, epoch):
         """Select the epoch's augmentation (call before iterating; workers copy the dataset)."""

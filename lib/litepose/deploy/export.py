@@ -56,15 +56,20 @@ def example_input(input_size, batch_size=1, device="cpu", seed=0):
     return torch.randn(batch_size, 3, height, width, generator=generator).to(device)
 
 
+def check_opset(opset):
+    """``ExportError`` (one line) unless ``opset`` is one this PyTorch's exporter writes."""
+    if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
+                          f"got {opset}")
+
+
 @torch.no_grad()
 def export_onnx(model, input_size, dynamic=False, opset=DEFAULT_OPSET):
     """The ONNX bytes of ``model`` (eval mode, CPU) for a ``[1, 3, H, W]`` input.
 
     ``dynamic``: batch, height and width are dynamic axes (any multiple of 32 then works).
     """
-    if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ExportError(f"--opset must be between {MIN_OPSET} and {MAX_OPSET} (the opsets this PyTorch exports), "
-                          f"got {opset}")
+    check_opset(opset)
     model = model.eval()
     x = example_input(input_size, device=next(model.parameters()).device)
     names = output_names(len(_as_tuple(model(x))))

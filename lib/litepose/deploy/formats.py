@@ -30,6 +30,10 @@ largest difference, relative to the largest PyTorch output value, is within the 
 it moved into place (``os.replace``, one file at a time; an existing output is only replaced
 with ``force``). A failed check leaves nothing behind.
 
+``litepose quantize`` writes its INT8 and float16 models through ``export_checked`` too
+(``write=``: the model made beforehand, ``quantization=``: how), so that they carry the same
+metadata and pass the same check and atomic write as any export.
+
 ``half=True`` asks for a float16 model where the format has one: ONNX (float16 weights and
 arithmetic, float32 inputs and outputs), OpenVINO (float16 weights, run with the f16
 precision hint), ncnn (float16 weights; ncnn computes in float16 where the CPU can), Core ML
@@ -48,7 +52,8 @@ import torch
 
 from ..errors import LitePoseError
 
-from ..runtime.exported import FORMATS, ncnn_bin_path, open_network, openvino_core
+from ..runtime.exported import (DYNAMIC_FORMATS, FORMATS, HALF_FORMATS, export_option_problem, ncnn_bin_path,
+                                open_network, openvino_core)
 from ..runtime.metadata import EXTRA_FILE, KEY, build_metadata, sidecar_path
 from .export import ExportError, INPUT_NAME, _as_tuple, _first_line, _TupleOutputs, export_onnx
 from .fuse import batchnorm_names, fuse_bn
@@ -65,8 +70,6 @@ PACKAGES = {
 # Default suffixes: no two formats write the same file name (OpenVINO's M.bin, ncnn's M.ncnn.bin).
 SUFFIXES = {"onnx": ".onnx", "openvino": ".xml", "tflite": ".tflite", "ncnn": ".ncnn.param", "coreml": ".mlpackage",
             "torchscript": ".torchscript.pt"}
-HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
-DYNAMIC_FORMATS = ("onnx", "openvino", "ncnn", "torchscript")
 # Largest |runtime - PyTorch| / max |PyTorch| accepted by default: float32 runtimes agree to
 # ~1e-6 (reordered sums); float16 and bfloat16 to ~1e-3 to 1e-2.
 DEFAULT_TOLERANCE = {False: 1e-3, True: 3e-2}
@@ -272,9 +275,9 @@ def _export_torchscript(model, x, path, half, dynamic, opset):
 
 def embed_metadata(fmt, path, meta):
     """Write ``meta`` (an ``ExportMetadata``) into the export of ``fmt`` at ``path``, where the
-    format keeps it (module doc): the one place metadata is written, by ``export_checked`` and
-    by ``tools/quantize.py`` for its INT8 models. ``path`` is rewritten in place: call it on
-    files not yet moved into place."""
+    format keeps it (module doc): the one place metadata is written, by ``export_checked`` (for
+    ``litepose export`` and for ``litepose quantize``'s INT8 and float16 models). ``path`` is
+    rewritten in place: call it on files not yet moved into place."""
     text = meta.to_json()
     path = os.fspath(path)
     with _quiet():
@@ -433,8 +436,8 @@ class ExportReport:
             meta = self.metadata
             source = f", from {meta.checkpoint['path']} (sha256 {meta.checkpoint['sha256'][:12]})" \
                 if meta.checkpoint else ""
-            text.append(f"metadata: {meta.dataset['name']} ({meta.dataset['num_joints']} joints), input size "
-                        f"{meta.input_size}{' dynamic' if meta.dynamic else ' fixed'}{source}")
+            text.append(f"metadata: {meta.dataset['name']} ({meta.dataset['num_joints']} joints), {meta.precision}, "
+                        f"input size {meta.input_size}{' dynamic' if meta.dynamic else ' fixed'}{source}")
         else:
             text.append("metadata: none (no config given)")
         sizes = ", ".join(f"{os.path.getsize(p) / 1e6:.2f} MB" if os.path.isfile(p) else "folder" for p in self.files)
@@ -443,7 +446,8 @@ class ExportReport:
 
 
 def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None, half=False, dynamic=None, opset=17,
-                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=()):
+                   tolerance=None, force=False, image_dir=None, num_images=2, fold=True, checker=None, inputs=(),
+                   write=None, quantization=None):
     """Export ``model`` (a LitePose in eval mode, BN unfolded) to ``fmt`` at ``output``, checked.
 
     ``cfg``: the model's config; with it the export carries its metadata
@@ -461,16 +465,19 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
     replaces the runtime check (tests). ``inputs``: the files the run reads, which no output
     may be (``check_output_file``). Returns an ``ExportReport``; raises ``ExportError``
     (nothing written) otherwise.
+
+    ``write(path)`` writes a model made beforehand in place of the format's converter
+    (``litepose quantize``'s INT8 and float16 models, ``litepose.deploy.quantize.save_model``);
+    it is then given its metadata, checked and moved into place as any export.
+    ``quantization``: how it was made (the metadata's ``quantization``).
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if half and fmt not in HALF_FORMATS:
-        raise ExportError(f"--fp16 is not available for {fmt} (only {', '.join(HALF_FORMATS)})")
     if dynamic is None:
         dynamic = fmt in DYNAMIC_FORMATS
-    if dynamic and fmt not in DYNAMIC_FORMATS:
-        raise ExportError(f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: "
-                          f"{', '.join(DYNAMIC_FORMATS)})")
+    problem = export_option_problem(fmt, half, dynamic)
+    if problem:
+        raise ExportError(problem)
     files = check_outputs(fmt, output, force, metadata=cfg is not None, inputs=inputs)
     require(fmt)
     tolerance = DEFAULT_TOLERANCE[bool(half)] if tolerance is None else tolerance
@@ -491,7 +498,7 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
         count = len(_as_tuple(model(x[:1])))
     meta = None
     if cfg is not None:
-        meta = export_metadata(cfg, fmt, (height, width), dynamic, half, count, model, checkpoint)
+        meta = export_metadata(cfg, fmt, (height, width), dynamic, half, count, model, checkpoint, quantization)
 
     final_dir = os.path.dirname(os.path.abspath(files[0]))
     os.makedirs(final_dir, exist_ok=True)
@@ -500,7 +507,10 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
         temp_files = [os.path.join(work, os.path.basename(p)) for p in files]
         try:
             with torch.no_grad(), _silence_fd():
-                _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset)
+                if write is not None:
+                    write(temp_files[0])
+                else:
+                    _EXPORTERS[fmt](deployed, x, temp_files[0], half, dynamic, opset)
                 if meta is not None:
                     embed_metadata(fmt, temp_files[0], meta)
         except ExportError:
@@ -529,8 +539,9 @@ def export_checked(fmt, model, output, input_size, *, cfg=None, checkpoint=None,
         shutil.rmtree(work, ignore_errors=True)
 
 
-def export_metadata(cfg, fmt, input_hw, dynamic, half, output_count, model=None, checkpoint=None):
-    """The ``ExportMetadata`` an export of ``model`` (of ``cfg``, from ``checkpoint``) carries."""
+def export_metadata(cfg, fmt, input_hw, dynamic, half, output_count, model=None, checkpoint=None, quantization=None):
+    """The ``ExportMetadata`` an export of ``model`` (of ``cfg``, from ``checkpoint``; quantised
+    as ``quantization`` says) carries."""
     import hashlib
 
     from .. import __version__
@@ -545,10 +556,11 @@ def export_metadata(cfg, fmt, input_hw, dynamic, half, output_count, model=None,
         source = {"path": os.path.abspath(os.fspath(checkpoint)), "sha256": digest.hexdigest()}
     arch = getattr(model, "active_arch", None) or getattr(model, "arch", None)
     producer = {"litepose": __version__}
-    producer.update({k: v for k, v in versions().items() if k == "torch" or k in dict(PACKAGES[fmt]).values()})
+    tools = {"torch", *dict(PACKAGES[fmt]).values(), *([quantization["tool"]] if quantization else [])}
+    producer.update({k: v for k, v in versions().items() if k in tools})
     return build_metadata(cfg, fmt, input_hw, dynamic, half, output_names(output_count),
                           architecture=dict(arch) if isinstance(arch, dict) else None, checkpoint=source,
-                          producer=producer)
+                          producer=producer, quantization=quantization)
 
 
 def _check_runtime(fmt, path, model, x, half, sizes, image_dir, meta):

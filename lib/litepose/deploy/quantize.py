@@ -220,39 +220,75 @@ class Variant:
         self.timings = {}
 
 
+# Largest |quantised - PyTorch| / max |PyTorch| with which ``litepose quantize`` writes a model:
+# INT8 costs accuracy (measured as AP, not bounded here); beyond this the quantisation is broken.
+CHECK_TOLERANCE = 1.0
+# What build_variants asks of each quantiser, recorded in the INT8 models' metadata.
+ONNX_SETTINGS = {"per_channel": True, "calibrate_method": "minmax"}
+OPENVINO_SETTINGS = {"preset": "performance", "fast_bias_correction": True}
+
+
+def int8_facts(tool, scheme, settings, kept_float, images, calibration=None):
+    """The metadata's ``quantization`` (``litepose.runtime.metadata``) of an INT8 model made by
+    ``tool`` with ``settings``, ``kept_float`` ({kind: [names]}) in float, calibrated on
+    ``images``; ``calibration``: where the images came from (split, augment, seed)."""
+    return {"precision": "int8", "tool": tool, "scheme": scheme, "settings": dict(settings),
+            "kept_float": {kind: list(names) for kind, names in kept_float.items()},
+            "calibration": {"images": int(len(images)), "input_size": int(images.shape[-1]), **(calibration or {})}}
+
+
+def save_model(artefact, path):
+    """Write a model ``build_variants`` made: ONNX bytes to ``path``, an ``openvino.Model`` to
+    ``path`` (``.xml``) and the ``.bin`` beside it (the weights as they are)."""
+    if isinstance(artefact, (bytes, bytearray)):
+        with open(path, "wb") as handle:
+            handle.write(artefact)
+        return
+    import openvino as ov
+
+    ov.save_model(artefact, os.fspath(path), compress_to_fp16=False)
+
+
 def build_variants(model, images, runtimes=("onnx", "openvino"), half=False, exclude_op_types=(), exclude_nodes=(),
                    ignored_types=(), ignored_names=(), log=print, exclude_patterns=(), ignored_patterns=(),
-                   built=None):
+                   built=None, calibration=None):
     """PyTorch eager, then per runtime float32, INT8 and (``half``) float16 / bfloat16 variants of
     ``model``, quantised on ``images``. Returns ``(variants, artefacts)`` where ``artefacts`` holds
     the float and quantised models (``onnx_float``, ``onnx_int8``, ``onnx_fp16``, ``openvino_float``,
-    ``openvino_int8``). ``built(key, artefact)``, when given, is called as soon as each artefact
-    exists (``tools/quantize.py`` checks and saves the INT8 models there, so an interruption
-    keeps those already made)."""
-    built = built or (lambda key, artefact: None)
+    ``openvino_int8``). ``built(key, artefact, quantization)``, when given, is called as soon as
+    each artefact exists, with how it was quantised (``int8_facts``; None for float16):
+    ``litepose quantize`` checks and saves the models there, with their metadata, so an
+    interruption keeps those already made. ``calibration``: where ``images`` came from."""
+    built = built or (lambda key, artefact, quantization: None)
     variants = [Variant("PyTorch eager", "pytorch", "float32", lambda threads: model)]
     artefacts = {}
     if "onnx" in runtimes:
         artefacts["onnx_float"] = onnx_float(model, int(images.shape[-1]))
         log("quantising for ONNX Runtime (QDQ, u8 activations, s8 per-channel weights)")
         artefacts["onnx_int8"] = quantize_onnx(artefacts["onnx_float"], images, exclude_op_types, exclude_nodes,
-                                              exclude_patterns)
-        built("onnx_int8", artefacts["onnx_int8"])
+                                              exclude_patterns, **ONNX_SETTINGS)
+        built("onnx_int8", artefacts["onnx_int8"],
+              int8_facts("onnxruntime", "static QDQ: uint8 activations (asymmetric), int8 weights (symmetric)",
+                         ONNX_SETTINGS, {"op_types": exclude_op_types, "nodes": exclude_nodes,
+                                         "patterns": exclude_patterns}, images, calibration))
         variants.append(Variant("ONNX Runtime", "onnx", "float32",
                                 lambda t: onnx_runner(artefacts["onnx_float"], t)))
         variants.append(Variant("ONNX Runtime", "onnx", "int8",
                                 lambda t: onnx_runner(artefacts["onnx_int8"], t)))
         if half:
             artefacts["onnx_fp16"] = onnx_half(artefacts["onnx_float"])
-            built("onnx_fp16", artefacts["onnx_fp16"])
+            built("onnx_fp16", artefacts["onnx_fp16"], None)
             variants.append(Variant("ONNX Runtime", "onnx", "float16",
                                     lambda t: onnx_runner(artefacts["onnx_fp16"], t)))
     if "openvino" in runtimes:
         artefacts["openvino_float"] = openvino_float(model, int(images.shape[-1]))
         log("quantising for OpenVINO (NNCF)")
         artefacts["openvino_int8"] = quantize_openvino(artefacts["openvino_float"], images, ignored_types,
-                                                       ignored_names, ignored_patterns)
-        built("openvino_int8", artefacts["openvino_int8"])
+                                                       ignored_names, ignored_patterns, **OPENVINO_SETTINGS)
+        built("openvino_int8", artefacts["openvino_int8"],
+              int8_facts("nncf", "nncf.quantize: FakeQuantize, int8 weights and activations", OPENVINO_SETTINGS,
+                         {"types": ignored_types, "names": ignored_names, "patterns": ignored_patterns}, images,
+                         calibration))
         variants.append(Variant("OpenVINO", "openvino", "float32",
                                 lambda t: openvino_runner(artefacts["openvino_float"], t, "f32")))
         variants.append(Variant("OpenVINO", "openvino", "int8",

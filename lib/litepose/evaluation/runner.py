@@ -223,6 +223,10 @@ class _FiniteWatch(Network):
     def __init__(self, inner):
         self.inner = inner
         self.name = getattr(inner, "name", type(inner).__name__)
+        # Network's class defaults (None) would hide the inner network's own values from
+        # __getattr__: a fixed-size export (TFLite, ``--fixed``) must still be letterboxed.
+        for name in ("format", "fixed_hw", "metadata"):
+            setattr(self, name, getattr(inner, name, None))
         self.finite = True
 
     def __getattr__(self, name):

@@ -22,6 +22,7 @@ Only the TorchScript backend imports PyTorch.
 """
 
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -32,11 +33,25 @@ from .metadata import EXTRA_FILE, KEY, ExportMetadata, read_sidecar
 from .network import Network
 
 FORMATS = ("onnx", "openvino", "tflite", "ncnn", "torchscript", "coreml")
+# What an export of each format can be (``litepose export``'s --dynamic and --fp16): any input
+# size, and float16. Here, beside the list, so that the command's help imports no PyTorch.
+DYNAMIC_FORMATS = ("onnx", "openvino", "ncnn", "torchscript")
+HALF_FORMATS = ("onnx", "openvino", "ncnn", "coreml")
 # Packages each runtime needs (import name, PyPI name).
 RUNTIME_PACKAGES = {"onnx": [("onnxruntime", "onnxruntime")], "openvino": [("openvino", "openvino")],
                     "tflite": [("ai_edge_litert", "ai-edge-litert")], "ncnn": [("ncnn", "ncnn")],
                     "torchscript": [("torch", "torch")], "coreml": []}
 NCNN_MAGIC = "7767517"
+
+
+def export_option_problem(fmt, half=False, dynamic=False):
+    """What is wrong with exporting to ``fmt`` in float16 (``half``) or with any input size
+    (``dynamic``), in one line, or None."""
+    if half and fmt not in HALF_FORMATS:
+        return f"--fp16 is not available for {fmt} (only {', '.join(HALF_FORMATS)})"
+    if dynamic and fmt not in DYNAMIC_FORMATS:
+        return f"--dynamic is not available for {fmt} (its input size is fixed; dynamic: {', '.join(DYNAMIC_FORMATS)})"
+    return None
 
 
 def detect_format(path):
@@ -224,7 +239,10 @@ class OpenVinoNetwork(Network):
 
 class TfliteNetwork(Network):
     """A LiteRT / TFLite flatbuffer on the LiteRT interpreter (``threads`` threads); its input
-    size is the converter's (fixed), one image per call."""
+    size is the converter's (fixed), one image per call. A fully quantised model (integer input
+    or outputs, as litert-torch's PT2E quantisation with a ``quant_config`` gives) takes and
+    returns float32 all the same: the input is quantised and the outputs dequantised here with
+    the tensors' own scale and zero point."""
 
     name = "tflite"
     format = "tflite"
@@ -247,17 +265,32 @@ class TfliteNetwork(Network):
         if len(shape) != 4 or shape[1] != 3:
             raise ModelFileError(f"{path}: input shape {shape} is not [1, 3, H, W]")
         self.input_index = detail["index"]
+        self.input_quantization = _tflite_quantization(detail, path)
         self.fixed_hw = (shape[2], shape[3])
-        self.output_indices = [d["index"] for d in _ordered_outputs(self.interpreter.get_output_details())]
+        outputs = _ordered_outputs(self.interpreter.get_output_details())
+        self.output_indices = [d["index"] for d in outputs]
+        self.output_quantization = [_tflite_quantization(d, path) for d in outputs]
         self.metadata = read_sidecar(path)
 
     def _run(self, batch):
+        if self.input_quantization is not None:
+            scale, zero, dtype = self.input_quantization
+            limits = np.iinfo(dtype)
+            batch = np.clip(np.round(batch / scale) + zero, limits.min, limits.max).astype(dtype)
         try:
             self.interpreter.set_tensor(self.input_index, batch)
             self.interpreter.invoke()
         except Exception as exc:
             raise _runtime_error(self.format, exc) from None
-        return [self.interpreter.get_tensor(i).copy() for i in self.output_indices]
+        outputs = []
+        for index, quantization in zip(self.output_indices, self.output_quantization):
+            value = self.interpreter.get_tensor(index)
+            if quantization is None:
+                outputs.append(value.copy())
+            else:
+                scale, zero, _ = quantization
+                outputs.append(((value.astype(np.float32) - zero) * np.float32(scale)).astype(np.float32))
+        return outputs
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, np.float32)
@@ -265,13 +298,27 @@ class TfliteNetwork(Network):
         return _one_at_a_time(self._run, batch)
 
 
+def _tflite_quantization(detail, path):
+    """``(scale, zero_point, dtype)`` of a quantised (integer) TFLite input or output, None for
+    a float one; one ``ModelFileError`` line for an integer tensor without a scale."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return None
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if dtype.kind not in "iu" or not scale or not np.isfinite(scale):
+        raise ModelFileError(f"{path}: tensor {detail['name']} is {dtype.name} without a quantisation scale; "
+                             f"LitePose feeds and reads float32 or quantised integer tensors")
+    return float(scale), int(zero), dtype
+
+
 def _ordered_outputs(details):
-    """TFLite output details in the model's output order (``output0``, ``output1``, ...), which
-    converters name ``..._0``, ``..._1`` or ``Identity``, ``Identity_1``."""
+    """TFLite output details in the model's output order (``output0``, ``output1``, ...): by the
+    last number in each name, as converters number them (litert-torch
+    ``serving_default_output_0_output``, TensorFlow ``Identity``, ``Identity_1``,
+    ``StatefulPartitionedCall:1``; a name without a number first), numerically (10 after 9)."""
     def key(detail):
-        name = detail["name"]
-        tail = name.rsplit("_", 1)[-1].rsplit(":", 1)[-1]
-        return (int(tail) if tail.isdigit() else -1, name)
+        numbers = re.findall(r"\d+", detail["name"])
+        return (int(numbers[-1]) if numbers else -1, detail["name"])
 
     return sorted(details, key=key)
 

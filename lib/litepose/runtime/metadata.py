@@ -1,5 +1,6 @@
-"""What an export knows about itself: one schema, written by ``tools/export.py`` into every
-export and read back by the runtime without PyTorch.
+"""What an export knows about itself: one schema, written by ``litepose export`` into every
+export (and by ``litepose quantize`` into its INT8 and float16 models) and read back by the
+runtime without PyTorch.
 
 Where it lives, per format (``read_metadata`` / ``litepose.deploy.formats`` write it):
 
@@ -26,7 +27,16 @@ The JSON (``litepose_metadata_version`` 1)::
               "MODEL.TAG_PER_JOINT": true, "LOSS.WITH_AE_LOSS": [true, false], ...},
      "architecture": {...the architecture JSON...} or null,
      "checkpoint": {"path": "/abs/path/model.pth", "sha256": "..."},
-     "producer": {"litepose": "0.1.0", "torch": "2.14.1"}}
+     "producer": {"litepose": "0.1.0", "torch": "2.14.1"},
+     "quantization": null}
+
+``quantization`` is null for a float export (``half`` says float16) and, for the INT8 models of
+``litepose quantize``, what made them: ``{"precision": "int8", "tool": "onnxruntime" or "nncf",
+"settings": {...the quantiser's arguments...}, "kept_float": [...op types, names, patterns...],
+"calibration": {"images": 300, "input_size": 256, "split": "train2017", "augment": true,
+"seed": 0}}``. It is optional: version 1 stays, a reader that predates it ignores it (and
+runs the model as the float export it otherwise is), and metadata without it reads as float.
+``precision`` (float32, float16, int8) is what the two say together.
 
 ``input.size`` is the short side the export was made and checked at; a fixed-size export
 (``dynamic`` false) takes exactly ``shape[2] x shape[3]`` and the estimator letterboxes frames
@@ -67,6 +77,7 @@ class ExportMetadata:
     architecture: dict = None
     checkpoint: dict = None
     producer: dict = None
+    quantization: dict = None
 
     # -- what the runtime asks ------------------------------------------------------------------
     @property
@@ -84,6 +95,13 @@ class ExportMetadata:
         if self.dynamic or not shape:
             return None
         return int(shape[2]), int(shape[3])
+
+    @property
+    def precision(self):
+        """float32, float16 or the quantised precision (int8)."""
+        if self.quantization is not None:
+            return str(self.quantization["precision"])
+        return "float16" if self.half else "float32"
 
     def to_config(self):
         """A config holding the export's test-time settings and dataset (no paths)."""
@@ -133,6 +151,8 @@ class ExportMetadata:
             meta = cls(**{k: v for k, v in data.items() if k in fields})
             meta.input_size, meta.dynamic, meta.fixed_hw  # noqa: B018 - validates the input section
             meta.keypoint_info()
+            if meta.quantization is not None and not isinstance(meta.quantization.get("precision"), str):
+                raise ValueError("quantization without a precision")
             unknown = [k for k in meta.test if k not in TEST_KEYS]
             if unknown:
                 raise ValueError(f"unknown test key {unknown[0]}")
@@ -144,9 +164,10 @@ class ExportMetadata:
 
 
 def build_metadata(cfg, fmt, input_hw, dynamic, half=False, output_names=(), architecture=None, checkpoint=None,
-                   producer=None):
+                   producer=None, quantization=None):
     """The ``ExportMetadata`` of a model of ``cfg`` exported to ``fmt`` at ``input_hw``
-    ((height, width)); ``checkpoint``: ``{"path", "sha256"}``."""
+    ((height, width)); ``checkpoint``: ``{"path", "sha256"}``; ``quantization``: how an INT8
+    model was made (module doc)."""
     from ..data.coco_format import keypoint_info_from_config
     from .preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -172,7 +193,8 @@ def build_metadata(cfg, fmt, input_hw, dynamic, half=False, output_names=(), arc
         input={"size": int(min(height, width)), "dynamic": bool(dynamic),
                "shape": [None, 3, None, None] if dynamic else [1, 3, int(height), int(width)], "layout": "NCHW",
                "color": "RGB", "scale": 1.0 / 255.0, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD)},
-        outputs=outputs, test=test, architecture=architecture, checkpoint=checkpoint, producer=producer)
+        outputs=outputs, test=test, architecture=architecture, checkpoint=checkpoint, producer=producer,
+        quantization=quantization)
     return ExportMetadata.from_json(meta.to_json(), "the metadata built")  # JSON types: what readers get back
 
 

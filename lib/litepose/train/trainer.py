@@ -36,6 +36,7 @@ from tqdm import tqdm
 from ..arch import default_input_size, describe_arch, load_arch
 from ..data.build import (build_dataset, build_loader, default_workers, ensure_dataset, iterate_loader,
                           set_loader_epoch)
+from ..data.index_cache import CACHE_DIR_NAME
 from ..data.targets import TargetConfig, prepare_batch
 from ..errors import CheckpointError, ConfigError, LitePoseError
 from ..loss import PoseLoss, total
@@ -190,7 +191,10 @@ class Trainer:
         if self.device.type == "cpu":
             self.logger.info(f"CPU: {torch.get_num_threads()} compute thread(s) per process")
         pin = cfg.PIN_MEMORY and self.device.type == "cuda"
-        train_set = build_dataset(cfg, self.data_size, "train", augment=True)
+        # The annotation index is built once per run and memory-mapped by its processes and restarts.
+        index = dict(index_cache=os.path.join(self.output_dir, CACHE_DIR_NAME) if cfg.DATASET.INDEX_CACHE else None,
+                     log=self.logger.info if ctx.is_main else None, warn=self.logger.warning)
+        train_set = build_dataset(cfg, self.data_size, "train", augment=True, **index)
         # On a CPU the loader workers render a fixed network's targets, overlapping the step (the
         # release's placement); on a GPU, or for the supernet's per-resolution targets, the step does.
         self.worker_targets = self.device.type == "cpu" and workers > 0 and not self.is_supernet
@@ -200,7 +204,7 @@ class Trainer:
         self.val_loader = None
         if cfg.TRAIN.VAL_FREQ > 0:
             try:
-                val_set = build_dataset(cfg, self.data_size, "test", augment=False)
+                val_set = build_dataset(cfg, self.data_size, "test", augment=False, **index)
             except LitePoseError as exc:
                 raise type(exc)(f"{exc} (validation set; TRAIN.VAL_FREQ 0 trains without validation)") from None
             for path in val_set.missing:
