@@ -327,7 +327,7 @@ def test_a_process_missing_from_the_attempt_is_named_after_the_timeout():
         attempt_store(store, 1, 3, timeout)
 
 
-@pytest.mark.slow  # two torchrun agents, a restart and the rest of the run: 20 to 60 s on 2 busy cores
+@pytest.mark.slow  # two torchrun agents, a restart and the rest of the run: 15 to 40 s on 2 cores (100 s at load 45)
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds torchrun's workers through /proc")
 def test_two_torchrun_agents_on_loopback_restart_a_killed_worker_once_and_finish(tmp_path):
     """Two agents (``--nnodes 2``, c10d rendezvous on 127.0.0.1): a worker SIGKILLed after the
