@@ -76,8 +76,6 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int_range(1, 1000), default=3,
                         help="runs per path, the fastest kept (default 3)")
     args = parse_args(parser, argv)
-    if args.images < 1 or args.random < 0 or args.repeat < 1:
-        parser.error("--images and --repeat must be positive, --random not negative")
     cfg = load_cli_config(args)
 
     import torch
